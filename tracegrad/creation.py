@@ -1,0 +1,494 @@
+"""Making tensors: from data, factories (zeros, arange, ...), random numbers.
+
+`tensor(data)` always copies; `from_numpy` and `as_tensor` of a matching ndarray
+share memory; the legacy `Tensor(ndarray)` shares a float32 array (as torch does).
+Random numbers come from a NumPy PCG64 stream seeded by `manual_seed`: the same
+seed gives the same numbers run to run, though not torch's numbers."""
+from __future__ import annotations
+
+import math
+import numbers
+
+import numpy as np
+
+from . import dtypes as D
+from .device import check_device
+from .dispatch import to_storage
+from .tensor import Tensor
+
+
+# ---- random state --------------------------------------------------------------------
+class Generator:
+    """A random stream, like torch.Generator: `manual_seed`, `initial_seed`, `get_state`."""
+
+    def __init__(self, device="cpu"):
+        self._seed = 67280421310721
+        self._rng = np.random.Generator(np.random.PCG64(self._seed))
+
+    def manual_seed(self, seed: int) -> "Generator":
+        seed = int(seed)
+        self._seed = seed
+        self._rng = np.random.Generator(np.random.PCG64(seed & 0xFFFFFFFFFFFFFFFF))
+        return self
+
+    def seed(self) -> int:
+        s = int(np.random.SeedSequence().entropy) & 0xFFFFFFFFFFFFFFFF
+        self.manual_seed(s)
+        return s
+
+    def initial_seed(self) -> int:
+        return self._seed
+
+    def get_state(self):
+        import pickle
+
+        from_ = pickle.dumps(self._rng.bit_generator.state)
+        return Tensor._make(np.frombuffer(from_, dtype=np.uint8).copy(), D.uint8)
+
+    def set_state(self, state) -> "Generator":
+        import pickle
+
+        self._rng.bit_generator.state = pickle.loads(state._data.tobytes())
+        return self
+
+
+default_generator = Generator()
+
+
+def manual_seed(seed: int) -> Generator:
+    return default_generator.manual_seed(seed)
+
+
+def seed() -> int:
+    return default_generator.seed()
+
+
+def initial_seed() -> int:
+    return default_generator.initial_seed()
+
+
+def get_rng_state():
+    return default_generator.get_state()
+
+
+def set_rng_state(state) -> None:
+    default_generator.set_state(state)
+
+
+def _rng(generator):
+    return (generator or default_generator)._rng
+
+
+# ---- helpers --------------------------------------------------------------------------
+def _size(size) -> tuple:
+    if len(size) == 1 and not isinstance(size[0], (int, np.integer)) and not isinstance(size[0], Tensor):
+        size = tuple(size[0])
+    out = []
+    for s in size:
+        if isinstance(s, Tensor):
+            s = int(s)
+        if not isinstance(s, (int, np.integer)):
+            raise TypeError(f"empty(): argument 'size' must be tuple of ints, but found element of type "
+                            f"{type(s).__name__} at pos {len(out)}")
+        if s < 0:
+            raise RuntimeError(f"Trying to create tensor with negative dimension {s}: [{', '.join(map(str, size))}]")
+        out.append(int(s))
+    return tuple(out)
+
+
+def from_values(arr: np.ndarray, dtype: D.DType, requires_grad: bool = False) -> Tensor:
+    """Wrap computed values (bfloat16 as float32) as a tensor of `dtype`."""
+    t = Tensor._make(to_storage(np.asarray(arr), dtype), dtype)
+    if requires_grad:
+        t.requires_grad_(True)
+    return t
+
+
+def _finish(arr, dtype, device, requires_grad) -> Tensor:
+    check_device(device)
+    t = Tensor._make(arr, dtype)
+    if requires_grad:
+        t.requires_grad_(True)
+    return t
+
+
+# ---- from data ------------------------------------------------------------------------------
+def _infer_dtype(data) -> D.DType:
+    """torch's rule for Python data: any float -> default float, else any int -> int64, else bool."""
+    kinds = set()
+
+    def walk(x):
+        if isinstance(x, Tensor):
+            kinds.add(x.dtype)
+        elif isinstance(x, np.ndarray):
+            kinds.add(D.from_numpy_dtype(x.dtype))
+        elif isinstance(x, (list, tuple)):
+            for y in x:
+                walk(y)
+        elif isinstance(x, (bool, np.bool_)):
+            kinds.add("bool")
+        elif isinstance(x, (int, np.integer)):
+            kinds.add("int")
+        elif isinstance(x, (float, np.floating)):
+            kinds.add("float")
+        elif isinstance(x, complex):
+            raise TypeError("complex tensors are not supported")
+        else:
+            raise TypeError(f"Could not infer dtype of {type(x).__name__}")
+
+    walk(data)
+    if isinstance(data, np.ndarray):
+        return D.from_numpy_dtype(data.dtype)
+    tensors = [k for k in kinds if isinstance(k, D.DType)]
+    if "float" in kinds:
+        return D.get_default_dtype() if not any(t.is_floating_point for t in tensors) else \
+            max((t for t in tensors if t.is_floating_point), key=lambda d: d._rank)
+    if tensors:
+        best = tensors[0]
+        for t in tensors[1:]:
+            best = D.promote_types(best, t)
+        if "int" in kinds and best.category < D._INT:
+            best = D.int64
+        return best
+    if "int" in kinds:
+        return D.int64
+    if "bool" in kinds:
+        return D.bool_
+    return D.get_default_dtype()  # empty list
+
+
+def _check_ragged(data, dim=0):
+    if isinstance(data, (list, tuple)) and data:
+        lens = [len(x) if isinstance(x, (list, tuple)) else -1 for x in data]
+        first = lens[0]
+        for x, n in zip(data, lens):
+            if n != first:
+                if first == -1 or n == -1:
+                    raise ValueError(f"expected sequence of length {first} at dim {dim + 1} (got {n})" if n >= 0
+                                     else f"expected sequence of length {first} at dim {dim} (got {n})")
+                raise ValueError(f"expected sequence of length {first} at dim {dim + 1} (got {n})")
+        for x in data:
+            _check_ragged(x, dim + 1)
+
+
+def _to_array(data, dtype: D.DType) -> np.ndarray:
+    if isinstance(data, Tensor):
+        return data._values().astype(D.compute_np(dtype))
+    if isinstance(data, np.ndarray):
+        return data.astype(D.compute_np(dtype))
+    if isinstance(data, (list, tuple)):
+        _check_ragged(data)
+        if any(isinstance(x, Tensor) for x in _flat(data)):
+            data = _untensor(data)
+    with np.errstate(all="ignore"):
+        try:
+            return np.array(data, dtype=D.compute_np(dtype))
+        except OverflowError:
+            return np.array(data, dtype=np.int64 if dtype.category == D._INT else np.float64).astype(D.compute_np(dtype))
+
+
+def _flat(data):
+    for x in data:
+        if isinstance(x, (list, tuple)):
+            yield from _flat(x)
+        else:
+            yield x
+
+
+def _untensor(data):
+    if isinstance(data, Tensor):
+        if data.ndim:
+            return data.tolist()
+        return data.item()
+    if isinstance(data, (list, tuple)):
+        return [_untensor(x) for x in data]
+    return data
+
+
+def tensor(data, *, dtype=None, device=None, requires_grad=False, pin_memory=False) -> Tensor:
+    """A new tensor holding a copy of `data` (nested lists, scalars, ndarrays or tensors)."""
+    dt = dtype or _infer_dtype(data)
+    arr = _to_array(data, dt)
+    return _finish(to_storage(arr, dt), dt, device, requires_grad)
+
+
+def as_tensor(data, dtype=None, device=None) -> Tensor:
+    if isinstance(data, Tensor):
+        return data if dtype is None or dtype is data.dtype else data.to(dtype)
+    if isinstance(data, np.ndarray) and (dtype is None or dtype.np == data.dtype):
+        return from_numpy(data)
+    return tensor(data, dtype=dtype, device=device)
+
+
+def asarray(obj, *, dtype=None, device=None, copy=None, requires_grad=False):
+    t = as_tensor(obj, dtype=dtype, device=device)
+    if copy:
+        t = t.clone()
+    if requires_grad:
+        t.requires_grad_(True)
+    return t
+
+
+def from_numpy(arr: np.ndarray) -> Tensor:
+    """Share the ndarray's memory: writes through either show in both."""
+    if not isinstance(arr, np.ndarray):
+        raise TypeError(f"expected np.ndarray (got {type(arr).__name__})")
+    if any(s % arr.itemsize for s in arr.strides) or any(s < 0 for s in arr.strides):
+        raise ValueError(
+            "At least one stride in the given numpy array is negative, and tensors with negative strides are not "
+            "currently supported. (You can probably work around this by making a copy of your array  with "
+            "array.copy().) ")
+    return Tensor._make(arr, D.from_numpy_dtype(arr.dtype))
+
+
+def _legacy_tensor(args, dtype, device):
+    """`Tensor(...)`: sizes give uninitialised memory; data gives a float32 tensor."""
+    check_device(device)
+    if not args:
+        return np.empty((0,), dtype.np), dtype
+    if len(args) == 1 and isinstance(args[0], np.ndarray):
+        a = args[0]
+        if a.dtype == np.float32 and dtype is D.float32:
+            return a, D.float32
+        return a.astype(np.float32), D.float32
+    if all(isinstance(a, (int, np.integer)) for a in args):
+        return np.zeros(_size(args), dtype.np), dtype
+    if len(args) == 1:
+        return _to_array(args[0], dtype), dtype
+    raise TypeError("new(): invalid data type")
+
+
+def _rebuild(arr, dtype_name, requires_grad):
+    t = Tensor._make(arr, D._by_name(dtype_name))
+    t._requires_grad = requires_grad
+    return t
+
+
+# ---- factories -------------------------------------------------------------------------
+def empty(*size, dtype=None, device=None, requires_grad=False, out=None, **_) -> Tensor:
+    dt = dtype or D.get_default_dtype()
+    return _finish(np.empty(_size(size), dt.np), dt, device, requires_grad)
+
+
+def zeros(*size, dtype=None, device=None, requires_grad=False, out=None, **_) -> Tensor:
+    dt = dtype or D.get_default_dtype()
+    r = _finish(np.zeros(_size(size), dt.np), dt, device, requires_grad)
+    return _write_out(out, r)
+
+
+def ones(*size, dtype=None, device=None, requires_grad=False, out=None, **_) -> Tensor:
+    dt = dtype or D.get_default_dtype()
+    r = _finish(to_storage(np.ones(_size(size), D.compute_np(dt)), dt), dt, device, requires_grad)
+    return _write_out(out, r)
+
+
+def _write_out(out, r):
+    if out is None:
+        return r
+    from .ops.inplace import write_out
+
+    return write_out(out, r)
+
+
+def full(size, fill_value, *, dtype=None, device=None, requires_grad=False, out=None, **_) -> Tensor:
+    if isinstance(fill_value, Tensor):
+        fill_value = fill_value.item()
+    dt = dtype or D.scalar_dtype(fill_value)
+    with np.errstate(all="ignore"):
+        arr = np.full(_size((size,) if isinstance(size, int) else (tuple(size),)), fill_value, D.compute_np(dt))
+    return _write_out(out, _finish(to_storage(arr, dt), dt, device, requires_grad))
+
+
+def _like(t, dtype):
+    return dtype or t.dtype
+
+
+def empty_like(input, *, dtype=None, device=None, requires_grad=False, memory_format=None) -> Tensor:
+    return empty(input.shape, dtype=_like(input, dtype), device=device, requires_grad=requires_grad)
+
+
+def zeros_like(input, *, dtype=None, device=None, requires_grad=False, memory_format=None) -> Tensor:
+    return zeros(input.shape, dtype=_like(input, dtype), device=device, requires_grad=requires_grad)
+
+
+def ones_like(input, *, dtype=None, device=None, requires_grad=False, memory_format=None) -> Tensor:
+    return ones(input.shape, dtype=_like(input, dtype), device=device, requires_grad=requires_grad)
+
+
+def full_like(input, fill_value, *, dtype=None, device=None, requires_grad=False, memory_format=None) -> Tensor:
+    return full(input.shape, fill_value, dtype=_like(input, dtype), device=device, requires_grad=requires_grad)
+
+
+def eye(n, m=None, *, dtype=None, device=None, requires_grad=False, out=None) -> Tensor:
+    dt = dtype or D.get_default_dtype()
+    arr = np.eye(n, n if m is None else m, dtype=D.compute_np(dt))
+    return _write_out(out, _finish(to_storage(arr, dt), dt, device, requires_grad))
+
+
+def arange(start, end=None, step=1, *, dtype=None, device=None, requires_grad=False, out=None) -> Tensor:
+    if end is None:
+        start, end = 0, start
+    vals = [v.item() if isinstance(v, Tensor) else v for v in (start, end, step)]
+    start, end, step = vals
+    if step == 0:
+        raise RuntimeError("step must be nonzero")
+    if (end - start) * step < 0 and end != start:
+        raise RuntimeError("upper bound and larger bound inconsistent with step sign")
+    is_int = all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) for v in vals)
+    dt = dtype or (D.int64 if is_int else D.get_default_dtype())
+    n = max(0, math.ceil((end - start) / step))
+    if dt.is_floating_point:
+        arr = (start + np.arange(n, dtype=np.float64) * step).astype(D.compute_np(dt))
+    else:
+        arr = (start + np.arange(n, dtype=np.int64) * step if is_int else
+               np.floor(start + np.arange(n, dtype=np.float64) * step)).astype(dt.np)
+    return _write_out(out, _finish(to_storage(arr, dt), dt, device, requires_grad))
+
+
+def range_(start, end, step=1, *, dtype=None, device=None, requires_grad=False) -> Tensor:
+    dt = dtype or D.get_default_dtype()
+    n = int(math.floor((end - start) / step)) + 1
+    arr = (start + np.arange(n, dtype=np.float64) * step).astype(D.compute_np(dt))
+    return _finish(to_storage(arr, dt), dt, device, requires_grad)
+
+
+def linspace(start, end, steps, *, dtype=None, device=None, requires_grad=False, out=None) -> Tensor:
+    """torch's formula: the first half steps up from start, the second half down from end."""
+    dt = dtype or D.get_default_dtype()
+    start = start.item() if isinstance(start, Tensor) else start
+    end = end.item() if isinstance(end, Tensor) else end
+    if steps < 0:
+        raise RuntimeError("number of steps must be non-negative")
+    cdt = np.float64 if dt is D.float64 or not dt.is_floating_point else np.float32
+    if steps == 1:
+        arr = np.array([start], dtype=cdt)
+    else:
+        step = (end - start) / (steps - 1)
+        i = np.arange(steps)
+        half = steps // 2
+        arr = np.where(i < half, start + step * i, end - step * (steps - 1 - i)).astype(cdt)
+    if not dt.is_floating_point:
+        arr = np.trunc(arr)
+    return _write_out(out, _finish(to_storage(arr.astype(D.compute_np(dt)), dt), dt, device, requires_grad))
+
+
+def logspace(start, end, steps, base=10.0, *, dtype=None, device=None, requires_grad=False) -> Tensor:
+    lin = linspace(start, end, steps, dtype=D.float64)
+    dt = dtype or D.get_default_dtype()
+    return _finish(to_storage((base ** lin._data).astype(D.compute_np(dt)), dt), dt, device, requires_grad)
+
+
+# ---- random -----------------------------------------------------------------------------
+def rand(*size, generator=None, dtype=None, device=None, requires_grad=False, out=None) -> Tensor:
+    dt = dtype or D.get_default_dtype()
+    arr = _rng(generator).random(_size(size), dtype=np.float64).astype(D.compute_np(dt))
+    return _write_out(out, _finish(to_storage(arr, dt), dt, device, requires_grad))
+
+
+def randn(*size, generator=None, dtype=None, device=None, requires_grad=False, out=None) -> Tensor:
+    dt = dtype or D.get_default_dtype()
+    arr = _rng(generator).standard_normal(_size(size)).astype(D.compute_np(dt))
+    return _write_out(out, _finish(to_storage(arr, dt), dt, device, requires_grad))
+
+
+def randint(low=0, high=None, size=None, *, generator=None, dtype=None, device=None, requires_grad=False) -> Tensor:
+    if size is None:  # randint(high, size)
+        low, high, size = 0, low, high
+    if high is None:
+        low, high = 0, low
+    if low >= high:
+        raise RuntimeError(f"random_ expects 'from' to be less than 'to', but got from={low} >= to={high}")
+    dt = dtype or D.int64
+    arr = _rng(generator).integers(low, high, size=_size((tuple(size),))).astype(D.compute_np(dt))
+    return _finish(to_storage(arr, dt), dt, device, requires_grad)
+
+
+def randperm(n, *, generator=None, dtype=None, device=None, requires_grad=False) -> Tensor:
+    dt = dtype or D.int64
+    return _finish(_rng(generator).permutation(n).astype(dt.np), dt, device, requires_grad)
+
+
+def rand_like(input, *, dtype=None, device=None, requires_grad=False, memory_format=None) -> Tensor:
+    return rand(input.shape, dtype=_like(input, dtype), device=device, requires_grad=requires_grad)
+
+
+def randn_like(input, *, dtype=None, device=None, requires_grad=False, memory_format=None) -> Tensor:
+    return randn(input.shape, dtype=_like(input, dtype), device=device, requires_grad=requires_grad)
+
+
+def randint_like(input, low=0, high=None, *, dtype=None, device=None, requires_grad=False) -> Tensor:
+    return randint(low, high, input.shape, dtype=_like(input, dtype), device=device)
+
+
+def normal(mean=0.0, std=1.0, size=None, *, generator=None, dtype=None, device=None, requires_grad=False,
+           out=None) -> Tensor:
+    """Normal samples; mean and std may be tensors (broadcast) or numbers."""
+    rng = _rng(generator)
+    mt, st = isinstance(mean, Tensor), isinstance(std, Tensor)
+    if mt or st:
+        if st and (std._values() < 0).any():
+            raise RuntimeError("normal expects all elements of std >= 0.0")
+        m = mean._values() if mt else mean
+        s = std._values() if st else std
+        shape = np.broadcast_shapes(np.shape(m), np.shape(s))
+        dt = mean.dtype if mt else std.dtype
+        arr = (m + s * rng.standard_normal(shape)).astype(D.compute_np(dt))
+    else:
+        if std < 0:
+            raise RuntimeError(f"normal expects std >= 0.0, but found std {std}")
+        dt = dtype or D.get_default_dtype()
+        arr = (mean + std * rng.standard_normal(_size((tuple(size),)))).astype(D.compute_np(dt))
+    return _write_out(out, _finish(to_storage(arr, dt), dt, device, requires_grad))
+
+
+def bernoulli(input, p=None, *, generator=None) -> Tensor:
+    prob = input._values() if p is None else p
+    arr = (_rng(generator).random(input.shape) < prob).astype(D.compute_np(input.dtype))
+    return from_values(arr, input.dtype)
+
+
+def multinomial(input, num_samples, replacement=False, *, generator=None) -> Tensor:
+    rng = _rng(generator)
+    p = np.asarray(input._values(), dtype=np.float64)
+    rows = p.reshape(-1, p.shape[-1])
+    out = []
+    for r in rows:
+        out.append(rng.choice(len(r), size=num_samples, replace=replacement, p=r / r.sum()))
+    arr = np.array(out, dtype=np.int64).reshape(p.shape[:-1] + (num_samples,))
+    return from_values(arr, D.int64)
+
+
+# in-place fills used by nn.init (they write under whatever grad mode the caller set)
+def _fill_random(self: Tensor, arr: np.ndarray) -> Tensor:
+    from .ops.inplace import check_writable
+
+    check_writable(self)
+    self._data[...] = to_storage(np.asarray(arr).astype(D.compute_np(self.dtype)), self.dtype)
+    self._vc[0] += 1
+    return self
+
+
+def uniform_(self, a=0.0, b=1.0, *, generator=None):
+    return _fill_random(self, a + (b - a) * _rng(generator).random(self.shape))
+
+
+def normal_(self, mean=0.0, std=1.0, *, generator=None):
+    return _fill_random(self, mean + std * _rng(generator).standard_normal(self.shape))
+
+
+def random_(self, low=0, high=None, *, generator=None):
+    if high is None:
+        low, high = 0, low if low else 2 ** 24
+    return _fill_random(self, _rng(generator).integers(low, high, size=self.shape))
+
+
+def bernoulli_(self, p=0.5, *, generator=None):
+    return _fill_random(self, _rng(generator).random(self.shape) < p)
+
+
+def exponential_(self, lambd=1.0, *, generator=None):
+    return _fill_random(self, _rng(generator).exponential(1.0 / lambd, self.shape))
+
+
+def isscalar(x) -> bool:
+    return isinstance(x, numbers.Number)

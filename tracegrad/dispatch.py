@@ -1,0 +1,196 @@
+"""The one path every op takes: `apply(op, args)`.
+
+    meta      the output dtype (op.dtype) and the dtype the inputs compute in
+    trace?    if a tracer is active, it records the node and returns a symbolic tensor
+    run       op.numpy on the inputs' arrays (bfloat16 widened to float32)
+    wrap      the result array becomes a Tensor (views share storage and version)
+    autograd  if an input requires grad, the output gets a grad_fn node holding
+              the op's vjp rule and what that rule reads
+
+Tensor methods, `tracegrad.*` functions and operators all end here."""
+from __future__ import annotations
+
+import numpy as np
+
+from . import dtypes as D
+from .autograd import grad_mode
+from .autograd.node import node_class
+from .autograd.engine import _accumulator
+
+_grad = grad_mode._state
+TRACER = [None]  # set by tracegrad.tracer while tracing; None otherwise
+_EMPTY: dict = {}
+
+
+def bf16_to_f32(u: np.ndarray) -> np.ndarray:
+    return (u.astype(np.uint32) << 16).view(np.float32)
+
+
+def f32_to_bf16(f: np.ndarray) -> np.ndarray:
+    """Round to nearest even, as torch does when it narrows to bfloat16."""
+    f = np.ascontiguousarray(f, dtype=np.float32)
+    b = f.view(np.uint32)
+    r = ((b + np.uint32(0x7FFF) + ((b >> 16) & np.uint32(1))) >> 16).astype(np.uint16)
+    nan = np.isnan(f)
+    if nan.any():
+        r[nan] = 0x7FC0
+    return r
+
+
+def to_storage(arr: np.ndarray, dt: D.DType) -> np.ndarray:
+    """A computed array in the NumPy dtype that stores `dt`."""
+    if dt is D.bfloat16:
+        if arr.dtype == np.uint16:
+            return arr
+        return f32_to_bf16(arr.astype(np.float32, copy=False))
+    if arr.dtype != dt.np:
+        if dt.category == D._INT and arr.dtype.kind == "f":
+            # torch truncates toward zero; NumPy warns on nan/inf, which torch does not
+            with np.errstate(invalid="ignore"):
+                return arr.astype(dt.np)
+        return arr.astype(dt.np)
+    return arr
+
+
+def values(t) -> np.ndarray:
+    """The array to compute with: bfloat16 widened, everything else as stored."""
+    if t.dtype is D.bfloat16:
+        return bf16_to_f32(t._data)
+    return t._data
+
+
+def cast_values(t, dt: D.DType) -> np.ndarray:
+    if t.dtype is dt:
+        return values(t)
+    return values(t).astype(D.compute_np(dt))
+
+
+class Ctx:
+    """What a vjp rule may read besides saved tensors: non-tensor arguments,
+    each tensor input's shape and dtype, and which inputs need a gradient."""
+
+    __slots__ = ("attrs", "shapes", "dtypes", "needs", "args", "out_shape", "out_dtype")
+
+    def __getattr__(self, name):  # attrs read as ctx.dim, ctx.keepdim, ...
+        try:
+            return object.__getattribute__(self, "attrs")[name]
+        except KeyError:
+            raise AttributeError(name) from None
+
+
+def apply(op, args: tuple, attrs: dict = _EMPTY, dtype: D.DType | None = None,
+          compute: D.DType | None = None):
+    """Run primitive `op` on `args` (tensors and Python scalars)."""
+    tr = TRACER[0]
+    if tr is not None:
+        return tr.record(op, args, attrs, dtype, compute)
+    from .tensor import Tensor
+
+    if dtype is None:
+        dtype = op.dtype(args, attrs) if op.dtype is not None else _first_dtype(args)
+    if compute is None and op.cast_inputs:
+        compute = dtype
+    vals = []
+    for a in args:
+        if isinstance(a, Tensor):
+            if compute is not None and a.dtype is not compute:
+                vals.append(values(a).astype(D.compute_np(compute)))
+            elif a.dtype is D.bfloat16 and op.kind != "view":
+                vals.append(bf16_to_f32(a._data))
+            else:
+                vals.append(a._data)
+        elif type(a) is list or type(a) is tuple:
+            vals.append([values(x) if isinstance(x, Tensor) else x for x in a])
+        else:
+            vals.append(a)
+    all_attrs = attrs
+    if attrs and op.np_attrs is not None:
+        attrs = {k: v for k, v in attrs.items() if k in op.np_attrs}
+    with np.errstate(all="ignore"):
+        res = op.numpy(*vals, **attrs)
+
+    if op.nout == 1:
+        outs = (_wrap(res, dtype, op, args),)
+    else:  # nout 0 means "as many as the op returned" (split, unbind)
+        dts = dtype if isinstance(dtype, tuple) else (dtype,) * len(res)
+        outs = tuple(_wrap(r, d, op, args) for r, d in zip(res, dts))
+
+    if _grad["enabled"] and op.vjp is not None:
+        _record_grad(op, args, all_attrs, outs)
+    return outs[0] if op.nout == 1 else outs
+
+
+def _first_dtype(args):
+    for a in args:
+        dt = getattr(a, "dtype", None)
+        if isinstance(dt, D.DType):
+            return dt
+    raise TypeError("op needs a tensor input")
+
+
+def _wrap(arr, dtype, op, args):
+    from .tensor import Tensor
+
+    if op.kind == "view":
+        src = args[0]
+        t = Tensor._make(arr, src.dtype)
+        base = src._base if src._base is not None else src
+        t._base = base
+        t._vc = src._vc
+        return t
+    if type(arr) is not np.ndarray:
+        arr = np.asarray(arr)
+    return Tensor._make(to_storage(arr, dtype), dtype)
+
+
+def _record_grad(op, args, attrs, outs):
+    from .tensor import Tensor
+
+    need = False
+    nexts = []
+    tensors = []
+    for a in args:
+        if isinstance(a, Tensor):
+            tensors.append(a)
+            if a.requires_grad:
+                need = True
+                nexts.append((a.grad_fn, a._output_nr) if a.grad_fn is not None else (_accumulator(a), 0))
+            else:
+                nexts.append((None, 0))
+        elif type(a) is list or type(a) is tuple:  # cat/stack take a list of tensors
+            for x in a:
+                if isinstance(x, Tensor):
+                    tensors.append(x)
+                    if x.requires_grad:
+                        need = True
+                        nexts.append((x.grad_fn, x._output_nr) if x.grad_fn is not None else (_accumulator(x), 0))
+                    else:
+                        nexts.append((None, 0))
+    if not need:
+        return
+    ctx = Ctx()
+    ctx.attrs = attrs
+    ctx.shapes = tuple(t.shape for t in tensors)
+    ctx.dtypes = tuple(t.dtype for t in tensors)
+    ctx.needs = tuple(n is not None for n, _ in nexts)
+    ctx.args = args
+    ctx.out_shape = outs[0].shape
+    ctx.out_dtype = outs[0].dtype
+    saved = ()
+    src = ()
+    save = op.save(attrs) if callable(op.save) else op.save
+    if save:
+        # only tensors are saved (and version-checked); a scalar operand lives in ctx.args
+        save = tuple(s for s in save if isinstance(s, str) or isinstance(args[s], Tensor))
+        saved = tuple(outs[int(s[3:] or 0)] if isinstance(s, str) else args[s] for s in save)
+        src = tuple(None if isinstance(s, str) else args[s].grad_fn for s in save)
+    name = op.grad_name(attrs) if callable(op.grad_name) else op.grad_name
+    node = node_class(name)(op.vjp, tuple(nexts), saved, ctx, nout=len(outs),
+                            out_meta=[(o.shape, o.dtype) for o in outs], saved_src=src)
+    if "out" in save:  # an op's own output: it "was made by" this node
+        node._saved_src = tuple(node if s == "out" else x for s, x in zip(save, src))
+    for i, o in enumerate(outs):
+        if o.dtype.is_floating_point:
+            o.grad_fn = node
+            o._output_nr = i
+            o._requires_grad = True

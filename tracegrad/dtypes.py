@@ -1,0 +1,170 @@
+"""dtypes and torch's type promotion.
+
+A `DType` names a torch dtype and the NumPy dtype that stores it. NumPy has no
+bfloat16, so bfloat16 tensors keep their raw bits in uint16 arrays and are widened
+to float32 to compute (then rounded back), the way CPUs without bf16 units do it.
+
+Promotion follows torch: categories bool < integer < float < complex; inside a
+category a dimensioned tensor beats a 0-dim tensor, which beats a Python scalar;
+a higher category that only a scalar (or 0-dim) brings promotes to that
+category's default (float -> the default dtype, int -> int64)."""
+from __future__ import annotations
+
+import numpy as np
+
+_BOOL, _INT, _FLOAT = 0, 1, 2
+
+
+class DType:
+    __slots__ = ("name", "np", "itemsize", "category", "is_signed", "_rank", "short")
+
+    def __init__(self, name: str, np_dtype, category: int, rank: int, short: str, signed: bool = True):
+        self.name = name
+        self.np = np.dtype(np_dtype)
+        self.itemsize = self.np.itemsize
+        self.category = category
+        self.is_signed = signed
+        self._rank = rank  # position in torch's promotion lattice
+        self.short = short  # 'Float' in 'torch.FloatTensor', 'Long' in error messages
+
+    @property
+    def is_floating_point(self) -> bool:
+        return self.category == _FLOAT
+
+    @property
+    def is_complex(self) -> bool:
+        return False
+
+    def __repr__(self) -> str:
+        return "tracegrad." + self.name
+
+    def to_real(self) -> "DType":
+        return self
+
+    def __reduce__(self):
+        return (_by_name, (self.name,))
+
+
+bool_ = DType("bool", np.bool_, _BOOL, 0, "Bool", signed=False)
+uint8 = DType("uint8", np.uint8, _INT, 1, "Byte", signed=False)
+int8 = DType("int8", np.int8, _INT, 2, "Char")
+int16 = DType("int16", np.int16, _INT, 3, "Short")
+int32 = DType("int32", np.int32, _INT, 4, "Int")
+int64 = DType("int64", np.int64, _INT, 5, "Long")
+float16 = DType("float16", np.float16, _FLOAT, 6, "Half")
+bfloat16 = DType("bfloat16", np.uint16, _FLOAT, 7, "BFloat16")
+float32 = DType("float32", np.float32, _FLOAT, 8, "Float")
+float64 = DType("float64", np.float64, _FLOAT, 9, "Double")
+
+ALL = (bool_, uint8, int8, int16, int32, int64, float16, bfloat16, float32, float64)
+_NAMES = {d.name: d for d in ALL}
+_FROM_NP = {d.np: d for d in ALL if d is not bfloat16}
+
+
+def _by_name(name: str) -> DType:
+    return _NAMES[name]
+
+
+_default = [float32]
+
+
+def get_default_dtype() -> DType:
+    return _default[0]
+
+
+def set_default_dtype(d: DType) -> None:
+    if d not in (float16, bfloat16, float32, float64):
+        raise TypeError("only floating-point types are supported as the default type")
+    _default[0] = d
+
+
+def from_numpy_dtype(npd) -> DType:
+    npd = np.dtype(npd)
+    try:
+        return _FROM_NP[npd]
+    except KeyError:
+        raise TypeError(
+            f"can't convert np.ndarray of type numpy.{npd.name}. The only supported types are: "
+            "float64, float32, float16, complex64, complex128, int64, int32, int16, int8, uint8, and bool."
+        ) from None
+
+
+def compute_np(d: DType) -> np.dtype:
+    """The NumPy dtype arithmetic on `d` runs in."""
+    return np.dtype(np.float32) if d is bfloat16 else d.np
+
+
+# --- promotion between two dtypes (torch.promote_types) ---
+def _promote2(a: DType, b: DType) -> DType:
+    if a is b:
+        return a
+    if a.category != b.category:
+        return a if a.category > b.category else b
+    if a.category == _INT:
+        # uint8 with a signed type needs a wider signed type
+        if a is uint8 or b is uint8:
+            other = b if a is uint8 else a
+            return int16 if other is int8 else other
+        return a if a._rank > b._rank else b
+    if a.category == _FLOAT:
+        if {a, b} == {float16, bfloat16}:
+            return float32
+        return a if a._rank > b._rank else b
+    return a
+
+
+def promote_types(a: DType, b: DType) -> DType:
+    return _promote2(a, b)
+
+
+def scalar_dtype(x) -> DType:
+    """The dtype a Python scalar gets when it becomes a tensor."""
+    if isinstance(x, (bool, np.bool_)):
+        return bool_
+    if isinstance(x, (int, np.integer)):
+        return int64
+    return get_default_dtype()
+
+
+def _scalar_category(x) -> int:
+    if isinstance(x, (bool, np.bool_)):
+        return _BOOL
+    if isinstance(x, (int, np.integer)):
+        return _INT
+    return _FLOAT
+
+
+def result_type(*operands) -> DType:
+    """torch.result_type over tensors and Python scalars.
+
+    Three tiers: tensors with dims, 0-dim tensors, Python scalars. The answer is
+    the promotion of the highest non-empty tier, lifted to a higher category if a
+    lower tier has one (to the default dtype of that category)."""
+    dim_t = zero_t = None
+    scalar_cat = -1
+    for o in operands:
+        dt = getattr(o, "dtype", None)
+        if isinstance(dt, DType):
+            if o.ndim:
+                dim_t = dt if dim_t is None else _promote2(dim_t, dt)
+            else:
+                zero_t = dt if zero_t is None else _promote2(zero_t, dt)
+        elif o is not None:
+            scalar_cat = max(scalar_cat, _scalar_category(o))
+    res = dim_t
+    if zero_t is not None:
+        if res is None:
+            res = zero_t
+        elif zero_t.category > res.category:
+            res = zero_t
+    if scalar_cat >= 0:
+        if res is None:
+            res = {_BOOL: bool_, _INT: int64, _FLOAT: get_default_dtype()}[scalar_cat]
+        elif scalar_cat > res.category:
+            res = {_INT: int64, _FLOAT: get_default_dtype()}[scalar_cat]
+    return res
+
+
+def can_cast(src: DType, dst: DType) -> bool:
+    """torch.can_cast for in-place results: a category may not go down."""
+    return src.category <= dst.category

@@ -1,0 +1,177 @@
+"""Attach the op functions to Tensor as methods and operators.
+
+`x.add(y)`, `tracegrad.add(x, y)` and `x + y` are the same function; `x.add_(y)`
+is built from it by `inplace`. One table, so a method never drifts from its
+function."""
+from __future__ import annotations
+
+from .tensor import Tensor
+from .ops import pointwise as P, reduce as R, movement as M, index as I, linalg as L
+from .ops.inplace import inplace
+from . import creation as C
+
+# method name -> function(self, ...)
+METHODS = {
+    # pointwise
+    **{n: getattr(P, n) for n in (
+        "add sub subtract mul multiply div divide true_divide floor_divide remainder fmod pow neg negative abs "
+        "absolute exp exp2 expm1 log log2 log10 log1p sqrt rsqrt sin cos tan tanh sigmoid asin acos atan sinh cosh "
+        "arcsin arccos arctan erf relu sign floor ceil trunc fix round reciprocal square frac clamp clip clamp_min "
+        "clamp_max maximum minimum fmax fmin lerp eq ne lt le gt ge greater greater_equal less less_equal not_equal "
+        "logical_and logical_or logical_xor logical_not bitwise_and bitwise_or bitwise_xor bitwise_not isnan isinf "
+        "isfinite equal atan2 arctan2 rsub").split()},
+    "where": lambda self, condition, other: P.where(condition, self, other),
+    # reductions
+    **{n: getattr(R, n) for n in (
+        "sum nansum mean prod max min amax amin argmax argmin var std norm logsumexp any all cumsum cumprod").split()},
+    # shape and views
+    **{n: getattr(M, n) for n in (
+        "view view_as reshape reshape_as flatten unflatten permute transpose swapaxes swapdims t expand expand_as "
+        "broadcast_to unsqueeze squeeze select narrow as_strided diagonal split chunk tensor_split unbind clone "
+        "contiguous flip fliplr flipud repeat tile movedim moveaxis unfold").split()},
+    # indexing
+    **{n: getattr(I, n) for n in (
+        "index_select gather scatter scatter_add scatter_reduce masked_fill masked_select nonzero argwhere take "
+        "index_put index_fill index_add copy_ fill_ zero_").split()},
+    # linear algebra
+    **{n: getattr(L, n) for n in "mm bmm mv dot inner matmul outer ger addmm".split()},
+    # random fills
+    **{n: getattr(C, n) for n in "uniform_ normal_ random_ bernoulli_ exponential_".split()},
+}
+
+# in-place forms `op_` built from the out-of-place op
+INPLACE = (
+    "add sub mul div true_divide floor_divide remainder fmod pow neg abs exp log log1p expm1 sqrt rsqrt sin cos "
+    "tan tanh sigmoid relu sign floor ceil trunc round reciprocal square clamp clip clamp_min clamp_max lerp "
+    "masked_fill scatter scatter_add index_fill index_add index_put logical_not logical_and logical_or "
+    "eq ne lt le gt ge erf exp2 log2 log10 atan2 frac bitwise_and bitwise_or bitwise_xor bitwise_not "
+    "maximum minimum").split()
+
+
+def _t_(self):
+    return _meta_inplace(self, M.t(self))
+
+
+def _transpose_(self, d0, d1):
+    return _meta_inplace(self, M.transpose(self, d0, d1))
+
+
+def _unsqueeze_(self, dim):
+    return _meta_inplace(self, M.unsqueeze(self, dim))
+
+
+def _squeeze_(self, dim=None):
+    return _meta_inplace(self, M.squeeze(self, dim))
+
+
+def _resize_(self, *size):
+    import numpy as np
+
+    from .creation import _size
+
+    shape = _size(size)
+    n = 1
+    for s in shape:
+        n *= s
+    flat = self._data.reshape(-1) if self.is_contiguous() else self._data.copy().reshape(-1)
+    if n <= flat.size:
+        self._data = flat[:n].reshape(shape)
+    else:
+        new = np.zeros(n, dtype=self._data.dtype)
+        new[: flat.size] = flat
+        self._data = new.reshape(shape)
+    return self
+
+
+def _meta_inplace(self, r):
+    """t_, transpose_, unsqueeze_...: the tensor takes the view's shape and strides."""
+    self._data = r._data
+    if r.grad_fn is not None:
+        self.grad_fn, self._output_nr = r.grad_fn, r._output_nr
+    return self
+
+
+def _binop(fn, reverse=False):
+    if reverse:
+        return lambda self, other: fn(other, self)
+    return fn
+
+
+def _rsub(self, other):
+    return P.rsub(self, other)
+
+
+def _rtruediv(self, other):
+    return P.div(other, self)
+
+
+def _rpow(self, other):
+    return P.pow(other, self)
+
+
+def _rmatmul(self, other):
+    return L.matmul(other, self)
+
+
+def _inplace_op(fn):
+    m = inplace(fn)
+    return m
+
+
+def _invert(self):
+    from . import dtypes as D
+
+    if self.dtype is D.bool_:
+        return P.logical_not(self)
+    return P.bitwise_not(self)
+
+
+def _getitem(self, index):
+    return I.getitem(self, index)
+
+
+def _setitem(self, index, value):
+    I.setitem(self, index, value)
+
+
+def _T(self):
+    return M.permute(self, tuple(reversed(range(self.ndim))))
+
+
+def install() -> None:
+    for name, fn in METHODS.items():
+        setattr(Tensor, name, fn)
+    for name in INPLACE:
+        setattr(Tensor, name + "_", inplace(METHODS[name]))
+    Tensor.t_ = _t_
+    Tensor.transpose_ = _transpose_
+    Tensor.swapaxes_ = _transpose_
+    Tensor.unsqueeze_ = _unsqueeze_
+    Tensor.squeeze_ = _squeeze_
+    Tensor.resize_ = _resize_
+    Tensor.T = property(_T)
+    Tensor.mT = property(lambda self: M.transpose(self, -2, -1))
+    Tensor.__getitem__ = _getitem
+    Tensor.__setitem__ = _setitem
+    ops = {
+        "__add__": P.add, "__radd__": _binop(P.add, True), "__iadd__": inplace(P.add),
+        "__sub__": P.sub, "__rsub__": _rsub, "__isub__": inplace(P.sub),
+        "__mul__": P.mul, "__rmul__": _binop(P.mul, True), "__imul__": inplace(P.mul),
+        "__truediv__": P.div, "__rtruediv__": _rtruediv, "__itruediv__": inplace(P.div),
+        "__floordiv__": P.floor_divide, "__rfloordiv__": _binop(P.floor_divide, True),
+        "__ifloordiv__": inplace(P.floor_divide),
+        "__mod__": P.remainder, "__rmod__": _binop(P.remainder, True), "__imod__": inplace(P.remainder),
+        "__pow__": P.pow, "__rpow__": _rpow, "__ipow__": inplace(P.pow),
+        "__matmul__": L.matmul, "__rmatmul__": _rmatmul,
+        "__neg__": P.neg, "__pos__": lambda self: self, "__abs__": P.abs, "__invert__": _invert,
+        "__and__": P.bitwise_and, "__rand__": _binop(P.bitwise_and, True), "__iand__": inplace(P.bitwise_and),
+        "__or__": P.bitwise_or, "__ror__": _binop(P.bitwise_or, True), "__ior__": inplace(P.bitwise_or),
+        "__xor__": P.bitwise_xor, "__rxor__": _binop(P.bitwise_xor, True), "__ixor__": inplace(P.bitwise_xor),
+        "__eq__": P.eq, "__ne__": P.ne, "__lt__": P.lt, "__le__": P.le, "__gt__": P.gt, "__ge__": P.ge,
+    }
+    for name, fn in ops.items():
+        setattr(Tensor, name, fn)
+    Tensor.__hash__ = lambda self: id(self)
+
+
+install()

@@ -1,0 +1,453 @@
+"""Indexing: `x[...]` on both sides of `=`, gather/scatter, masks, nonzero.
+
+Basic indexing (ints, slices, None, ...) is a chain of view ops (select, slice,
+unsqueeze), so it shares storage and autograd names each step as torch does.
+Advanced indexing (integer tensors/lists, bool masks) is one `index` op that
+copies; its vjp is `index_put` with accumulation, and vice versa."""
+from __future__ import annotations
+
+import numpy as np
+
+from .. import dtypes as D
+from ..dispatch import apply
+from ..tensor import Tensor
+from . import movement as M
+from .shape_util import wrap_dim, sum_to
+from .table import defop
+
+
+# ---- turning a Python index into parts --------------------------------------------------
+def _is_advanced(i) -> bool:
+    return isinstance(i, (Tensor, list, np.ndarray)) or (isinstance(i, bool))
+
+
+def _to_np_index(i):
+    if isinstance(i, Tensor):
+        if i.dtype is D.bool_:
+            return i._data
+        if i.dtype.category != D._INT and i.dtype is not D.bool_:
+            raise IndexError("tensors used as indices must be long, int, byte or bool tensors")
+        return i._data.astype(np.int64, copy=False)
+    if isinstance(i, list):
+        arr = np.asarray([x.item() if isinstance(x, Tensor) else x for x in i])
+        if arr.dtype.kind == "f":
+            raise IndexError("tensors used as indices must be long, int, byte or bool tensors")
+        return arr
+    return i
+
+
+def _expand_ellipsis(idx: tuple, ndim: int) -> tuple:
+    used = sum(1 for i in idx if i is not None and i is not Ellipsis and not isinstance(i, bool)
+               and not (isinstance(i, Tensor) and i.dtype is D.bool_) and not (
+                   isinstance(i, np.ndarray) and i.dtype == np.bool_))
+    used += sum(i.ndim - 1 for i in idx if isinstance(i, Tensor) and i.dtype is D.bool_)
+    n_ell = sum(1 for i in idx if i is Ellipsis)
+    if n_ell > 1:
+        raise IndexError("an index can only have a single ellipsis ('...')")
+    if n_ell == 0:
+        return idx
+    k = idx.index(Ellipsis)
+    return idx[:k] + (slice(None),) * max(ndim - used, 0) + idx[k + 1:]
+
+
+def getitem(self: Tensor, index):
+    idx = index if isinstance(index, tuple) else (index,)
+    if any(_is_advanced(i) for i in idx):
+        return _advanced_get(self, idx)
+    if idx == (Ellipsis,):
+        return apply(ALIAS, (self,))
+    idx = _expand_ellipsis(idx, self.ndim)
+    n_real = sum(1 for i in idx if i is not None)
+    if n_real > self.ndim:
+        raise IndexError(f"too many indices for tensor of dimension {self.ndim}")
+    r = self
+    d = 0
+    for i in idx:
+        if i is None:
+            r = M.unsqueeze(r, d)
+            d += 1
+        elif isinstance(i, slice):
+            if i != slice(None):
+                step = 1 if i.step is None else int(i.step)
+                if step <= 0:
+                    raise ValueError("step must be greater than zero")
+                r = M.slice_dim(r, d, i.start, i.stop, step)
+            d += 1
+        else:
+            n = r.shape[d]
+            k = int(i)
+            if not -n <= k < n:
+                raise IndexError(f"index {k} is out of bounds for dimension {d} with size {n}")
+            r = M.select(r, d, k)
+    if r is self:
+        return apply(ALIAS, (self,))
+    return r
+
+
+ALIAS = defop("alias", "view", lambda a: a[...], vjp=lambda ctx, s, g: (g,), grad_name="AliasBackward0")
+
+
+def _np_index(a, index, name=None):
+    try:
+        r = a[index]
+    except IndexError as e:
+        raise _torch_index_error(e, a.shape) from None
+    return np.array(r, copy=True) if r.base is not None or not r.flags.owndata else r
+
+
+def _torch_index_error(e, shape):
+    msg = str(e)
+    import re
+
+    m = re.match(r"index (-?\d+) is out of bounds for axis (\d+) with size (\d+)", msg)
+    if m:
+        return IndexError(f"index {m.group(1)} is out of bounds for dimension {m.group(2)} with size {m.group(3)}")
+    m = re.match(r"boolean index did not match indexed array along (?:axis|dimension) (\d+); size of (?:axis|dimension) is (\d+) but size of corresponding boolean (?:axis|dimension) is (\d+)", msg)
+    if m:
+        return IndexError(f"The shape of the mask [{m.group(3)}] at index {m.group(1)} does not match the shape of "
+                          f"the indexed tensor [{m.group(2)}] at index {m.group(1)}")
+    if "too many indices" in msg:
+        return IndexError(f"too many indices for tensor of dimension {len(shape)}")
+    if "shape mismatch" in msg:
+        return IndexError("shape mismatch: indexing tensors could not be broadcast together with shapes " +
+                          msg.split("shapes", 1)[-1].strip())
+    return IndexError(msg)
+
+
+def _vjp_index(ctx, saved, g):
+    from ..creation import zeros
+
+    return (index_put(zeros(ctx.shapes[0], dtype=g.dtype), ctx.index, g, accumulate=True),)
+
+
+INDEX = defop("index", "index", _np_index, vjp=_vjp_index, grad_name=lambda a: a.get("name", "IndexBackward0"))
+
+
+def _advanced_get(self, idx):
+    idx = _expand_ellipsis(idx, self.ndim)
+    np_idx = tuple(_to_np_index(i) for i in idx)
+    return apply(INDEX, (self,), {"index": np_idx})
+
+
+# ---- index_put (advanced assignment) ------------------------------------------------------
+def _np_index_put(a, v, index, accumulate):
+    out = a.copy()
+    try:
+        if accumulate:
+            np.add.at(out, index, v)
+        else:
+            out[index] = v
+    except IndexError as e:
+        raise _torch_index_error(e, a.shape) from None
+    except ValueError as e:
+        raise RuntimeError(f"shape mismatch: value tensor of shape {list(np.shape(v))} cannot be broadcast to "
+                           f"indexing result of shape {list(a[index].shape)}") from None
+    return out
+
+
+def _vjp_index_put(ctx, saved, g):
+    gself = None
+    if ctx.needs[0]:
+        gself = g if ctx.accumulate else index_put(g, ctx.index, 0.0)
+    gv = None
+    if len(ctx.needs) > 1 and ctx.needs[1]:
+        gv = sum_to(apply(INDEX, (g,), {"index": ctx.index}), ctx.shapes[1])
+    return gself, gv
+
+
+INDEX_PUT = defop("index_put", "index", _np_index_put, dtype=lambda args, attrs: args[0].dtype,
+                  vjp=_vjp_index_put, grad_name="IndexPutBackward0")
+
+
+def index_put(self, indices, values, accumulate=False):
+    np_idx = tuple(_to_np_index(i) for i in (indices if isinstance(indices, tuple) else (indices,)))
+    if isinstance(values, Tensor) and values.dtype is not self.dtype:
+        values = values.to(self.dtype)
+    return apply(INDEX_PUT, (self, values), {"index": np_idx, "accumulate": accumulate})
+
+
+def setitem(self: Tensor, index, value) -> None:
+    from .inplace import check_writable, commit
+    from ..autograd import grad_mode
+
+    idx = index if isinstance(index, tuple) else (index,)
+    check_writable(self)
+    if any(_is_advanced(i) for i in idx):
+        idx = _expand_ellipsis(idx, self.ndim)
+        commit(self, index_put(self, idx, value))
+        return
+    with grad_mode.no_grad():
+        target = getitem(self, index)
+    target._base = self._base if self._base is not None else self
+    copy_(target, value)
+
+
+# ---- copy_ / fill_ --------------------------------------------------------------------
+def _np_copy(dst, src):
+    return np.broadcast_to(src, dst.shape).copy() if isinstance(src, np.ndarray) else np.full(dst.shape, src)
+
+
+def _vjp_copy(ctx, saved, g):
+    gsrc = None
+    if len(ctx.needs) > 1 and ctx.needs[1]:
+        gsrc = sum_to(g, ctx.shapes[1]).to(ctx.dtypes[1])
+    return (g * 0.0 if ctx.needs[0] else None), gsrc
+
+
+COPY = defop("copy", "movement", _np_copy, dtype=lambda args, attrs: args[0].dtype, vjp=_vjp_copy,
+             grad_name="CopyBackwards")
+
+
+def copy_(self: Tensor, src, non_blocking=False) -> Tensor:
+    from .inplace import check_writable, commit
+    from .shape_util import broadcast_shapes
+
+    check_writable(self)
+    if isinstance(src, Tensor):
+        if src.shape != self.shape:
+            try:
+                broadcast_shapes(src.shape, self.shape)
+                if len(src.shape) > len(self.shape):
+                    raise RuntimeError
+            except RuntimeError:
+                raise RuntimeError(
+                    f"The size of tensor a ({self.shape[-1] if self.ndim else 1}) must match the size of tensor b "
+                    f"({src.shape[-1] if src.ndim else 1}) at non-singleton dimension {max(self.ndim - 1, 0)}") from None
+        r = apply(COPY, (self, src), dtype=self.dtype, compute=None)
+    else:
+        r = apply(COPY, (self, src), dtype=self.dtype)
+    # copy_ may narrow the dtype (float -> int truncates), unlike arithmetic in-place ops
+    r.dtype = self.dtype
+    from .inplace import _write, _rebase
+
+    _write(self, r)
+    if r.grad_fn is not None:
+        _rebase(self, r)
+    return self
+
+
+def fill_(self: Tensor, value) -> Tensor:
+    if isinstance(value, Tensor) and value.ndim:
+        raise RuntimeError(
+            f"fill_ only supports 0-dimension value tensor but got tensor with {value.ndim} dimensions.")
+    return copy_(self, value)
+
+
+def zero_(self: Tensor) -> Tensor:
+    return copy_(self, 0)
+
+
+# ---- gather / scatter / index_select -------------------------------------------------------
+def _check_index(index, name):
+    if not isinstance(index, Tensor) or index.dtype is not D.int64:
+        raise RuntimeError(f"{name}(): Expected dtype int64 for index")
+
+
+def _np_gather(a, idx, dim):
+    if idx.size and (idx.min() < -a.shape[dim] or idx.max() >= a.shape[dim]):
+        bad = idx.max() if idx.max() >= a.shape[dim] else idx.min()
+        raise RuntimeError(f"index {bad} is out of bounds for dimension {dim} with size {a.shape[dim]}")
+    sl = tuple(slice(0, n) for n in idx.shape)
+    src = a[tuple(slice(0, n) if d != dim else slice(None) for d, n in enumerate(idx.shape))]
+    return np.take_along_axis(src, idx, axis=dim)
+
+
+def _vjp_gather(ctx, saved, g):
+    from ..creation import zeros
+
+    (idx,) = saved
+    return scatter_add(zeros(ctx.shapes[0], dtype=g.dtype), ctx.dim, idx, g), None
+
+
+GATHER = defop("gather", "index", _np_gather, dtype=lambda args, attrs: args[0].dtype, vjp=_vjp_gather, save=(1,))
+
+
+def gather(input, dim, index, *, sparse_grad=False, out=None):
+    _check_index(index, "gather")
+    d = wrap_dim(dim, input.ndim)
+    if index.ndim != input.ndim and not (index.ndim <= 1 and input.ndim <= 1):
+        raise RuntimeError("Index tensor must have the same number of dimensions as input tensor")
+    for k in range(index.ndim):
+        if k != d and index.shape[k] > input.shape[k]:
+            raise RuntimeError(
+                f"Size does not match at dimension {k} expected index {list(index.shape)} to be no larger than "
+                f"self {list(input.shape)} apart from dimension {d}")
+    return apply(GATHER, (input, index), {"dim": d})
+
+
+def _scatter_positions(shape, idx, dim):
+    grids = np.meshgrid(*[np.arange(n) for n in idx.shape], indexing="ij")
+    grids[dim] = idx
+    return tuple(grids)
+
+
+def _np_scatter(a, idx, src, dim, reduce=None):
+    out = a.copy()
+    if idx.size and (idx.min() < -a.shape[dim] or idx.max() >= a.shape[dim]):
+        bad = idx.max() if idx.max() >= a.shape[dim] else idx.min()
+        raise RuntimeError(f"index {bad} is out of bounds for dimension {dim} with size {a.shape[dim]}")
+    pos = _scatter_positions(a.shape, idx, dim)
+    if isinstance(src, np.ndarray):
+        vals = src[tuple(slice(0, n) for n in idx.shape)]
+    else:
+        vals = src
+    if reduce == "add":
+        np.add.at(out, pos, vals)
+    elif reduce == "multiply":
+        np.multiply.at(out, pos, vals)
+    else:
+        out[pos] = vals
+    return out
+
+
+def _vjp_scatter(ctx, saved, g):
+    (idx,) = saved
+    gself = g.scatter(ctx.dim, idx, 0.0) if ctx.needs[0] else None
+    gsrc = None
+    if len(ctx.needs) > 2 and ctx.needs[2]:
+        gsrc = _pad_to(g.gather(ctx.dim, idx), ctx.shapes[2])
+    return gself, None, gsrc
+
+
+def _vjp_scatter_add(ctx, saved, g):
+    (idx,) = saved
+    gsrc = None
+    if len(ctx.needs) > 2 and ctx.needs[2]:
+        gsrc = _pad_to(g.gather(ctx.dim, idx), ctx.shapes[2])
+    return (g if ctx.needs[0] else None), None, gsrc
+
+
+def _pad_to(t, shape):
+    if tuple(t.shape) == tuple(shape):
+        return t
+    from ..creation import zeros
+
+    z = zeros(shape, dtype=t.dtype)
+    return index_put(z, tuple(slice(0, n) for n in t.shape), t)
+
+
+SCATTER = defop("scatter", "index", _np_scatter, dtype=lambda args, attrs: args[0].dtype, vjp=_vjp_scatter,
+                save=(1,), grad_name=lambda a: "ScatterBackward1" if a.get("scalar") else "ScatterBackward0")
+SCATTER_ADD = defop("scatter_add", "index", _np_scatter, dtype=lambda args, attrs: args[0].dtype,
+                    vjp=_vjp_scatter_add, save=(1,))
+
+
+def scatter(input, dim, index, src=None, *, value=None, reduce=None):
+    _check_index(index, "scatter")
+    d = wrap_dim(dim, input.ndim)
+    if src is None:
+        src = value
+    if isinstance(src, Tensor):
+        if src.dtype is not input.dtype:
+            raise RuntimeError(f"scatter(): Expected self.dtype to be equal to src.dtype")
+        return apply(SCATTER, (input, index, src), {"dim": d, "reduce": reduce})
+    return apply(SCATTER, (input, index, src), {"dim": d, "reduce": reduce, "scalar": True})
+
+
+def scatter_add(input, dim, index, src):
+    _check_index(index, "scatter_add")
+    d = wrap_dim(dim, input.ndim)
+    return apply(SCATTER_ADD, (input, index, src), {"dim": d, "reduce": "add"})
+
+
+def scatter_reduce(input, dim, index, src, reduce, *, include_self=True):
+    if reduce == "sum":
+        return scatter_add(input, dim, index, src)
+    raise NotImplementedError(f"scatter_reduce with reduce={reduce!r} is not supported yet")
+
+
+def index_select(input, dim, index, *, out=None):
+    if not isinstance(index, Tensor) or index.dtype.category != D._INT:
+        raise RuntimeError("index_select(): Expected dtype int32/int64 for index")
+    if index.ndim > 1:
+        raise IndexError("index_select(): Index is supposed to be a vector")
+    d = wrap_dim(dim, input.ndim)
+    n = input.shape[d] if input.ndim else 1
+    iv = index._data.reshape(-1)
+    if iv.size and (iv.min() < 0 or iv.max() >= n):
+        bad = iv.max() if iv.max() >= n else iv.min()
+        raise IndexError(f"index out of range in self")
+    idx = (slice(None),) * d + (iv.astype(np.int64),)
+    attrs = {"index": idx, "name": "IndexSelectBackward0"}
+    r = apply(INDEX, (input,), attrs) if input.ndim else apply(INDEX, (input.reshape(1),), attrs).reshape(())
+    if out is not None:
+        from .inplace import write_out
+
+        return write_out(out, r)
+    return r
+
+
+def take(input, index):
+    return input.reshape(-1)[index]
+
+
+def masked_fill(input, mask, value):
+    if not isinstance(mask, Tensor) or mask.dtype is not D.bool_:
+        raise RuntimeError(f"masked_fill_ only supports boolean masks, but got mask with dtype "
+                           f"{mask.dtype.short if isinstance(mask, Tensor) else type(mask).__name__}")
+    if isinstance(value, Tensor) and value.ndim:
+        raise RuntimeError(
+            f"masked_fill_ only supports a 0-dimensional value tensor, but got tensor with {value.ndim} dimension(s).")
+    from .shape_util import broadcast_shapes
+
+    broadcast_shapes(input.shape, mask.shape)
+    return apply(MASKED_FILL, (input, mask, value), dtype=input.dtype)
+
+
+def _np_masked_fill(a, m, v):
+    return np.where(m, np.asarray(v, dtype=a.dtype), a)
+
+
+def _vjp_masked_fill(ctx, saved, g):
+    (m,) = saved
+    from .pointwise import where
+
+    gin = sum_to(where(m, g * 0.0, g), ctx.shapes[0]) if ctx.needs[0] else None
+    gv = None
+    if len(ctx.needs) > 2 and ctx.needs[2]:
+        gv = where(m, g, g * 0.0).sum()
+    return gin, None, gv
+
+
+MASKED_FILL = defop("masked_fill", "pointwise", _np_masked_fill, vjp=_vjp_masked_fill, save=(1,),
+                    lowering="tl.where({1}, {2}, {0})")
+
+
+def masked_select(input, mask):
+    if mask.dtype is not D.bool_:
+        raise RuntimeError(f"masked_select: expected BoolTensor for mask")
+    from .shape_util import broadcast_shapes
+
+    shape = broadcast_shapes(input.shape, mask.shape)
+    a = input.expand(shape) if tuple(input.shape) != shape else input
+    m = mask.expand(shape) if tuple(mask.shape) != shape else mask
+    return apply(INDEX, (a,), {"index": (m._data,), "name": "MaskedSelectBackward0"})
+
+
+def nonzero(input, *, as_tuple=False):
+    from ..creation import from_values
+
+    nz = np.nonzero(input._values() if input.ndim else input._values().reshape(1))
+    if as_tuple:
+        return tuple(from_values(np.asarray(x, dtype=np.int64), D.int64) for x in nz)
+    if input.ndim == 0:
+        return from_values(np.zeros((int(bool(input.item())), 0), dtype=np.int64), D.int64)
+    return from_values(np.stack(nz, axis=1).astype(np.int64) if nz else np.zeros((0, 0), np.int64), D.int64)
+
+
+def argwhere(input):
+    return nonzero(input)
+
+
+def index_fill(input, dim, index, value):
+    d = wrap_dim(dim, input.ndim)
+    idx = (slice(None),) * d + (index._data.astype(np.int64),)
+    return index_put(input, idx, value if isinstance(value, Tensor) else value)
+
+
+def index_add(input, dim, index, source, *, alpha=1):
+    d = wrap_dim(dim, input.ndim)
+    idx = (slice(None),) * d + (index._data.astype(np.int64),)
+    if alpha != 1:
+        source = source * alpha
+    return index_put(input, idx, source, accumulate=True)

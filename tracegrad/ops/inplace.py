@@ -1,0 +1,179 @@
+"""In-place ops and `out=`: compute out of place, then write into the tensor.
+
+Writing is where torch's in-place rules live, so they live here once:
+  - a leaf that requires grad (or a view of one) may not be written under grad mode;
+  - a tensor whose elements alias each other (an expanded view) may not be written;
+  - the result may not need a higher dtype category than the tensor has;
+  - the version counter is bumped, so autograd can tell a saved tensor changed;
+  - autograd is rebased: the tensor's grad_fn becomes the op's node, and when
+    the tensor is a view, its base gets a `CopySlices` node, as in torch."""
+from __future__ import annotations
+
+import numpy as np
+
+from .. import dtypes as D
+from ..autograd import grad_mode
+from ..autograd.node import node_class
+from ..dispatch import values, to_storage, apply
+from ..tensor import Tensor
+
+_grad = grad_mode._state
+
+
+def check_writable(self: Tensor) -> None:
+    if _grad["enabled"] and self._requires_grad:
+        if self.grad_fn is None:
+            raise RuntimeError("a leaf Variable that requires grad is being used in an in-place operation.")
+        base = self._base
+        if base is not None and base.grad_fn is None and base._requires_grad:
+            raise RuntimeError("a view of a leaf Variable that requires grad is being used in an in-place operation.")
+    st = self._data.strides
+    for n, s in zip(self._data.shape, st):
+        if s == 0 and n > 1:
+            raise RuntimeError(
+                "unsupported operation: more than one element of the written-to tensor refers to a single memory "
+                "location. Please clone() the tensor before performing the operation.")
+
+
+def _check_cast(r: Tensor, self: Tensor) -> None:
+    if r.dtype.category > self.dtype.category:
+        raise RuntimeError(f"result type {r.dtype.short} can't be cast to the desired output type {self.dtype.short}")
+
+
+def commit(self: Tensor, r: Tensor) -> Tensor:
+    """Write result `r` (computed from `self`) into `self`, with torch's autograd semantics."""
+    _check_cast(r, self)
+    node = r.grad_fn
+    if node is not None and node._saved:
+        # the node may have saved `self`; it must keep the old values, not what we write now
+        node._saved = tuple(_snapshot(t) if t is self else t for t in node._saved)
+        node._versions = tuple(t._vc[0] for t in node._saved)
+    if r.shape != self.shape:
+        raise RuntimeError(
+            f"output with shape [{', '.join(map(str, self.shape))}] doesn't match the broadcast shape "
+            f"[{', '.join(map(str, r.shape))}]")
+    _write(self, r)
+    if node is not None:
+        _rebase(self, r)
+    return self
+
+
+def _snapshot(t: Tensor) -> Tensor:
+    s = Tensor._make(t._data.copy(), t.dtype)
+    s._requires_grad = t._requires_grad
+    s.grad_fn = t.grad_fn
+    s._output_nr = t._output_nr
+    return s
+
+
+def _write(self: Tensor, r: Tensor) -> None:
+    src = r._data if r.dtype is self.dtype else to_storage(values(r).astype(D.compute_np(self.dtype))
+                                                           if self.dtype is not D.bfloat16 else values(r), self.dtype)
+    if self._data.ndim == 0:
+        self._data[()] = src
+    else:
+        self._data[...] = src
+    self._vc[0] += 1
+
+
+def _rebase(self: Tensor, r: Tensor) -> None:
+    base = self._base
+    if base is None:
+        self.grad_fn = r.grad_fn
+        self._output_nr = r._output_nr
+        self._requires_grad = True
+        return
+    # self is a view: the base's history gains a CopySlices step
+    pos = _view_positions(base, self)
+    fn = r.grad_fn
+    old = (base.grad_fn, base._output_nr) if base.grad_fn is not None else (
+        (_acc(base), 0) if base._requires_grad else (None, 0))
+    cs = node_class("CopySlices")(_copy_slices_vjp, (old,) + tuple(fn.next_functions[1:]),
+                                  ctx=(fn, pos, base.shape, base.dtype))
+    base.grad_fn = cs
+    base._output_nr = 0
+    base._requires_grad = True
+    # the view now reads from the new base
+    from .movement import AS_STRIDED
+
+    tmp = apply(AS_STRIDED, (base,), {"size": tuple(self.shape), "stride": self.stride(),
+                                      "offset": self.storage_offset() - base.storage_offset()})
+    self.grad_fn = tmp.grad_fn
+    self._output_nr = 0
+    self._requires_grad = True
+
+
+def _acc(t):
+    from ..autograd.engine import _accumulator
+
+    return _accumulator(t)
+
+
+def _storage_offsets(a: np.ndarray, item: int, start: int = 0) -> np.ndarray:
+    """Each element's offset in storage, in elements, as an array of a's shape."""
+    pos = np.full(a.shape, start, dtype=np.int64)
+    for d, (n, s) in enumerate(zip(a.shape, a.strides)):
+        shape = [1] * a.ndim
+        shape[d] = n
+        pos = pos + (np.arange(n, dtype=np.int64) * (s // item)).reshape(shape)
+    return pos
+
+
+def _view_positions(base: Tensor, view: Tensor) -> np.ndarray:
+    """For each element of `view`, its flat (row-major) index in `base`."""
+    item = base.dtype.itemsize
+    start = (view._data.__array_interface__["data"][0] - base._data.__array_interface__["data"][0]) // item
+    bpos = _storage_offsets(base._data, item).reshape(-1)
+    vpos = _storage_offsets(view._data, item, start)
+    order = np.argsort(bpos, kind="stable")
+    return order[np.searchsorted(bpos[order], vpos)]
+
+
+def _copy_slices_vjp(ctx, saved, g):
+    fn, pos, shape, dtype = ctx
+    from ..creation import from_values
+
+    gv = g._values()
+    flat = gv.reshape(-1)
+    g_view = from_values(flat[pos], g.dtype)
+    grads = fn.apply([g_view])
+    rest = flat.copy()
+    rest[pos.reshape(-1)] = 0
+    if grads[0] is not None:
+        rest[pos.reshape(-1)] = grads[0]._values().reshape(-1) if grads[0].shape == g_view.shape else \
+            np.broadcast_to(grads[0]._values(), g_view.shape).reshape(-1)
+    return (from_values(rest.reshape(shape), g.dtype),) + tuple(grads[1:])
+
+
+def inplace(fn):
+    """Make the in-place method `x.op_(...)` from the out-of-place `op(x, ...)`."""
+
+    def method(self, *args, **kwargs):
+        check_writable(self)
+        return commit(self, fn(self, *args, **kwargs))
+
+    method.__name__ = fn.__name__ + "_"
+    method.__doc__ = f"In-place `{fn.__name__}`: writes the result into self and returns self."
+    return method
+
+
+def write_out(out: Tensor, r: Tensor) -> Tensor:
+    """The `out=` argument: resize if needed, cast, write, and return `out`."""
+    if _grad["enabled"] and (r._requires_grad or out._requires_grad):
+        raise RuntimeError(
+            f"{'add'}(): functions with out=... arguments don't support automatic differentiation, but one of "
+            "the arguments requires grad.")
+    _check_cast(r, out)
+    if out.shape != r.shape:
+        if out.numel():
+            import warnings
+
+            warnings.warn(
+                f"An output with one or more elements was resized since it had shape "
+                f"[{', '.join(map(str, out.shape))}], which does not match the required output shape "
+                f"[{', '.join(map(str, r.shape))}]. This behavior is deprecated, and in a future PyTorch release "
+                "outputs will not be resized unless they have zero elements. You can explicitly reuse an out tensor "
+                "t by resizing it, inplace, to zero elements with t.resize_(0).", UserWarning, stacklevel=3)
+        out._data = np.empty(r.shape, dtype=out.dtype.np)
+    _write(out, r)
+    return out

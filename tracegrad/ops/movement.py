@@ -1,0 +1,624 @@
+"""Views and data movement: view/reshape, permute, expand, squeeze, slicing, cat, stack...
+
+A view op's NumPy implementation returns a NumPy view of its input, so the
+result shares storage; the dispatcher then shares the base's version counter.
+`reshape`/`contiguous` copy only when a view is impossible. The vjp of a view
+that selects part of its input (select, slice, split, as_strided...) writes the
+gradient into zeros through the same view: the `view_scatter` op below."""
+from __future__ import annotations
+
+import numpy as np
+from numpy.lib.stride_tricks import as_strided as _np_strided_view
+
+from .. import dtypes as D
+from ..dispatch import apply
+from ..tensor import Tensor, Size
+from .shape_util import broadcast_shapes, sum_to, wrap_dim
+from .table import defop, OPS
+
+
+def _prod(xs):
+    n = 1
+    for x in xs:
+        n *= x
+    return n
+
+
+def infer_size(shape, numel: int) -> tuple:
+    """Resolve one -1 in a requested shape, with torch's errors."""
+    shape = tuple(int(s) for s in shape)
+    neg = [i for i, s in enumerate(shape) if s == -1]
+    if len(neg) > 1:
+        raise RuntimeError("only one dimension can be inferred")
+    for s in shape:
+        if s < -1:
+            raise RuntimeError(f"invalid shape dimension {s}")
+    known = _prod(s for s in shape if s != -1)
+    if neg:
+        if known == 0 or numel % known:
+            raise RuntimeError(f"shape '[{', '.join(map(str, shape))}]' is invalid for input of size {numel}")
+        shape = shape[: neg[0]] + (numel // known,) + shape[neg[0] + 1:]
+    elif known != numel:
+        raise RuntimeError(f"shape '[{', '.join(map(str, shape))}]' is invalid for input of size {numel}")
+    return shape
+
+
+def view_strides(oldshape, oldstride, newshape):
+    """Strides that let `newshape` view memory laid out as (oldshape, oldstride), or None.
+
+    Walks both shapes from the right in chunks of dims that are contiguous with
+    each other; a new dim may split or merge dims only inside one chunk."""
+    numel = _prod(oldshape)
+    if numel == 0:
+        st, acc = [], 1
+        for n in reversed(newshape):
+            st.append(acc)
+            acc *= max(n, 1)
+        return tuple(reversed(st))
+    if not oldshape:
+        return tuple(1 for _ in newshape)
+    newstride = [0] * len(newshape)
+    view_d = len(newshape) - 1
+    chunk_base = oldstride[-1]
+    tensor_numel = 1
+    view_numel = 1
+    for td in range(len(oldshape) - 1, -1, -1):
+        tensor_numel *= oldshape[td]
+        if td == 0 or (oldshape[td - 1] != 1 and oldstride[td - 1] != tensor_numel * chunk_base):
+            while view_d >= 0 and (view_numel < tensor_numel or newshape[view_d] == 1):
+                newstride[view_d] = view_numel * chunk_base
+                view_numel *= newshape[view_d]
+                view_d -= 1
+            if view_numel != tensor_numel:
+                return None
+            if td > 0:
+                chunk_base = oldstride[td - 1]
+                tensor_numel = 1
+                view_numel = 1
+    if view_d != -1:
+        return None
+    return tuple(newstride)
+
+
+def _np_view(a, shape):
+    if a.flags.c_contiguous:
+        return a.reshape(shape)
+    item = a.itemsize
+    st = view_strides(a.shape, tuple(s // item for s in a.strides), shape)
+    return _np_strided_view(a, shape, tuple(s * item for s in st))
+
+
+def _vjp_view(ctx, saved, g):
+    return (g.reshape(ctx.shapes[0]),)
+
+
+VIEW = defop("view", "view", _np_view, vjp=_vjp_view, grad_name="ViewBackward0")
+
+
+def view(self, *shape):
+    if len(shape) == 1 and isinstance(shape[0], D.DType):
+        return _view_dtype(self, shape[0])
+    if len(shape) == 1 and not isinstance(shape[0], int):
+        shape = tuple(shape[0])
+    shape = infer_size(shape, self.numel())
+    if view_strides(self._data.shape, self.stride(), shape) is None:
+        raise RuntimeError(
+            "view size is not compatible with input tensor's size and stride (at least one dimension spans "
+            "across two contiguous subspaces). Use .reshape(...) instead."
+        )
+    return apply(VIEW, (self,), {"shape": shape})
+
+
+def _view_dtype(self, dt):
+    if dt.itemsize != self.dtype.itemsize:
+        raise RuntimeError("view(dtype) with a different element size is not supported")
+    return Tensor._make(self._data.view(dt.np), dt)
+
+
+def reshape(self, *shape):
+    if len(shape) == 1 and not isinstance(shape[0], int):
+        shape = tuple(shape[0])
+    shape = infer_size(shape, self.numel())
+    if view_strides(self._data.shape, self.stride(), shape) is not None:
+        return apply(VIEW, (self,), {"shape": shape})
+    return apply(VIEW, (clone(self),), {"shape": shape})
+
+
+def view_as(self, other):
+    return view(self, other.shape)
+
+
+def reshape_as(self, other):
+    return reshape(self, other.shape)
+
+
+def flatten(self, start_dim=0, end_dim=-1):
+    if self.ndim == 0:
+        return reshape(self, (1,))
+    s = wrap_dim(start_dim, self.ndim)
+    e = wrap_dim(end_dim, self.ndim)
+    if s > e:
+        raise RuntimeError("flatten() has invalid args: start_dim cannot come after end_dim")
+    if s == e:
+        return self
+    shape = self.shape[:s] + (_prod(self.shape[s:e + 1]),) + self.shape[e + 1:]
+    return reshape(self, shape)
+
+
+def unflatten(self, dim, sizes):
+    d = wrap_dim(dim, self.ndim)
+    sizes = infer_size(sizes, self.shape[d])
+    return view(self, self.shape[:d] + tuple(sizes) + self.shape[d + 1:]) if self.is_contiguous() else \
+        reshape(self, self.shape[:d] + tuple(sizes) + self.shape[d + 1:])
+
+
+# ---- permutations -----------------------------------------------------------------------
+def _vjp_permute(ctx, saved, g):
+    inv = [0] * len(ctx.dims)
+    for i, d in enumerate(ctx.dims):
+        inv[d] = i
+    return (g.permute(inv),)
+
+
+PERMUTE = defop("permute", "view", lambda a, dims: a.transpose(dims), vjp=_vjp_permute)
+TRANSPOSE = defop("transpose", "view", lambda a, d0, d1: np.swapaxes(a, d0, d1),
+                  vjp=lambda ctx, s, g: (g.transpose(ctx.d0, ctx.d1),))
+T = defop("t", "view", lambda a: a.T, vjp=lambda ctx, s, g: (g.t(),), grad_name="TBackward0")
+
+
+def permute(self, *dims):
+    if len(dims) == 1 and not isinstance(dims[0], int):
+        dims = tuple(dims[0])
+    if len(dims) != self.ndim:
+        raise RuntimeError(
+            f"permute(sparse_coo): number of dimensions in the tensor input does not match the length of the "
+            f"desired ordering of dimensions i.e. input.dim() = {self.ndim} is not equal to len(dims) = {len(dims)}")
+    dims = tuple(wrap_dim(d, self.ndim) for d in dims)
+    if len(set(dims)) != len(dims):
+        raise RuntimeError("permute(): duplicate dims are not allowed.")
+    return apply(PERMUTE, (self,), {"dims": dims})
+
+
+def transpose(self, dim0, dim1):
+    d0, d1 = wrap_dim(dim0, self.ndim), wrap_dim(dim1, self.ndim)
+    return apply(TRANSPOSE, (self,), {"d0": d0, "d1": d1})
+
+
+swapaxes = swapdims = transpose
+
+
+def t(self):
+    if self.ndim > 2:
+        raise RuntimeError(f"t() expects a tensor with <= 2 dimensions, but self is {self.ndim}D")
+    return apply(T, (self,))
+
+
+def _mT(self):
+    return transpose(self, -2, -1)
+
+
+# ---- expand / squeeze / unsqueeze -------------------------------------------------------------
+def _np_expand(a, shape):
+    lead = len(shape) - a.ndim
+    strides = (0,) * lead + tuple(0 if (n == 1 and s != 1) else st
+                                  for n, s, st in zip(a.shape, shape[lead:], a.strides))
+    return _np_strided_view(a, shape, strides)
+
+
+EXPAND = defop("expand", "view", _np_expand, vjp=lambda ctx, s, g: (sum_to(g, ctx.shapes[0]),))
+
+
+def expand(self, *sizes):
+    if len(sizes) == 1 and not isinstance(sizes[0], int):
+        sizes = tuple(sizes[0])
+    if len(sizes) < self.ndim:
+        raise RuntimeError(
+            f"expand(torch.FloatTensor{{[{', '.join(map(str, self.shape))}]}}, size=[{', '.join(map(str, sizes))}]): "
+            "the number of sizes provided (%d) must be greater or equal to the number of dimensions in the tensor (%d)"
+            % (len(sizes), self.ndim))
+    lead = len(sizes) - self.ndim
+    out = list(sizes)
+    for i, n in enumerate(self.shape):
+        want = sizes[lead + i]
+        if want == -1:
+            out[lead + i] = n
+        elif n != 1 and n != want:
+            raise RuntimeError(
+                f"The expanded size of the tensor ({want}) must match the existing size ({n}) at non-singleton "
+                f"dimension {lead + i}.  Target sizes: [{', '.join(map(str, sizes))}].  Tensor sizes: "
+                f"[{', '.join(map(str, self.shape))}]")
+    for i in range(lead):
+        if sizes[i] < 0:
+            raise RuntimeError(
+                f"The expanded size of the tensor ({sizes[i]}) isn't allowed in a leading, non-existing dimension {i}")
+    out = tuple(out)
+    if out == tuple(self.shape):
+        return apply(EXPAND, (self,), {"shape": out})
+    return apply(EXPAND, (self,), {"shape": out})
+
+
+def expand_as(self, other):
+    return expand(self, other.shape)
+
+
+def broadcast_to(self, shape):
+    return expand(self, shape)
+
+
+def broadcast_tensors(*tensors):
+    shape = broadcast_shapes(*(t.shape for t in tensors))
+    return tuple(expand(t, shape) for t in tensors)
+
+
+UNSQUEEZE = defop("unsqueeze", "view", lambda a, dim: np.expand_dims(a, dim),
+                  vjp=lambda ctx, s, g: (g.squeeze(ctx.dim),))
+SQUEEZE = defop("squeeze", "view", lambda a, dims: np.squeeze(a, dims) if dims else a[...],
+                vjp=lambda ctx, s, g: (g.reshape(ctx.shapes[0]),),
+                grad_name=lambda a: "SqueezeBackward1" if a.get("explicit") else "SqueezeBackward0")
+
+
+def unsqueeze(self, dim):
+    d = wrap_dim(dim, self.ndim + 1)
+    return apply(UNSQUEEZE, (self,), {"dim": d})
+
+
+def squeeze(self, dim=None):
+    if dim is None:
+        dims = tuple(i for i, n in enumerate(self.shape) if n == 1)
+    else:
+        ds = (dim,) if isinstance(dim, int) else tuple(dim)
+        dims = tuple(d for d in (wrap_dim(x, self.ndim) for x in ds) if self.ndim and self.shape[d] == 1)
+    return apply(SQUEEZE, (self,), {"dims": dims, "explicit": dim is not None})
+
+
+# ---- selecting parts: select, slice, narrow, split, unbind, as_strided, diagonal ----------------
+_OVERLAPPING = ("as_strided", "unfold")  # views whose elements may alias each other
+
+
+def _np_view_scatter(g, shape, view, attrs):
+    out = np.zeros(shape, dtype=g.dtype)
+    if view in _OVERLAPPING:
+        # apply the same view to the flat positions, then add g at each position it names
+        pos = OPS[view].numpy(np.arange(out.size).reshape(shape), **attrs)
+        acc = np.bincount(pos.reshape(-1), weights=g.reshape(-1), minlength=out.size)
+        return acc.astype(g.dtype).reshape(shape)
+    OPS[view].numpy(out, **attrs)[...] = g
+    return out
+
+
+def _vjp_view_scatter(ctx, saved, g):
+    return (apply(OPS[ctx.view], (g,), ctx.attrs["attrs"]),)
+
+
+VIEW_SCATTER = defop("view_scatter", "index", _np_view_scatter, vjp=_vjp_view_scatter)
+
+
+def _part_view(name, fn, grad_name=None):
+    op = defop(name, "view", fn, grad_name=grad_name)
+
+    def vjp(ctx, saved, g):
+        return (apply(VIEW_SCATTER, (g,), {"shape": ctx.shapes[0], "view": name, "attrs": dict(ctx.attrs)}),)
+
+    op.vjp = vjp
+    op.differentiable = True
+    return op
+
+
+# the trailing Ellipsis keeps a 0-d result a view (NumPy would hand back a scalar copy)
+SELECT = _part_view("select", lambda a, dim, index: a[(slice(None),) * dim + (index, Ellipsis)])
+SLICE = _part_view("slice", lambda a, dim, start, stop, step: a[(slice(None),) * dim + (slice(start, stop, step),)])
+DIAGONAL = _part_view("diagonal", lambda a, offset, dim1, dim2: np.diagonal(a, offset, dim1, dim2))
+
+
+def _np_as_strided(a, size, stride, offset):
+    """size/stride in elements; offset relative to `a`'s first element."""
+    if offset:
+        from ..tensor import _root
+
+        root = _root(a)
+        flat = root.reshape(-1) if root.flags.c_contiguous else root.T.reshape(-1)
+        start = (a.__array_interface__["data"][0] - flat.__array_interface__["data"][0]) // a.itemsize
+        a = flat[start + offset:]
+    return _np_strided_view(a, size, tuple(s * a.itemsize for s in stride))
+
+
+def _np_unfold(a, dim, size, step):
+    count = (a.shape[dim] - size) // step + 1
+    shape = a.shape[:dim] + (count,) + a.shape[dim + 1:] + (size,)
+    st = a.strides
+    return _np_strided_view(a, shape, st[:dim] + (st[dim] * step,) + st[dim + 1:] + (st[dim],))
+
+
+AS_STRIDED = _part_view("as_strided", _np_as_strided)
+UNFOLD = _part_view("unfold", _np_unfold)
+
+
+def select(self, dim, index):
+    if self.ndim == 0:
+        raise IndexError("select() cannot be applied to a 0-dim tensor.")
+    d = wrap_dim(dim, self.ndim)
+    n = self.shape[d]
+    if not -n <= index < n:
+        raise IndexError(f"index {index} is out of bounds for dimension {d} with size {n}")
+    return apply(SELECT, (self,), {"dim": d, "index": index + n if index < 0 else index})
+
+
+def slice_dim(self, dim, start, stop, step=1):
+    d = wrap_dim(dim, self.ndim)
+    if step <= 0:
+        raise ValueError("step must be greater than zero")
+    n = self.shape[d]
+    start, stop, _ = slice(start, stop).indices(n)
+    stop = max(stop, start)
+    return apply(SLICE, (self,), {"dim": d, "start": start, "stop": stop, "step": step})
+
+
+def narrow(self, dim, start, length):
+    d = wrap_dim(dim, self.ndim)
+    if isinstance(start, Tensor):
+        start = int(start)
+    n = self.shape[d]
+    if start < 0:
+        start += n
+    if not (0 <= start <= n) or length < 0 or start + length > n:
+        raise RuntimeError(f"start ({start}) + length ({length}) exceeds dimension size ({n}).")
+    return apply(SLICE, (self,), {"dim": d, "start": start, "stop": start + length, "step": 1})
+
+
+def as_strided(self, size, stride, storage_offset=None):
+    off = self.storage_offset() if storage_offset is None else storage_offset
+    base_off = self.storage_offset()
+    return apply(AS_STRIDED, (self,), {"size": tuple(size), "stride": tuple(stride), "offset": off - base_off})
+
+
+def diagonal(self, offset=0, dim1=0, dim2=1):
+    return apply(DIAGONAL, (self,), {"offset": offset, "dim1": wrap_dim(dim1, self.ndim), "dim2": wrap_dim(dim2, self.ndim)})
+
+
+def _np_split(a, dim, bounds):
+    return tuple(a[(slice(None),) * dim + (slice(s, e),)] for s, e in bounds)
+
+
+def _vjp_split(ctx, saved, *gs):
+    return (cat(list(gs), ctx.dim),)
+
+
+SPLIT = defop("split", "view", _np_split, vjp=_vjp_split, nout=0, grad_name="SplitBackward0")
+
+
+def _np_unbind(a, dim):
+    return tuple(a[(slice(None),) * dim + (i, Ellipsis)] for i in range(a.shape[dim]))
+
+
+def _vjp_unbind(ctx, saved, *gs):
+    return (stack(list(gs), ctx.dim),)
+
+
+UNBIND = defop("unbind", "view", _np_unbind, vjp=_vjp_unbind, nout=0, grad_name="UnbindBackward0")
+
+
+def _multi(op, self, attrs, n):
+    return apply(op, (self,), attrs)
+
+
+def split(self, split_size_or_sections, dim=0):
+    d = wrap_dim(dim, self.ndim)
+    n = self.shape[d]
+    if isinstance(split_size_or_sections, int):
+        s = split_size_or_sections
+        if s <= 0 and n:
+            raise RuntimeError(f"split_size can only be 0 if dimension size is 0, but got dimension size of {n}")
+        bounds = [(i, min(i + s, n)) for i in range(0, n, s)] if s else [(0, 0)]
+    else:
+        sizes = list(split_size_or_sections)
+        if sum(sizes) != n:
+            raise RuntimeError(
+                f"split_with_sizes expects split_sizes to sum exactly to {n} (input tensor's size at dimension {d}), "
+                f"but got split_sizes={sizes}")
+        bounds, acc = [], 0
+        for s in sizes:
+            bounds.append((acc, acc + s))
+            acc += s
+    outs = _multi(SPLIT, self, {"dim": d, "bounds": tuple(bounds)}, len(bounds))
+    return tuple(outs) if isinstance(outs, tuple) else (outs,)
+
+
+def chunk(self, chunks, dim=0):
+    if chunks <= 0:
+        raise RuntimeError("chunk expects `chunks` to be greater than 0, got: %d" % chunks)
+    d = wrap_dim(dim, self.ndim)
+    n = self.shape[d]
+    size = -(-n // chunks) if n else 0
+    return split(self, size if size else 1, d) if n else split(self, [0] * 1, d)
+
+
+def tensor_split(self, sections, dim=0):
+    d = wrap_dim(dim, self.ndim)
+    n = self.shape[d]
+    q, r = divmod(n, sections)
+    return split(self, [q + 1] * r + [q] * (sections - r), d)
+
+
+def unbind(self, dim=0):
+    d = wrap_dim(dim, self.ndim)
+    r = _multi(UNBIND, self, {"dim": d}, self.shape[d])
+    return r if isinstance(r, tuple) else (r,)
+
+
+# ---- copies: clone, contiguous, flip, repeat, cat, stack ----------------------------------------
+CLONE = defop("clone", "movement", lambda a: np.array(a, copy=True, order="K") if a.ndim else a.copy(),
+              vjp=lambda ctx, s, g: (g,), lowering="{0}")
+
+
+def clone(self, *, memory_format=None):
+    r = apply(CLONE, (self,))
+    return r
+
+
+def contiguous(self, memory_format=None):
+    if self.is_contiguous():
+        return self
+    return apply(CONTIG, (self,))
+
+
+CONTIG = defop("contiguous", "movement", lambda a: np.ascontiguousarray(a), vjp=lambda ctx, s, g: (g,),
+               grad_name="CloneBackward0", lowering="{0}")
+
+
+FLIP = defop("flip", "movement", lambda a, dims: np.flip(a, dims).copy(), vjp=lambda ctx, s, g: (g.flip(ctx.dims),))
+
+
+def flip(self, *dims):
+    if len(dims) == 1 and not isinstance(dims[0], int):
+        dims = tuple(dims[0])
+    dims = tuple(wrap_dim(d, self.ndim) for d in dims)
+    return apply(FLIP, (self,), {"dims": dims})
+
+
+def fliplr(self):
+    return flip(self, 1)
+
+
+def flipud(self):
+    return flip(self, 0)
+
+
+def _np_repeat(a, reps):
+    lead = len(reps) - a.ndim
+    return np.tile(a.reshape((1,) * lead + a.shape), reps)
+
+
+def _vjp_repeat(ctx, saved, g):
+    shape = ctx.shapes[0]
+    reps = ctx.reps
+    lead = len(reps) - len(shape)
+    full = (1,) * lead + tuple(shape)
+    # view each repeated dim as (rep, size) and sum the reps away
+    split_shape = []
+    for r, n in zip(reps, full):
+        split_shape += [r, n]
+    gg = g.reshape(split_shape).sum(tuple(range(0, 2 * len(reps), 2)))
+    return (gg.reshape(shape),)
+
+
+REPEAT = defop("repeat", "movement", _np_repeat, vjp=_vjp_repeat)
+
+
+def repeat(self, *reps):
+    if len(reps) == 1 and not isinstance(reps[0], int):
+        reps = tuple(reps[0])
+    if len(reps) < self.ndim:
+        raise RuntimeError("Number of dimensions of repeat dims can not be smaller than number of dimensions of tensor")
+    return apply(REPEAT, (self,), {"reps": tuple(reps)})
+
+
+def tile(self, *reps):
+    if len(reps) == 1 and not isinstance(reps[0], int):
+        reps = tuple(reps[0])
+    reps = (1,) * (self.ndim - len(reps)) + tuple(reps)
+    return repeat(self, reps)
+
+
+def _np_cat(arrays, dim):
+    return np.concatenate(arrays, axis=dim)
+
+
+def _vjp_cat(ctx, saved, g):
+    out, start = [], 0
+    for shp in ctx.shapes:
+        n = shp[ctx.dim]
+        out.append(narrow(g, ctx.dim, start, n))
+        start += n
+    return tuple(out)
+
+
+CAT = defop("cat", "movement", _np_cat, dtype=lambda args, attrs: D.result_type(*args[0]) if args[0] else D.float32,
+            vjp=_vjp_cat, cast_inputs=False)
+
+
+def cat(tensors, dim=0, *, out=None):
+    tensors = list(tensors)
+    if not tensors:
+        raise RuntimeError("torch.cat(): expected a non-empty list of Tensors")
+    for i, t in enumerate(tensors):
+        if not isinstance(t, Tensor):
+            raise TypeError(f"expected Tensor as element {i} in argument 0, but got {type(t).__name__}")
+    # legacy rule: 1-D empty tensors are skipped
+    live = [t for t in tensors if not (t.ndim == 1 and t.shape[0] == 0)]
+    ref = live[0] if live else tensors[0]
+    d = wrap_dim(dim, ref.ndim)
+    for i, t in enumerate(live):
+        if t.ndim != ref.ndim:
+            raise RuntimeError(
+                f"Tensors must have same number of dimensions: got {ref.ndim} and {t.ndim}")
+        for j in range(ref.ndim):
+            if j != d and t.shape[j] != ref.shape[j]:
+                raise RuntimeError(
+                    f"Sizes of tensors must match except in dimension {d}. Expected size {ref.shape[j]} but got "
+                    f"size {t.shape[j]} for tensor number {i} in the list.")
+    dt = D.result_type(*tensors)
+    conv = [t if t.dtype is dt else t.to(dt) for t in tensors]
+    live = [t for t in conv if not (t.ndim == 1 and t.shape[0] == 0)] or conv[:1]
+    r = apply(CAT, (live,), {"dim": d}, dtype=dt)
+    if out is not None:
+        from .inplace import write_out
+
+        return write_out(out, r)
+    return r
+
+
+concat = concatenate = cat
+
+
+def stack(tensors, dim=0, *, out=None):
+    tensors = list(tensors)
+    if not tensors:
+        raise RuntimeError("stack expects a non-empty TensorList")
+    shape = tensors[0].shape
+    for i, t in enumerate(tensors):
+        if t.shape != shape:
+            raise RuntimeError(
+                f"stack expects each tensor to be equal size, but got [{', '.join(map(str, shape))}] at entry 0 and "
+                f"[{', '.join(map(str, t.shape))}] at entry {i}")
+    d = wrap_dim(dim, len(shape) + 1)
+    dt = D.result_type(*tensors)
+    r = apply(STACK, ([t if t.dtype is dt else t.to(dt) for t in tensors],), {"dim": d}, dtype=dt)
+    if out is not None:
+        from .inplace import write_out
+
+        return write_out(out, r)
+    return r
+
+
+STACK = defop("stack", "movement", lambda arrays, dim: np.stack(arrays, axis=dim),
+              vjp=lambda ctx, s, g: tuple(g.unbind(ctx.dim)))
+
+
+def hstack(tensors):
+    return cat(tensors, 0 if tensors[0].ndim == 1 else 1)
+
+
+def vstack(tensors):
+    return cat([t.reshape(1, -1) if t.ndim == 1 else t for t in tensors], 0)
+
+
+def movedim(self, source, destination):
+    src = [source] if isinstance(source, int) else list(source)
+    dst = [destination] if isinstance(destination, int) else list(destination)
+    src = [wrap_dim(s, self.ndim) for s in src]
+    dst = [wrap_dim(s, self.ndim) for s in dst]
+    order = [i for i in range(self.ndim) if i not in src]
+    for d, s in sorted(zip(dst, src)):
+        order.insert(d, s)
+    return permute(self, order)
+
+
+moveaxis = movedim
+
+
+def unfold(self, dimension, size, step):
+    """Sliding windows of `size` every `step` along `dimension`, as a view (conv and pooling use it)."""
+    d = wrap_dim(dimension, self.ndim)
+    if size > self.shape[d]:
+        raise RuntimeError(f"maximum size for tensor at dimension {d} is {self.shape[d]} but size is {size}")
+    return apply(UNFOLD, (self,), {"dim": d, "size": size, "step": step})

@@ -1,0 +1,603 @@
+"""Pointwise ops: unary, binary and ternary elementwise math.
+
+Each primitive is one `defop` line: its NumPy function, its Triton expression
+(`lowering`, over already-loaded values {0} {1} {2}) and its vjp. The public
+functions below settle broadcasting and type promotion (torch's rules) before the
+primitive runs, so the primitives themselves never promote."""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from .. import dtypes as D
+from ..dispatch import apply
+from ..tensor import Tensor
+from .shape_util import broadcast_shapes, sum_to
+from .table import defop
+
+_DEFAULT = D.get_default_dtype
+
+
+# ---- dtype rules -------------------------------------------------------------------
+def _promote(args, attrs=None):
+    return D.result_type(*args)
+
+
+def _floatify(dt: D.DType) -> D.DType:
+    return dt if dt.is_floating_point else D.get_default_dtype()
+
+
+def _float_result(args, attrs=None):
+    return _floatify(D.result_type(*args))
+
+
+def _bool_result(args, attrs=None):
+    return D.bool_
+
+
+def _same(args, attrs=None):
+    return args[0].dtype
+
+
+def _zero_grads(ctx):
+    return tuple(None for _ in ctx.shapes)
+
+
+# ---- vjp rules (written with tracegrad ops, so they trace) ------------------------------
+def _vjp_add(ctx, saved, g):
+    a, b = ctx.shapes if len(ctx.shapes) == 2 else (ctx.shapes[0], None)
+    if len(ctx.shapes) == 1:
+        return (sum_to(g, ctx.shapes[0]),)
+    return sum_to(g, a), sum_to(g, b)
+
+
+def _vjp_sub(ctx, saved, g):
+    if len(ctx.shapes) == 1:  # tensor - scalar, or scalar - tensor (rsub)
+        return (sum_to(g if isinstance(ctx.args[0], Tensor) else -g, ctx.shapes[0]),)
+    return sum_to(g, ctx.shapes[0]), sum_to(-g, ctx.shapes[1])
+
+
+def _vjp_mul(ctx, saved, g):
+    if len(saved) == 1:  # tensor * scalar
+        other = ctx.args[1] if isinstance(ctx.args[0], Tensor) else ctx.args[0]
+        return (g * other,)
+    a, b = saved
+    return (sum_to(g * b, ctx.shapes[0]) if ctx.needs[0] else None,
+            sum_to(g * a, ctx.shapes[1]) if ctx.needs[1] else None)
+
+
+def _vjp_div(ctx, saved, g):
+    if len(saved) == 1:
+        if isinstance(ctx.args[0], Tensor):  # tensor / scalar
+            return (g / ctx.args[1],)
+        b = saved[0]  # scalar / tensor
+        return (-g * ctx.args[0] / (b * b),)
+    a, b = saved
+    ga = sum_to(g / b, ctx.shapes[0]) if ctx.needs[0] else None
+    gb = sum_to(-g * a / (b * b), ctx.shapes[1]) if ctx.needs[1] else None
+    return ga, gb
+
+
+def _vjp_pow(ctx, saved, g):
+    a0, a1 = ctx.args
+    if not isinstance(a1, Tensor):  # x ** c
+        x = saved[0]
+        if a1 == 0:
+            return (g * 0.0,)
+        return (g * a1 * x ** (a1 - 1),)
+    if not isinstance(a0, Tensor):  # c ** x
+        out = saved[0]
+        return (g * out * math.log(a0) if a0 > 0 else g * out * float("nan") if a0 < 0 else g * 0.0 * out,)
+    x, y, out = saved
+    gx = sum_to(g * y * where(y == 0, x * 0.0, x ** (y - 1)), ctx.shapes[0]) if ctx.needs[0] else None
+    gy = sum_to(g * out * where(x > 0, log(x), x * 0.0), ctx.shapes[1]) if ctx.needs[1] else None
+    return gx, gy
+
+
+def _vjp_maxmin(ctx, saved, g):
+    a, b = saved
+    # ties split the gradient in half, as torch does
+    sel = (a > b) if ctx.attrs.get("is_max") else (a < b)
+    tie = a == b
+    ga = where(sel, g, where(tie, g * 0.5, g * 0.0))
+    gb = where(sel, g * 0.0, where(tie, g * 0.5, g))
+    return (sum_to(ga, ctx.shapes[0]) if ctx.needs[0] else None,
+            sum_to(gb, ctx.shapes[1]) if ctx.needs[1] else None)
+
+
+def _unary(name, fn, lowering, vjp=None, save=(0,), dtype=_float_result, grad_name=None):
+    return defop(name, "pointwise", fn, dtype=dtype, cast_inputs=True, vjp=vjp, save=save,
+                 lowering=lowering, grad_name=grad_name)
+
+
+# ---- the primitives ---------------------------------------------------------------
+ADD = defop("add", "pointwise", np.add, dtype=_promote, cast_inputs=True, vjp=_vjp_add, lowering="{0} + {1}")
+SUB = defop("sub", "pointwise", np.subtract, dtype=_promote, cast_inputs=True, vjp=_vjp_sub, lowering="{0} - {1}",
+            grad_name=lambda a: "RsubBackward1" if a.get("rsub") else "SubBackward0")
+MUL = defop("mul", "pointwise", np.multiply, dtype=_promote, cast_inputs=True, vjp=_vjp_mul, save=(0, 1),
+            lowering="{0} * {1}")
+DIV = defop("div", "pointwise", np.true_divide, dtype=_float_result, cast_inputs=True, vjp=_vjp_div, save=(0, 1),
+            lowering="{0} / {1}")
+# pow has three forms (x ** c, x ** y, c ** x) that save different things
+POW = defop("pow", "pointwise", np.power, dtype=_promote, cast_inputs=True, vjp=_vjp_pow,
+            save=lambda a: {0: (0,), 1: (0, 1, "out"), 2: (1, "out")}[a["form"]],
+            lowering="libdevice.pow({0}, {1})",
+            grad_name=lambda a: {0: "PowBackward0", 1: "PowBackward1", 2: "PowBackward2"}[a.get("form", 1)])
+MAXIMUM = defop("maximum", "pointwise", np.maximum, dtype=_promote, cast_inputs=True, vjp=_vjp_maxmin,
+                save=(0, 1), lowering="tl.maximum({0}, {1})")
+MINIMUM = defop("minimum", "pointwise", np.minimum, dtype=_promote, cast_inputs=True, vjp=_vjp_maxmin,
+                save=(0, 1), lowering="tl.minimum({0}, {1})")
+
+
+def _np_floor_div(a, b):
+    if isinstance(a, np.ndarray) and a.dtype.kind in "iu" or isinstance(b, np.ndarray) and b.dtype.kind in "iu":
+        if np.any(np.asarray(b) == 0):
+            raise RuntimeError("ZeroDivisionError")
+    return np.floor_divide(a, b)
+
+
+def _np_trunc_div(a, b):
+    if (isinstance(a, np.ndarray) and a.dtype.kind in "iub") or (isinstance(b, np.ndarray) and b.dtype.kind in "iub"):
+        if np.any(np.asarray(b) == 0):
+            raise RuntimeError("ZeroDivisionError")
+        q = np.floor_divide(a, b)
+        fix = (q < 0) & (q * b != a)
+        return q + fix.astype(q.dtype)
+    return np.trunc(np.true_divide(a, b))
+
+
+def _np_remainder(a, b):
+    if (isinstance(b, np.ndarray) and b.dtype.kind in "iu" or isinstance(b, int)) and np.any(np.asarray(b) == 0) \
+            and not (isinstance(a, np.ndarray) and a.dtype.kind == "f"):
+        raise RuntimeError("ZeroDivisionError")
+    return np.remainder(a, b)
+
+
+def _vjp_none(ctx, saved, g):
+    return tuple(None for _ in ctx.shapes)
+
+
+def _vjp_zero(ctx, saved, g):
+    return tuple(sum_to(g * 0.0, s) if n else None for s, n in zip(ctx.shapes, ctx.needs))
+
+
+def _vjp_remainder(ctx, saved, g):
+    if len(ctx.shapes) == 1:
+        return (g if isinstance(ctx.args[0], Tensor) else g * 0.0,)
+    a, b = saved
+    return sum_to(g, ctx.shapes[0]), sum_to(-g * floor_divide(a, b), ctx.shapes[1])
+
+
+FLOOR_DIVIDE = defop("floor_divide", "pointwise", _np_floor_div, dtype=_promote, cast_inputs=True,
+                     vjp=_vjp_zero, lowering="tl.math.floor({0} / {1})", grad_name="DivBackward2")
+TRUNC_DIVIDE = defop("trunc_divide", "pointwise", _np_trunc_div, dtype=_promote, cast_inputs=True,
+                     vjp=_vjp_zero, lowering="libdevice.trunc({0} / {1})", grad_name="DivBackward2")
+REMAINDER = defop("remainder", "pointwise", _np_remainder, dtype=_promote, cast_inputs=True,
+                  vjp=_vjp_remainder, save=(0, 1), lowering="{0} - tl.math.floor({0} / {1}) * {1}")
+FMOD = defop("fmod", "pointwise", np.fmod, dtype=_promote, cast_inputs=True, vjp=_vjp_remainder, save=(0, 1),
+             lowering="libdevice.fmod({0}, {1})")
+ATAN2 = defop("atan2", "pointwise", np.arctan2, dtype=_float_result, cast_inputs=True, save=(0, 1),
+              vjp=lambda ctx, s, g: (sum_to(g * s[1] / (s[0] * s[0] + s[1] * s[1]), ctx.shapes[0]),
+                                      sum_to(-g * s[0] / (s[0] * s[0] + s[1] * s[1]), ctx.shapes[1])),
+              lowering="libdevice.atan2({0}, {1})")
+
+# comparisons and logic: bool results, no gradient
+_CMP = {}
+for _name, _fn, _low in [("eq", np.equal, "{0} == {1}"), ("ne", np.not_equal, "{0} != {1}"),
+                         ("lt", np.less, "{0} < {1}"), ("le", np.less_equal, "{0} <= {1}"),
+                         ("gt", np.greater, "{0} > {1}"), ("ge", np.greater_equal, "{0} >= {1}"),
+                         ("logical_and", np.logical_and, "({0} != 0) & ({1} != 0)"),
+                         ("logical_or", np.logical_or, "({0} != 0) | ({1} != 0)"),
+                         ("logical_xor", np.logical_xor, "({0} != 0) ^ ({1} != 0)")]:
+    _CMP[_name] = defop(_name, "pointwise", _fn, dtype=_bool_result, lowering=_low)
+
+
+def _bitwise(name, fn, low):
+    def np_fn(a, b):
+        for x in (a, b):
+            if isinstance(x, np.ndarray) and x.dtype.kind == "f" or isinstance(x, float):
+                raise RuntimeError(f'"{name}_cpu" not implemented for \'Float\'')
+        return fn(a, b)
+
+    return defop(name, "pointwise", np_fn, dtype=_promote, cast_inputs=True, lowering=low)
+
+
+BITWISE_AND = _bitwise("bitwise_and", np.bitwise_and, "{0} & {1}")
+BITWISE_OR = _bitwise("bitwise_or", np.bitwise_or, "{0} | {1}")
+BITWISE_XOR = _bitwise("bitwise_xor", np.bitwise_xor, "{0} ^ {1}")
+
+
+def _g(fn):
+    """vjp for a unary op whose derivative is fn(x, out)."""
+    return lambda ctx, s, g: (g * fn(*s),)
+
+
+EXP = _unary("exp", np.exp, "tl.exp({0})", _g(lambda out: out), save=("out",))
+EXP2 = _unary("exp2", np.exp2, "tl.exp2({0})", _g(lambda out: out * math.log(2.0)), save=("out",))
+EXPM1 = _unary("expm1", np.expm1, "libdevice.expm1({0})", _g(lambda out: out + 1), save=("out",))
+LOG = _unary("log", np.log, "tl.log({0})", _g(lambda x: 1 / x))
+LOG2 = _unary("log2", np.log2, "tl.log2({0})", _g(lambda x: 1 / (x * math.log(2.0))))
+LOG10 = _unary("log10", np.log10, "libdevice.log10({0})", _g(lambda x: 1 / (x * math.log(10.0))))
+LOG1P = _unary("log1p", np.log1p, "libdevice.log1p({0})", _g(lambda x: 1 / (x + 1)), grad_name="Log1PBackward0")
+SQRT = _unary("sqrt", np.sqrt, "tl.sqrt({0})", _g(lambda out: 0.5 / out), save=("out",))
+RSQRT = _unary("rsqrt", lambda x: 1 / np.sqrt(x), "libdevice.rsqrt({0})", _g(lambda out: -0.5 * out * out * out),
+               save=("out",))
+SIN = _unary("sin", np.sin, "tl.sin({0})", _g(lambda x: cos(x)))
+COS = _unary("cos", np.cos, "tl.cos({0})", _g(lambda x: -sin(x)))
+TAN = _unary("tan", np.tan, "libdevice.tan({0})", _g(lambda out: 1 + out * out), save=("out",))
+ASIN = _unary("asin", np.arcsin, "libdevice.asin({0})", _g(lambda x: rsqrt(1 - x * x)))
+ACOS = _unary("acos", np.arccos, "libdevice.acos({0})", _g(lambda x: -rsqrt(1 - x * x)))
+ATAN = _unary("atan", np.arctan, "libdevice.atan({0})", _g(lambda x: 1 / (1 + x * x)))
+SINH = _unary("sinh", np.sinh, "libdevice.sinh({0})", _g(lambda x: cosh(x)))
+COSH = _unary("cosh", np.cosh, "libdevice.cosh({0})", _g(lambda x: sinh(x)))
+TANH = _unary("tanh", np.tanh, "libdevice.tanh({0})", _g(lambda out: 1 - out * out), save=("out",))
+
+
+def _np_sigmoid(x):
+    # exp(-|x|) never overflows; torch's sigmoid is exact at both tails
+    e = np.exp(-np.abs(x))
+    return np.where(x >= 0, 1 / (1 + e), e / (1 + e)).astype(x.dtype, copy=False)
+
+
+SIGMOID = _unary("sigmoid", _np_sigmoid, "tl.sigmoid({0})", _g(lambda out: out * (1 - out)), save=("out",))
+RECIPROCAL = _unary("reciprocal", np.reciprocal, "1.0 / {0}", _g(lambda out: -out * out), save=("out",))
+
+
+def _np_erf(x):
+    # NumPy has no erf; math.erf elementwise is exact and fast enough for CPU tensors
+    flat = x.reshape(-1)
+    return np.fromiter((math.erf(v) for v in flat.tolist()), dtype=x.dtype, count=flat.size).reshape(x.shape)
+
+
+ERF = _unary("erf", _np_erf, "libdevice.erf({0})", _g(lambda x: (2 / math.sqrt(math.pi)) * exp(-x * x)))
+
+# ops that keep the input's dtype (integers stay integers)
+NEG = _unary("neg", np.negative, "-{0}", lambda ctx, s, g: (-g,), save=(), dtype=_same)
+ABS = _unary("abs", np.abs, "tl.abs({0})", _g(lambda x: sign(x)), dtype=_same)
+SIGN = _unary("sign", np.sign, "tl.where({0} > 0, 1, tl.where({0} < 0, -1, 0))",
+              lambda ctx, s, g: (g * 0.0,), save=(), dtype=_same)
+RELU = _unary("relu", lambda x: np.maximum(x, 0).astype(x.dtype, copy=False), "tl.maximum({0}, 0)",
+              _g(lambda out: (out > 0).to(out.dtype)), save=("out",), dtype=_same)
+FLOOR = _unary("floor", np.floor, "tl.math.floor({0})", lambda ctx, s, g: (g * 0.0,), save=(), dtype=_same)
+CEIL = _unary("ceil", np.ceil, "tl.math.ceil({0})", lambda ctx, s, g: (g * 0.0,), save=(), dtype=_same)
+TRUNC = _unary("trunc", np.trunc, "libdevice.trunc({0})", lambda ctx, s, g: (g * 0.0,), save=(), dtype=_same)
+ROUND = _unary("round", np.round, "libdevice.nearbyint({0})", lambda ctx, s, g: (g * 0.0,), save=(),
+               dtype=_same)
+LOGICAL_NOT = defop("logical_not", "pointwise", np.logical_not, dtype=_bool_result, lowering="{0} == 0")
+BITWISE_NOT = defop("bitwise_not", "pointwise", np.invert, dtype=_same, lowering="~{0}")
+ISNAN = defop("isnan", "pointwise", np.isnan, dtype=_bool_result, lowering="{0} != {0}")
+ISINF = defop("isinf", "pointwise", np.isinf, dtype=_bool_result, lowering="tl.abs({0}) == float('inf')")
+ISFINITE = defop("isfinite", "pointwise", np.isfinite, dtype=_bool_result,
+                 lowering="tl.abs({0}) < float('inf')")
+
+
+def _np_cast(x, dtype):
+    return x  # the dispatcher's to_storage does the conversion to the output dtype
+
+
+def _vjp_cast(ctx, saved, g):
+    return (g.to(ctx.dtypes[0]),)
+
+
+CAST = defop("to_copy", "pointwise", _np_cast, dtype=lambda args, attrs: attrs["dtype"], vjp=_vjp_cast,
+             lowering="{0}.to({dtype})", grad_name="ToCopyBackward0")
+
+
+def _vjp_where(ctx, saved, g):
+    cond = saved[0]
+    z = g * 0.0
+    ga = sum_to(where(cond, g, z), ctx.shapes[1]) if ctx.needs[1] else None
+    gb = sum_to(where(cond, z, g), ctx.shapes[2]) if len(ctx.shapes) > 2 and ctx.needs[2] else None
+    return None, ga, gb
+
+
+def _np_where(c, a, b):
+    return np.where(c, a, b)
+
+
+WHERE = defop("where", "pointwise", _np_where, vjp=None, save=(0,), lowering="tl.where({0}, {1}, {2})")
+
+
+def _vjp_where_any(ctx, saved, g):
+    # tensor positions among (cond, a, b); scalars do not get gradients
+    cond = saved[0]
+    z = g * 0.0
+    out = [None]
+    for pos in (1, 2):
+        a = ctx.args[pos]
+        if isinstance(a, Tensor):
+            out.append(sum_to(where(cond, g, z) if pos == 1 else where(cond, z, g), a.shape))
+    return tuple(out)
+
+
+WHERE.vjp = _vjp_where_any
+WHERE.differentiable = True
+
+
+def _vjp_clamp(ctx, saved, g):
+    x = saved[0]
+    lo, hi = ctx.attrs["lo"], ctx.attrs["hi"]
+    keep = (x >= lo) if lo is not None else None
+    if hi is not None:
+        k2 = x <= hi
+        keep = k2 if keep is None else logical_and(keep, k2)
+    return (where(keep, g, g * 0.0),)
+
+
+def _np_clamp(x, lo=None, hi=None):
+    if lo is not None:
+        x = np.maximum(x, lo)
+    if hi is not None:
+        x = np.minimum(x, hi)
+    return x
+
+
+CLAMP = defop("clamp", "pointwise", _np_clamp, dtype=lambda args, attrs: D.result_type(args[0], *(
+    v for v in (attrs["lo"], attrs["hi"]) if v is not None)), cast_inputs=True,
+    vjp=_vjp_clamp, save=(0,), lowering="clamp({0}, {lo}, {hi})", grad_name="ClampBackward1")
+
+
+# ---- public functions ------------------------------------------------------------
+def _scalar_ok(x):
+    return isinstance(x, (int, float, bool, np.number, np.bool_))
+
+
+def _check(a, b):
+    ta, tb = isinstance(a, Tensor), isinstance(b, Tensor)
+    if ta and tb:
+        if a._data.shape != b._data.shape:
+            broadcast_shapes(a._data.shape, b._data.shape)
+    elif not ta and not tb:
+        raise TypeError(f"expected Tensor as element 0 in argument 0, but got {type(a).__name__}")
+    elif not (ta or _scalar_ok(a)) or not (tb or _scalar_ok(b)):
+        bad = b if ta else a
+        raise TypeError(f"unsupported operand type(s): '{type(bad).__name__}' for a tensor operation")
+
+
+def _binary(op, a, b, attrs=None):
+    if not isinstance(a, Tensor) and not isinstance(b, Tensor):
+        a = _as_tensor(a)
+    _check(a, b)
+    return apply(op, (a, b), attrs or {})
+
+
+def _as_tensor(x):
+    from ..creation import tensor
+
+    return tensor(x)
+
+
+def _out(out, r):
+    if out is None:
+        return r
+    from .inplace import write_out
+
+    return write_out(out, r)
+
+
+def add(input, other, *, alpha=1, out=None):
+    if alpha != 1:
+        other = other * alpha
+    return _out(out, _binary(ADD, input, other))
+
+
+def sub(input, other, *, alpha=1, out=None):
+    if isinstance(input, Tensor) and input.dtype is D.bool_ and getattr(other, "dtype", None) is D.bool_:
+        raise RuntimeError("Subtraction, the `-` operator, with two bool tensors is not supported. "
+                           "Use the `^` or `logical_xor()` operator instead.")
+    if alpha != 1:
+        other = other * alpha
+    return _out(out, _binary(SUB, input, other))
+
+
+subtract = sub
+
+
+def rsub(input, other, *, alpha=1):
+    if alpha != 1:
+        input = input * alpha
+    return _binary(SUB, other, input, {"rsub": True})
+
+
+def mul(input, other, *, out=None):
+    r = _binary(MUL, input, other)
+    return _out(out, r)
+
+
+multiply = mul
+
+
+def div(input, other, *, rounding_mode=None, out=None):
+    if rounding_mode is None:
+        r = _binary(DIV, input, other)
+    elif rounding_mode == "floor":
+        r = _binary(FLOOR_DIVIDE, input, other)
+    elif rounding_mode == "trunc":
+        r = _binary(TRUNC_DIVIDE, input, other)
+    else:
+        raise ValueError(f"div expected rounding_mode to be one of None, 'trunc', or 'floor' but found '{rounding_mode}'")
+    return _out(out, r)
+
+
+divide = div
+
+
+def true_divide(input, other, *, out=None):
+    return div(input, other, out=out)
+
+
+def floor_divide(input, other, *, out=None):
+    return _out(out, _binary(FLOOR_DIVIDE, input, other))
+
+
+def remainder(input, other, *, out=None):
+    return _out(out, _binary(REMAINDER, input, other))
+
+
+def fmod(input, other, *, out=None):
+    return _out(out, _binary(FMOD, input, other))
+
+
+def atan2(input, other, *, out=None):
+    return _out(out, _binary(ATAN2, input, other))
+
+
+arctan2 = atan2
+
+
+def pow(input, exponent, *, out=None):
+    if isinstance(input, Tensor) and not isinstance(exponent, Tensor):
+        form = 0
+        if input.dtype.category == D._INT and isinstance(exponent, int) and exponent < 0:
+            raise RuntimeError("Integers to negative integer powers are not allowed.")
+    else:
+        form = 2 if not isinstance(input, Tensor) else 1
+    _check(input, exponent)
+    r = apply(POW, (input, exponent), {"form": form})
+    return _out(out, r)
+
+
+def maximum(input, other, *, out=None):
+    return _out(out, _binary(MAXIMUM, input, other, {"is_max": True}))
+
+
+def minimum(input, other, *, out=None):
+    return _out(out, _binary(MINIMUM, input, other, {"is_max": False}))
+
+
+def fmax(input, other, *, out=None):
+    return maximum(input, other, out=out)
+
+
+def fmin(input, other, *, out=None):
+    return minimum(input, other, out=out)
+
+
+def _cmp(name):
+    op = _CMP[name]
+
+    def f(input, other, *, out=None):
+        if not isinstance(input, Tensor):
+            input = _as_tensor(input)
+        _check(input, other)
+        r = apply(op, (input, other), compute=D.result_type(input, other))
+        return _out(out, r)
+
+    f.__name__ = name
+    f.__doc__ = f"Elementwise `{name}`, with broadcasting; the result is a bool tensor."
+    return f
+
+
+eq, ne, lt, le, gt, ge = (_cmp(n) for n in ("eq", "ne", "lt", "le", "gt", "ge"))
+greater, greater_equal, less, less_equal, not_equal = gt, ge, lt, le, ne
+logical_and, logical_or, logical_xor = (_cmp(n) for n in ("logical_and", "logical_or", "logical_xor"))
+
+
+def bitwise_and(input, other, *, out=None):
+    return _out(out, _binary(BITWISE_AND, input, other))
+
+
+def bitwise_or(input, other, *, out=None):
+    return _out(out, _binary(BITWISE_OR, input, other))
+
+
+def bitwise_xor(input, other, *, out=None):
+    return _out(out, _binary(BITWISE_XOR, input, other))
+
+
+def equal(input, other) -> bool:
+    return input.shape == other.shape and bool(eq(input, other).all())
+
+
+def _un(op, check_float=False):
+    def f(input, *, out=None):
+        if not isinstance(input, Tensor):
+            raise TypeError(f"{op.name}(): argument 'input' (position 1) must be Tensor, not {type(input).__name__}")
+        return _out(out, apply(op, (input,)))
+
+    f.__name__ = op.name
+    f.__doc__ = f"Elementwise `{op.name}`."
+    return f
+
+
+exp, exp2, expm1, log, log2, log10, log1p = (_un(o) for o in (EXP, EXP2, EXPM1, LOG, LOG2, LOG10, LOG1P))
+sqrt, rsqrt, sin, cos, tan, tanh, sigmoid = (_un(o) for o in (SQRT, RSQRT, SIN, COS, TAN, TANH, SIGMOID))
+asin, acos, atan, sinh, cosh, erf = (_un(o) for o in (ASIN, ACOS, ATAN, SINH, COSH, ERF))
+arcsin, arccos, arctan = asin, acos, atan
+neg, abs, sign, relu, floor, ceil, trunc = (_un(o) for o in (NEG, ABS, SIGN, RELU, FLOOR, CEIL, TRUNC))
+negative, absolute, fix = neg, abs, trunc
+reciprocal = _un(RECIPROCAL)
+logical_not, bitwise_not = _un(LOGICAL_NOT), _un(BITWISE_NOT)
+isnan, isinf, isfinite = _un(ISNAN), _un(ISINF), _un(ISFINITE)
+
+
+def round(input, *, decimals: int = 0, out=None):
+    if decimals:
+        s = 10.0 ** decimals
+        return _out(out, apply(ROUND, (input * s,)) / s)
+    return _out(out, apply(ROUND, (input,)))
+
+
+def square(input, *, out=None):
+    return _out(out, pow(input, 2))
+
+
+def frac(input):
+    return input - trunc(input)
+
+
+def clamp(input, min=None, max=None, *, out=None):
+    if min is None and max is None:
+        raise RuntimeError("torch.clamp: At least one of 'min' or 'max' must not be None")
+    if isinstance(min, Tensor) or isinstance(max, Tensor):
+        r = input
+        if min is not None:
+            r = maximum(r, min)
+        if max is not None:
+            r = minimum(r, max)
+        return _out(out, r)
+    return _out(out, apply(CLAMP, (input,), {"lo": min, "hi": max}))
+
+
+clip = clamp
+
+
+def clamp_min(input, min):
+    return clamp(input, min=min)
+
+
+def clamp_max(input, max):
+    return clamp(input, max=max)
+
+
+def where(condition, input=None, other=None):
+    if input is None and other is None:
+        from .index import nonzero
+
+        return nonzero(condition, as_tuple=True)
+    if not isinstance(condition, Tensor) or condition.dtype is not D.bool_:
+        if isinstance(condition, Tensor) and condition.dtype is D.uint8:
+            condition = condition.to(D.bool_)
+        else:
+            raise RuntimeError(f"where expected condition to be a boolean tensor, but got a tensor with dtype "
+                               f"{condition.dtype.short if isinstance(condition, Tensor) else type(condition).__name__}")
+    shapes = [x._data.shape for x in (condition, input, other) if isinstance(x, Tensor)]
+    broadcast_shapes(*shapes)
+    dt = D.result_type(*(x for x in (input, other)))
+    return _where(condition, input, other, dt)
+
+
+def _where(c, a, b, dt):
+    a2 = a.to(dt) if isinstance(a, Tensor) and a.dtype is not dt else a
+    b2 = b.to(dt) if isinstance(b, Tensor) and b.dtype is not dt else b
+    return apply(WHERE, (c, a2, b2), dtype=dt)
+
+
+def lerp(input, end, weight, *, out=None):
+    return _out(out, input + weight * (end - input))
+
+
+def to_dtype(x: Tensor, dtype: D.DType) -> Tensor:
+    return apply(CAST, (x,), {"dtype": dtype})
+

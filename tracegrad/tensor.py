@@ -1,0 +1,537 @@
+"""Tensor: a NumPy array view over shared storage, plus autograd fields.
+
+Storage and views work as in torch: `_data` is a NumPy view into one buffer, so
+`view`, slicing, `t()`... share memory, and `stride()` / `storage_offset()` are
+read off NumPy's byte strides and data pointer. Views share the base's version
+counter `_vc`, which in-place ops bump so autograd can spot stale saved tensors.
+
+Math lives in `tracegrad/ops/`; the methods are attached at the bottom of this
+file, so `x.add(y)`, `tracegrad.add(x, y)` and `x + y` are the same function."""
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+
+from . import dtypes as D
+from .device import CPU, check_device
+from .autograd import grad_mode
+
+_grad = grad_mode._state
+
+
+class Size(tuple):
+    """A tuple of dims that prints as `tracegrad.Size([5, 3])`."""
+
+    def __repr__(self) -> str:
+        return f"tracegrad.Size([{', '.join(str(int(s)) for s in self)}])"
+
+    __str__ = __repr__
+
+    def numel(self) -> int:
+        n = 1
+        for s in self:
+            n *= s
+        return n
+
+    def __getitem__(self, i):
+        r = tuple.__getitem__(self, i)
+        return Size(r) if isinstance(i, slice) else r
+
+    def __add__(self, other):
+        return Size(tuple.__add__(self, tuple(other)))
+
+
+class Tensor:
+    __slots__ = ("_data", "dtype", "_requires_grad", "_grad", "grad_fn", "_output_nr", "_base",
+                 "_vc", "_accum", "_hooks", "_retains_grad", "_sym", "__weakref__", "__dict__")
+
+    # ---- construction -------------------------------------------------------
+    def __new__(cls, *args, **kwargs):
+        return object.__new__(cls)
+
+    def __init__(self, *args, device=None, dtype=None):
+        """The legacy constructor: `Tensor(2, 3)` is uninitialised float, `Tensor(data)` copies
+        (or shares a float32 ndarray, as torch does)."""
+        from .creation import _legacy_tensor
+
+        if args and isinstance(args[0], Tensor) and len(args) == 1:
+            src = args[0]
+            self._init(src._data, src.dtype)
+            self._base = src if src._base is None else src._base
+            self._vc = src._vc
+            return
+        arr, dt = _legacy_tensor(args, dtype or D.get_default_dtype(), device)
+        self._init(arr, dt)
+
+    def _init(self, arr, dt):
+        self._data = arr
+        self.dtype = dt
+        self._requires_grad = False
+        self._grad = None
+        self.grad_fn = None
+        self._output_nr = 0
+        self._base = None
+        self._vc = [0]
+        self._accum = None
+        self._hooks = None
+        self._retains_grad = False
+        self._sym = None
+
+    @classmethod
+    def _make(cls, arr: np.ndarray, dt: D.DType) -> "Tensor":
+        t = object.__new__(Tensor)
+        t._data = arr
+        t.dtype = dt
+        t._requires_grad = False
+        t._grad = None
+        t.grad_fn = None
+        t._output_nr = 0
+        t._base = None
+        t._vc = [0]
+        t._accum = None
+        t._hooks = None
+        t._retains_grad = False
+        t._sym = None
+        return t
+
+    # ---- metadata -------------------------------------------------------------
+    @property
+    def shape(self) -> Size:
+        return Size(self._data.shape)
+
+    def size(self, dim: int | None = None):
+        if dim is None:
+            return Size(self._data.shape)
+        return self._data.shape[_wrap_dim(dim, self._data.ndim)]
+
+    @property
+    def ndim(self) -> int:
+        return self._data.ndim
+
+    def dim(self) -> int:
+        return self._data.ndim
+
+    ndimension = dim
+
+    def numel(self) -> int:
+        return self._data.size
+
+    nelement = numel
+
+    def element_size(self) -> int:
+        return self.dtype.itemsize
+
+    @property
+    def itemsize(self) -> int:
+        return self.dtype.itemsize
+
+    @property
+    def nbytes(self) -> int:
+        return self._data.size * self.dtype.itemsize
+
+    @property
+    def device(self):
+        return CPU
+
+    @property
+    def is_cuda(self) -> bool:
+        return False
+
+    @property
+    def is_cpu(self) -> bool:
+        return True
+
+    def get_device(self) -> int:
+        return -1
+
+    def is_floating_point(self) -> bool:
+        return self.dtype.is_floating_point
+
+    def is_complex(self) -> bool:
+        return False
+
+    @property
+    def layout(self):
+        return "strided"
+
+    def stride(self, dim: int | None = None):
+        st = tuple(s // self.dtype.itemsize for s in self._data.strides)
+        if dim is None:
+            return st
+        return st[_wrap_dim(dim, self._data.ndim)]
+
+    def storage_offset(self) -> int:
+        root = _root(self._data)
+        return (self._data.__array_interface__["data"][0] - root.__array_interface__["data"][0]) // self.dtype.itemsize
+
+    def data_ptr(self) -> int:
+        return self._data.__array_interface__["data"][0]
+
+    def untyped_storage(self):
+        return _Storage(_root(self._data))
+
+    def is_contiguous(self, memory_format=None) -> bool:
+        if self._data.size == 0:
+            return True
+        expected = self.dtype.itemsize
+        for n, s in zip(reversed(self._data.shape), reversed(self._data.strides)):
+            if n == 1:
+                continue
+            if s != expected:
+                return False
+            expected *= n
+        return True
+
+    def _values(self) -> np.ndarray:
+        from .dispatch import values
+
+        return values(self)
+
+    # ---- autograd fields --------------------------------------------------------
+    @property
+    def requires_grad(self) -> bool:
+        return self._requires_grad
+
+    @requires_grad.setter
+    def requires_grad(self, flag: bool) -> None:
+        if self.grad_fn is not None and not flag:
+            raise RuntimeError(
+                "you can only change requires_grad flags of leaf variables. If you want to use a "
+                "computed variable in a subgraph that doesn't require differentiation use "
+                "var_no_grad = var.detach()."
+            )
+        if flag and not self.dtype.is_floating_point:
+            raise RuntimeError("only Tensors of floating point and complex dtype can require gradients")
+        self._requires_grad = bool(flag)
+
+    def requires_grad_(self, requires_grad: bool = True) -> "Tensor":
+        if requires_grad and not self.dtype.is_floating_point:
+            raise RuntimeError("only Tensors of floating point and complex dtype can require gradients")
+        if self.grad_fn is not None and not requires_grad:
+            raise RuntimeError(
+                "you can only change requires_grad flags of leaf variables. If you want to use a "
+                "computed variable in a subgraph that doesn't require differentiation use "
+                "var_no_grad = var.detach()."
+            )
+        self._requires_grad = bool(requires_grad)
+        return self
+
+    @property
+    def is_leaf(self) -> bool:
+        return self.grad_fn is None
+
+    @property
+    def grad(self):
+        if self.grad_fn is not None and not self._retains_grad:
+            warnings.warn(
+                "The .grad attribute of a Tensor that is not a leaf Tensor is being accessed. Its .grad "
+                "attribute won't be populated during autograd.backward(). If you indeed want the .grad "
+                "field to be populated for a non-leaf Tensor, use .retain_grad() on the non-leaf Tensor. "
+                "If you access the non-leaf Tensor by mistake, make sure you access the leaf Tensor "
+                "instead. See github.com/pytorch/pytorch/pull/30531 for more informations.",
+                UserWarning,
+                stacklevel=2,
+            )
+        return self._grad
+
+    @grad.setter
+    def grad(self, value) -> None:
+        if value is not None:
+            if not isinstance(value, Tensor):
+                raise TypeError(f"assigned grad expected to be a Tensor or None but got grad of type {type(value).__name__}")
+            if value.shape != self.shape:
+                raise RuntimeError("assigned grad has data of a different size")
+            if value.dtype is not self.dtype:
+                raise RuntimeError("assigned grad has data of a different type")
+        self._grad = value
+
+    @property
+    def retains_grad(self) -> bool:
+        return self._retains_grad
+
+    @property
+    def _version(self) -> int:
+        return self._vc[0]
+
+    @property
+    def data(self) -> "Tensor":
+        t = Tensor._make(self._data, self.dtype)
+        t._base = self._base
+        return t
+
+    @data.setter
+    def data(self, other: "Tensor") -> None:
+        self._data = other._data
+        self.dtype = other.dtype
+
+    def detach(self) -> "Tensor":
+        t = Tensor._make(self._data, self.dtype)
+        t._vc = self._vc
+        t._base = self._base if self._base is not None else self
+        return t
+
+    def detach_(self) -> "Tensor":
+        self.grad_fn = None
+        self._requires_grad = False
+        return self
+
+    def retain_grad(self) -> None:
+        if not self._requires_grad:
+            raise RuntimeError("can't retain_grad on Tensor that has requires_grad=False")
+        if self.grad_fn is None:
+            return
+        import weakref
+
+        if self.grad_fn._retained is None:
+            self.grad_fn._retained = {}
+        self.grad_fn._retained[self._output_nr] = weakref.ref(self)
+        self._retains_grad = True
+
+    def register_hook(self, hook):
+        if not self._requires_grad:
+            raise RuntimeError("cannot register a hook on a tensor that doesn't require gradient")
+        from .autograd.node import _Handle
+
+        if self.grad_fn is None:
+            if self._hooks is None:
+                self._hooks = []
+            self._hooks.append(hook)
+            return _Handle(self._hooks, hook)
+        d = self.grad_fn._tensor_pre_hooks
+        if d is None:
+            d = self.grad_fn._tensor_pre_hooks = {}
+        lst = d.setdefault(self._output_nr, [])
+        lst.append(hook)
+        return _Handle(lst, hook)
+
+    def backward(self, gradient=None, retain_graph=None, create_graph=False, inputs=None) -> None:
+        from .autograd import backward
+
+        backward(self, gradient, retain_graph=retain_graph, create_graph=create_graph, inputs=inputs)
+
+    # ---- conversion ---------------------------------------------------------------
+    def numpy(self, *, force: bool = False) -> np.ndarray:
+        if self._requires_grad and not force:
+            raise RuntimeError("Can't call numpy() on Tensor that requires grad. Use tensor.detach().numpy() instead.")
+        if self.dtype is D.bfloat16:
+            raise TypeError("Got unsupported ScalarType BFloat16")
+        return self._data
+
+    def __array__(self, dtype=None, copy=None):
+        a = self._values()
+        return a if dtype is None else a.astype(dtype)
+
+    def tolist(self):
+        return self._values().tolist()
+
+    def item(self):
+        if self._data.size != 1:
+            raise RuntimeError(f"a Tensor with {self._data.size} elements cannot be converted to Scalar")
+        return self._values().reshape(()).item()
+
+    def __len__(self) -> int:
+        if self._data.ndim == 0:
+            raise TypeError("len() of a 0-d tensor")
+        return self._data.shape[0]
+
+    def __iter__(self):
+        if self._data.ndim == 0:
+            raise TypeError("iteration over a 0-d tensor")
+        return iter(self.unbind(0))
+
+    def __bool__(self) -> bool:
+        if self._sym is not None:
+            from .tracer.symbolic import data_dependent
+
+            data_dependent(self, "bool()")
+        if self._data.size != 1:
+            raise RuntimeError(f"Boolean value of Tensor with more than one value is ambiguous")
+        return bool(self._values().reshape(()))
+
+    def __float__(self) -> float:
+        if self._data.size != 1:
+            raise TypeError("only one element tensors can be converted to Python scalars")
+        return float(self._values().reshape(()))
+
+    def __int__(self) -> int:
+        if self._data.size != 1:
+            raise TypeError("only one element tensors can be converted to Python scalars")
+        return int(self._values().reshape(()))
+
+    def __index__(self) -> int:
+        if self.dtype.category != D._INT and self.dtype is not D.bool_ or self._data.size != 1:
+            raise TypeError("only integer tensors of a single element can be converted to an index")
+        return int(self._data.reshape(()))
+
+    def __complex__(self):
+        return complex(self.item())
+
+    def __hash__(self) -> int:
+        return id(self)
+
+    def __repr__(self, *, tensor_contents=None) -> str:
+        from .printing import tensor_repr
+
+        return tensor_repr(self)
+
+    __str__ = __repr__
+
+    def __format__(self, spec: str) -> str:
+        if self._data.ndim == 0:
+            return format(self.item(), spec)
+        return object.__format__(self, spec)
+
+    def __reduce_ex__(self, proto):
+        from .creation import _rebuild
+
+        return (_rebuild, (np.array(self._data), self.dtype.name, self._requires_grad))
+
+    def __deepcopy__(self, memo):
+        if id(self) in memo:
+            return memo[id(self)]
+        t = Tensor._make(self._data.copy(), self.dtype)
+        t._requires_grad = self._requires_grad
+        t.__class__ = type(self)  # keeps nn.Parameter a Parameter
+        if self._grad is not None:
+            t._grad = self._grad.__deepcopy__(memo)
+        memo[id(self)] = t
+        return t
+
+    # ---- device / dtype movement ----------------------------------------------------
+    def to(self, *args, **kwargs) -> "Tensor":
+        dtype = kwargs.pop("dtype", None)
+        dev = kwargs.pop("device", None)
+        copy = kwargs.pop("copy", False)
+        kwargs.pop("non_blocking", None)
+        for a in args:
+            if isinstance(a, D.DType):
+                dtype = a
+            elif isinstance(a, Tensor):
+                dtype, dev = a.dtype, a.device
+            elif a is not None:
+                dev = a
+        if dev is not None:
+            check_device(dev)
+        if dtype is None or dtype is self.dtype:
+            return self.clone() if copy else self
+        from .ops.pointwise import to_dtype
+
+        return to_dtype(self, dtype)
+
+    def cpu(self) -> "Tensor":
+        return self
+
+    def cuda(self, device=None, non_blocking=False) -> "Tensor":
+        check_device("cuda" if device is None else device)
+        return self
+
+    def type(self, dtype=None):
+        if dtype is None:
+            return f"torch.{self.dtype.short}Tensor"
+        if isinstance(dtype, str):
+            name = dtype.rsplit(".", 1)[-1]
+            for d in D.ALL:
+                if d.short + "Tensor" == name:
+                    dtype = d
+                    break
+            else:
+                raise ValueError(f"invalid type: '{dtype}'")
+        return self.to(dtype)
+
+    def float(self):
+        return self.to(D.float32)
+
+    def double(self):
+        return self.to(D.float64)
+
+    def half(self):
+        return self.to(D.float16)
+
+    def bfloat16(self):
+        return self.to(D.bfloat16)
+
+    def long(self):
+        return self.to(D.int64)
+
+    def int(self):
+        return self.to(D.int32)
+
+    def short(self):
+        return self.to(D.int16)
+
+    def char(self):
+        return self.to(D.int8)
+
+    def byte(self):
+        return self.to(D.uint8)
+
+    def bool(self):
+        return self.to(D.bool_)
+
+    def type_as(self, other):
+        return self.to(other.dtype)
+
+    # ---- new_* factories ------------------------------------------------------------
+    def _like_kw(self, dtype, device):
+        return dict(dtype=dtype or self.dtype, device=device)
+
+    def new_ones(self, *size, dtype=None, device=None, requires_grad=False):
+        from .creation import ones
+
+        return ones(*size, **self._like_kw(dtype, device), requires_grad=requires_grad)
+
+    def new_zeros(self, *size, dtype=None, device=None, requires_grad=False):
+        from .creation import zeros
+
+        return zeros(*size, **self._like_kw(dtype, device), requires_grad=requires_grad)
+
+    def new_empty(self, *size, dtype=None, device=None, requires_grad=False):
+        from .creation import empty
+
+        return empty(*size, **self._like_kw(dtype, device), requires_grad=requires_grad)
+
+    def new_full(self, size, fill_value, dtype=None, device=None, requires_grad=False):
+        from .creation import full
+
+        return full(size, fill_value, **self._like_kw(dtype, device), requires_grad=requires_grad)
+
+    def new_tensor(self, data, dtype=None, device=None, requires_grad=False):
+        from .creation import tensor
+
+        return tensor(data, **self._like_kw(dtype, device), requires_grad=requires_grad)
+
+
+class _Storage:
+    """Just enough of torch's UntypedStorage to compare storages and get a pointer."""
+
+    def __init__(self, root):
+        self._root = root
+
+    def data_ptr(self) -> int:
+        return self._root.__array_interface__["data"][0]
+
+    def nbytes(self) -> int:
+        return self._root.nbytes
+
+    def size(self) -> int:
+        return self._root.nbytes
+
+
+def _root(a: np.ndarray) -> np.ndarray:
+    """The array that owns the memory a view looks into."""
+    while isinstance(a.base, np.ndarray):
+        a = a.base
+    return a
+
+
+def _wrap_dim(dim: int, ndim: int) -> int:
+    n = max(ndim, 1)
+    if not -n <= dim < n:
+        raise IndexError(f"Dimension out of range (expected to be in range of [{-n}, {n - 1}], but got {dim})")
+    return dim + n if dim < 0 else dim
+
+
+def is_tensor(x) -> bool:
+    return isinstance(x, Tensor)
+
