@@ -84,15 +84,17 @@ def apply(op, args: tuple, attrs: dict = _EMPTY, dtype: D.DType | None = None,
     tr = TRACER[0]
     if tr is not None:
         return tr.record(op, args, attrs, dtype, compute)
-    from .tensor import Tensor
+    Tensor = _Tensor
 
     if dtype is None:
         dtype = op.dtype(args, attrs) if op.dtype is not None else _first_dtype(args)
     if compute is None and op.cast_inputs:
         compute = dtype
     vals = []
+    rg = False  # does any tensor input require grad?
     for a in args:
         if isinstance(a, Tensor):
+            rg = rg or a._requires_grad
             if compute is not None and a.dtype is not compute:
                 vals.append(values(a).astype(D.compute_np(compute)))
             elif a.dtype is D.bfloat16 and op.kind != "view":
@@ -101,12 +103,16 @@ def apply(op, args: tuple, attrs: dict = _EMPTY, dtype: D.DType | None = None,
                 vals.append(a._data)
         elif type(a) is list or type(a) is tuple:
             vals.append([values(x) if isinstance(x, Tensor) else x for x in a])
+            rg = rg or any(isinstance(x, Tensor) and x._requires_grad for x in a)
         else:
             vals.append(a)
     all_attrs = attrs
-    if attrs and op.np_attrs is not None:
+    if attrs and op.np_attrs is not None and not op.np_attrs.issuperset(attrs):
         attrs = {k: v for k, v in attrs.items() if k in op.np_attrs}
-    with np.errstate(all="ignore"):
+    if op.quiet:
+        with np.errstate(all="ignore"):
+            res = op.numpy(*vals, **attrs)
+    else:
         res = op.numpy(*vals, **attrs)
 
     if op.nout == 1:
@@ -115,7 +121,7 @@ def apply(op, args: tuple, attrs: dict = _EMPTY, dtype: D.DType | None = None,
         dts = dtype if isinstance(dtype, tuple) else (dtype,) * len(res)
         outs = tuple(_wrap(r, d, op, args) for r, d in zip(res, dts))
 
-    if _grad["enabled"] and op.vjp is not None:
+    if rg and _grad["enabled"] and op.vjp is not None:
         _record_grad(op, args, all_attrs, outs)
     return outs[0] if op.nout == 1 else outs
 
@@ -129,8 +135,7 @@ def _first_dtype(args):
 
 
 def _wrap(arr, dtype, op, args):
-    from .tensor import Tensor
-
+    Tensor = _Tensor
     if op.kind == "view":
         src = args[0]
         t = Tensor._make(arr, src.dtype)
@@ -194,3 +199,71 @@ def _record_grad(op, args, attrs, outs):
             o.grad_fn = node
             o._output_nr = i
             o._requires_grad = True
+
+
+# ---- the fast path for binary pointwise ops ------------------------------------------------
+# Small-tensor arithmetic is dominated by Python overhead, so the common case (two CPU
+# tensors or a tensor and a Python number, no tracer, no bfloat16) skips the general
+# path above: the output dtype comes from a cache keyed by the operand dtypes, and the
+# autograd record is made only when an input requires grad. Everything else falls back
+# to `apply`, which is the reference behaviour.
+_DTYPE_CACHE: dict = {}
+SLOW_BINARY = [lambda op, a, b: apply(op, (a, b))]  # replaced by ops.pointwise with the checked path
+_SCALARS = (int, float, bool)
+_BF16 = D.bfloat16
+
+
+def _binary_dtypes(op, a, b):
+    key = (op, a.dtype, b.dtype if type(b) not in _SCALARS else type(b), a._data.ndim == 0,
+           type(b) in _SCALARS or b._data.ndim == 0)
+    r = _DTYPE_CACHE.get(key)
+    if r is None:
+        out = op.dtype((a, b), _EMPTY)
+        comp = out if op.cast_inputs else D.result_type(a, b)
+        r = _DTYPE_CACHE[key] = (out, comp)
+    return r
+
+
+def binary(op, a, b):
+    """apply(op, (a, b)) for a tensor `a` and a tensor or Python number `b`."""
+    ad = a.dtype
+    if TRACER[0] is not None or ad is _BF16:
+        return SLOW_BINARY[0](op, a, b)
+    x = a._data
+    tb = type(b)
+    if tb is float or tb is int or tb is bool:
+        key = (op, ad, tb, x.ndim == 0, True)
+        y = b
+        rg = a._requires_grad
+    elif isinstance(b, _Tensor) and b.dtype is not _BF16:
+        y = b._data
+        key = (op, ad, b.dtype, x.ndim == 0, y.ndim == 0)
+        if x.shape != y.shape:
+            from .ops.shape_util import broadcast_shapes
+
+            broadcast_shapes(x.shape, y.shape)
+        rg = a._requires_grad or b._requires_grad
+    else:
+        return SLOW_BINARY[0](op, a, b)
+    r = _DTYPE_CACHE.get(key)
+    out_dt, comp = r if r is not None else _binary_dtypes(op, a, b)
+    if ad is not comp:
+        x = x.astype(comp.np)
+    if key[2] is not comp and tb is not float and tb is not int and tb is not bool:
+        y = y.astype(comp.np)
+    if op.quiet:
+        with np.errstate(all="ignore"):
+            res = op.numpy(x, y)
+    else:
+        res = op.numpy(x, y)
+    if type(res) is not np.ndarray:
+        res = np.asarray(res)
+    if res.dtype is not out_dt.np and res.dtype != out_dt.np:
+        res = to_storage(res, out_dt)
+    out = _Tensor._make(res, out_dt)
+    if rg and _grad["enabled"] and op.vjp is not None:
+        _record_grad(op, (a, b), _EMPTY, (out,))
+    return out
+
+
+from .tensor import Tensor as _Tensor  # noqa: E402  (tensor.py does not import this module at load time)

@@ -154,9 +154,11 @@ def install() -> None:
     Tensor.__getitem__ = _getitem
     Tensor.__setitem__ = _setitem
     ops = {
-        "__add__": P.add, "__radd__": _binop(P.add, True), "__iadd__": inplace(P.add),
-        "__sub__": P.sub, "__rsub__": _rsub, "__isub__": inplace(P.sub),
-        "__mul__": P.mul, "__rmul__": _binop(P.mul, True), "__imul__": inplace(P.mul),
+        "__add__": P.fast_binary_method(P.ADD), "__radd__": P.fast_binary_method(P.ADD),
+        "__iadd__": inplace(P.add),
+        "__sub__": P.fast_binary_method(P.SUB), "__rsub__": _rsub, "__isub__": inplace(P.sub),
+        "__mul__": P.fast_binary_method(P.MUL), "__rmul__": P.fast_binary_method(P.MUL),
+        "__imul__": inplace(P.mul),
         "__truediv__": P.div, "__rtruediv__": _rtruediv, "__itruediv__": inplace(P.div),
         "__floordiv__": P.floor_divide, "__rfloordiv__": _binop(P.floor_divide, True),
         "__ifloordiv__": inplace(P.floor_divide),

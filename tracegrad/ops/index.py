@@ -37,6 +37,8 @@ def _to_np_index(i):
 
 
 def _expand_ellipsis(idx: tuple, ndim: int) -> tuple:
+    if not any(i is Ellipsis for i in idx):  # (`in` would call Tensor.__eq__)
+        return idx
     used = sum(1 for i in idx if i is not None and i is not Ellipsis and not isinstance(i, bool)
                and not (isinstance(i, Tensor) and i.dtype is D.bool_) and not (
                    isinstance(i, np.ndarray) and i.dtype == np.bool_))

@@ -11,7 +11,8 @@ import math
 import numpy as np
 
 from .. import dtypes as D
-from ..dispatch import apply
+from .. import dispatch as _dispatch
+from ..dispatch import apply, binary
 from ..tensor import Tensor
 from .shape_util import broadcast_shapes, sum_to
 from .table import defop
@@ -112,10 +113,12 @@ def _unary(name, fn, lowering, vjp=None, save=(0,), dtype=_float_result, grad_na
 
 
 # ---- the primitives ---------------------------------------------------------------
-ADD = defop("add", "pointwise", np.add, dtype=_promote, cast_inputs=True, vjp=_vjp_add, lowering="{0} + {1}")
+ADD = defop("add", "pointwise", np.add, dtype=_promote, cast_inputs=True, vjp=_vjp_add, lowering="{0} + {1}",
+            quiet=False)
 SUB = defop("sub", "pointwise", np.subtract, dtype=_promote, cast_inputs=True, vjp=_vjp_sub, lowering="{0} - {1}",
+            quiet=False,
             grad_name=lambda a: "RsubBackward1" if a.get("rsub") else "SubBackward0")
-MUL = defop("mul", "pointwise", np.multiply, dtype=_promote, cast_inputs=True, vjp=_vjp_mul, save=(0, 1),
+MUL = defop("mul", "pointwise", np.multiply, dtype=_promote, cast_inputs=True, vjp=_vjp_mul, save=(0, 1), quiet=False,
             lowering="{0} * {1}")
 DIV = defop("div", "pointwise", np.true_divide, dtype=_float_result, cast_inputs=True, vjp=_vjp_div, save=(0, 1),
             lowering="{0} / {1}")
@@ -190,7 +193,7 @@ for _name, _fn, _low in [("eq", np.equal, "{0} == {1}"), ("ne", np.not_equal, "{
                          ("logical_and", np.logical_and, "({0} != 0) & ({1} != 0)"),
                          ("logical_or", np.logical_or, "({0} != 0) | ({1} != 0)"),
                          ("logical_xor", np.logical_xor, "({0} != 0) ^ ({1} != 0)")]:
-    _CMP[_name] = defop(_name, "pointwise", _fn, dtype=_bool_result, lowering=_low)
+    _CMP[_name] = defop(_name, "pointwise", _fn, dtype=_bool_result, lowering=_low, quiet=False)
 
 
 def _bitwise(name, fn, low):
@@ -356,10 +359,29 @@ def _check(a, b):
 
 
 def _binary(op, a, b, attrs=None):
+    if attrs is None and isinstance(a, Tensor):
+        return binary(op, a, b)
     if not isinstance(a, Tensor) and not isinstance(b, Tensor):
         a = _as_tensor(a)
     _check(a, b)
     return apply(op, (a, b), attrs or {})
+
+
+def _checked_binary(op, a, b):
+    _check(a, b)
+    return apply(op, (a, b))
+
+
+_dispatch.SLOW_BINARY[0] = _checked_binary
+
+
+def fast_binary_method(op):
+    """`Tensor.__add__` and friends: straight to the dispatcher's fast path."""
+
+    def method(self, other):
+        return binary(op, self, other)
+
+    return method
 
 
 def _as_tensor(x):
@@ -377,6 +399,8 @@ def _out(out, r):
 
 
 def add(input, other, *, alpha=1, out=None):
+    if alpha == 1 and out is None and isinstance(input, Tensor):
+        return binary(ADD, input, other)
     if alpha != 1:
         other = other * alpha
     return _out(out, _binary(ADD, input, other))
@@ -401,6 +425,8 @@ def rsub(input, other, *, alpha=1):
 
 
 def mul(input, other, *, out=None):
+    if out is None and isinstance(input, Tensor):
+        return binary(MUL, input, other)
     r = _binary(MUL, input, other)
     return _out(out, r)
 

@@ -21,11 +21,12 @@ class Op:
     movement, random: the tracer's fusion pass groups nodes by it."""
 
     __slots__ = ("name", "kind", "numpy", "dtype", "vjp", "save", "grad_name", "lowering",
-                 "cast_inputs", "nout", "differentiable", "np_attrs")
+                 "cast_inputs", "nout", "differentiable", "np_attrs", "quiet")
 
     def __init__(self, name: str, kind: str, numpy: Callable, *, dtype: Callable | None = None,
                  vjp: Callable | None = None, save: tuple = (), grad_name: str | None = None,
-                 lowering=None, cast_inputs: bool = False, nout: int = 1, differentiable: bool = True):
+                 lowering=None, cast_inputs: bool = False, nout: int = 1, differentiable: bool = True,
+                 quiet: bool | None = None):
         self.name = name
         self.kind = kind
         self.numpy = numpy
@@ -37,6 +38,9 @@ class Op:
         self.cast_inputs = cast_inputs  # cast every tensor input to the output's compute dtype
         self.nout = nout
         self.differentiable = differentiable and vjp is not None
+        # NumPy warns on overflow/divide-by-zero where torch is silent; silencing costs ~1 us a call,
+        # so ops that cannot raise those warnings in practice opt out with quiet=False
+        self.quiet = quiet if quiet is not None else kind in ("pointwise", "reduce", "linalg", "scan")
         self.np_attrs = _accepted_kwargs(numpy)  # attrs the NumPy impl takes; the rest are for meta/vjp
 
 
