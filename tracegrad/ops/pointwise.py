@@ -121,16 +121,18 @@ SUB = defop("sub", "pointwise", np.subtract, dtype=_promote, cast_inputs=True, v
 MUL = defop("mul", "pointwise", np.multiply, dtype=_promote, cast_inputs=True, vjp=_vjp_mul, save=(0, 1), quiet=False,
             lowering="{0} * {1}")
 DIV = defop("div", "pointwise", np.true_divide, dtype=_float_result, cast_inputs=True, vjp=_vjp_div, save=(0, 1),
-            lowering="{0} / {1}")
+            lowering={"float32": "tl.math.div_rn({0}, {1})", "default": "{0} / {1}"})
 # pow has three forms (x ** c, x ** y, c ** x) that save different things
 POW = defop("pow", "pointwise", np.power, dtype=_promote, cast_inputs=True, vjp=_vjp_pow,
             save=lambda a: {0: (0,), 1: (0, 1, "out"), 2: (1, "out")}[a["form"]],
-            lowering="libdevice.pow({0}, {1})",
+            lowering={"float": "libdevice.pow({0}, {1})",  # integers: exact in float64 below 2**53
+                      "int": "libdevice.rint(libdevice.pow(tl.cast({0}, tl.float64), tl.cast({1}, tl.float64)))"
+                             ".to({ctype})"},
             grad_name=lambda a: {0: "PowBackward0", 1: "PowBackward1", 2: "PowBackward2"}[a.get("form", 1)])
 MAXIMUM = defop("maximum", "pointwise", np.maximum, dtype=_promote, cast_inputs=True, vjp=_vjp_maxmin,
-                save=(0, 1), lowering="tl.maximum({0}, {1})")
+                save=(0, 1), lowering="tl.maximum({0}, {1}, propagate_nan=tl.PropagateNan.ALL)")
 MINIMUM = defop("minimum", "pointwise", np.minimum, dtype=_promote, cast_inputs=True, vjp=_vjp_maxmin,
-                save=(0, 1), lowering="tl.minimum({0}, {1})")
+                save=(0, 1), lowering="tl.minimum({0}, {1}, propagate_nan=tl.PropagateNan.ALL)")
 
 
 def _np_floor_div(a, b):
@@ -173,13 +175,25 @@ def _vjp_remainder(ctx, saved, g):
 
 
 FLOOR_DIVIDE = defop("floor_divide", "pointwise", _np_floor_div, dtype=_promote, cast_inputs=True,
-                     vjp=_vjp_zero, lowering="tl.math.floor({0} / {1})", grad_name="DivBackward2")
+                     vjp=_vjp_zero, grad_name="DivBackward2", lowering={
+                         "float32": "tl.math.floor(tl.math.div_rn({0}, {1}))",
+                         "float": "tl.math.floor({0} / {1})",
+                         # Triton's // truncates like C; step down where the signs differ and it was inexact
+                         "int": "tl.where((({0} % {1}) != 0) & (({0} < 0) != ({1} < 0)), {0} // {1} - 1, {0} // {1})"})
 TRUNC_DIVIDE = defop("trunc_divide", "pointwise", _np_trunc_div, dtype=_promote, cast_inputs=True,
-                     vjp=_vjp_zero, lowering="libdevice.trunc({0} / {1})", grad_name="DivBackward2")
+                     vjp=_vjp_zero, grad_name="DivBackward2", lowering={
+                         "float32": "libdevice.trunc(tl.math.div_rn({0}, {1}))",
+                         "float": "libdevice.trunc({0} / {1})", "int": "{0} // {1}"})
+# torch's remainder takes the divisor's sign: fmod (C's %, the dividend's sign) moved by one divisor
+_REMAINDER_LOWERING = {
+    "float": "tl.where((libdevice.fmod({0}, {1}) != 0) & ((libdevice.fmod({0}, {1}) < 0) != ({1} < 0)), "
+             "libdevice.fmod({0}, {1}) + {1}, libdevice.fmod({0}, {1}))",
+    "int": "tl.where((({0} % {1}) != 0) & ((({0} % {1}) < 0) != ({1} < 0)), ({0} % {1}) + {1}, {0} % {1})",
+}
 REMAINDER = defop("remainder", "pointwise", _np_remainder, dtype=_promote, cast_inputs=True,
-                  vjp=_vjp_remainder, save=(0, 1), lowering="{0} - tl.math.floor({0} / {1}) * {1}")
+                  vjp=_vjp_remainder, save=(0, 1), lowering=_REMAINDER_LOWERING)
 FMOD = defop("fmod", "pointwise", np.fmod, dtype=_promote, cast_inputs=True, vjp=_vjp_remainder, save=(0, 1),
-             lowering="libdevice.fmod({0}, {1})")
+             lowering={"float": "libdevice.fmod({0}, {1})", "int": "{0} % {1}"})
 ATAN2 = defop("atan2", "pointwise", np.arctan2, dtype=_float_result, cast_inputs=True, save=(0, 1),
               vjp=lambda ctx, s, g: (sum_to(g * s[1] / (s[0] * s[0] + s[1] * s[1]), ctx.shapes[0]),
                                       sum_to(-g * s[0] / (s[0] * s[0] + s[1] * s[1]), ctx.shapes[1])),
@@ -223,7 +237,9 @@ LOG = _unary("log", np.log, "tl.log({0})", _g(lambda x: 1 / x))
 LOG2 = _unary("log2", np.log2, "tl.log2({0})", _g(lambda x: 1 / (x * math.log(2.0))))
 LOG10 = _unary("log10", np.log10, "libdevice.log10({0})", _g(lambda x: 1 / (x * math.log(10.0))))
 LOG1P = _unary("log1p", np.log1p, "libdevice.log1p({0})", _g(lambda x: 1 / (x + 1)), grad_name="Log1PBackward0")
-SQRT = _unary("sqrt", np.sqrt, "tl.sqrt({0})", _g(lambda out: 0.5 / out), save=("out",))
+# float32 sqrt and division round as IEEE (and torch) do; plain tl.sqrt and / are approximate on the GPU
+SQRT = _unary("sqrt", np.sqrt, {"float32": "tl.sqrt_rn({0})", "default": "tl.sqrt({0})"}, _g(lambda out: 0.5 / out),
+              save=("out",))
 RSQRT = _unary("rsqrt", lambda x: 1 / np.sqrt(x), "libdevice.rsqrt({0})", _g(lambda out: -0.5 * out * out * out),
                save=("out",))
 SIN = _unary("sin", np.sin, "tl.sin({0})", _g(lambda x: cos(x)))
@@ -243,7 +259,9 @@ def _np_sigmoid(x):
     return np.where(x >= 0, 1 / (1 + e), e / (1 + e)).astype(x.dtype, copy=False)
 
 
-SIGMOID = _unary("sigmoid", _np_sigmoid, "tl.sigmoid({0})", _g(lambda out: out * (1 - out)), save=("out",))
+# spelled out rather than tl.sigmoid, a @jit function of Triton's standard library that the
+# interpreter cannot call unless TRITON_INTERPRET was set before Triton was imported
+SIGMOID = _unary("sigmoid", _np_sigmoid, "1.0 / (1.0 + tl.exp(-{0}))",  _g(lambda out: out * (1 - out)), save=("out",))
 RECIPROCAL = _unary("reciprocal", np.reciprocal, "1.0 / {0}", _g(lambda out: -out * out), save=("out",))
 
 
@@ -258,15 +276,20 @@ ERF = _unary("erf", _np_erf, "libdevice.erf({0})", _g(lambda x: (2 / math.sqrt(m
 # ops that keep the input's dtype (integers stay integers)
 NEG = _unary("neg", np.negative, "-{0}", lambda ctx, s, g: (-g,), save=(), dtype=_same)
 ABS = _unary("abs", np.abs, "tl.abs({0})", _g(lambda x: sign(x)), dtype=_same)
-SIGN = _unary("sign", np.sign, "tl.where({0} > 0, 1, tl.where({0} < 0, -1, 0))",
+SIGN = _unary("sign", np.sign, "({0} > 0).to({ctype}) - ({0} < 0).to({ctype})",
               lambda ctx, s, g: (g * 0.0,), save=(), dtype=_same)
-RELU = _unary("relu", lambda x: np.maximum(x, 0).astype(x.dtype, copy=False), "tl.maximum({0}, 0)",
+RELU = _unary("relu", lambda x: np.maximum(x, 0).astype(x.dtype, copy=False),
+              "tl.maximum({0}, 0, propagate_nan=tl.PropagateNan.ALL)",
               _g(lambda out: (out > 0).to(out.dtype)), save=("out",), dtype=_same)
-FLOOR = _unary("floor", np.floor, "tl.math.floor({0})", lambda ctx, s, g: (g * 0.0,), save=(), dtype=_same)
-CEIL = _unary("ceil", np.ceil, "tl.math.ceil({0})", lambda ctx, s, g: (g * 0.0,), save=(), dtype=_same)
-TRUNC = _unary("trunc", np.trunc, "libdevice.trunc({0})", lambda ctx, s, g: (g * 0.0,), save=(), dtype=_same)
-ROUND = _unary("round", np.round, "libdevice.nearbyint({0})", lambda ctx, s, g: (g * 0.0,), save=(),
+# rounding an integer is the integer itself
+FLOOR = _unary("floor", np.floor, {"float": "tl.math.floor({0})", "int": "{0}"}, lambda ctx, s, g: (g * 0.0,), save=(),
                dtype=_same)
+CEIL = _unary("ceil", np.ceil, {"float": "tl.math.ceil({0})", "int": "{0}"}, lambda ctx, s, g: (g * 0.0,), save=(),
+              dtype=_same)
+TRUNC = _unary("trunc", np.trunc, {"float": "libdevice.trunc({0})", "int": "{0}"}, lambda ctx, s, g: (g * 0.0,), save=(),
+               dtype=_same)
+ROUND = _unary("round", np.round, {"float": "libdevice.nearbyint({0})", "int": "{0}"}, lambda ctx, s, g: (g * 0.0,),
+               save=(), dtype=_same)
 LOGICAL_NOT = defop("logical_not", "pointwise", np.logical_not, dtype=_bool_result, lowering="{0} == 0")
 BITWISE_NOT = defop("bitwise_not", "pointwise", np.invert, dtype=_same, lowering="~{0}")
 ISNAN = defop("isnan", "pointwise", np.isnan, dtype=_bool_result, lowering="{0} != {0}")
@@ -328,6 +351,17 @@ def _vjp_clamp(ctx, saved, g):
     return (where(keep, g, g * 0.0),)
 
 
+def _clamp_lowering(attrs):
+    # NaN stays NaN, as in torch.clamp; a missing bound is no bound at all
+    nan = ", propagate_nan=tl.PropagateNan.ALL"
+    x = "{0}"
+    if attrs.get("lo") is not None:
+        x = f"tl.maximum({x}, {{lo}}{nan})"
+    if attrs.get("hi") is not None:
+        x = f"tl.minimum({x}, {{hi}}{nan})"
+    return x
+
+
 def _np_clamp(x, lo=None, hi=None):
     if lo is not None:
         x = np.maximum(x, lo)
@@ -338,7 +372,7 @@ def _np_clamp(x, lo=None, hi=None):
 
 CLAMP = defop("clamp", "pointwise", _np_clamp, dtype=lambda args, attrs: D.result_type(args[0], *(
     v for v in (attrs["lo"], attrs["hi"]) if v is not None)), cast_inputs=True,
-    vjp=_vjp_clamp, save=(0,), lowering="clamp({0}, {lo}, {hi})", grad_name="ClampBackward1")
+    vjp=_vjp_clamp, save=(0,), lowering=_clamp_lowering, grad_name="ClampBackward1")
 
 
 # ---- public functions ------------------------------------------------------------

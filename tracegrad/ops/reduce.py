@@ -74,7 +74,8 @@ def _vjp_mean(ctx, saved, g):
     return (_unreduce(g / n if n else g * float("nan"), ctx.shapes[0], ctx.dims, ctx.keepdim),)
 
 
-MEAN = defop("mean", "reduce", _np_mean, vjp=_vjp_mean, grad_name=_red_name("Mean"), lowering=("add", 0))
+# mean lowers to a sum scaled by 1/n afterwards ({0}: the sum, {inv_n}: 1/n as a constant)
+MEAN = defop("mean", "reduce", _np_mean, vjp=_vjp_mean, grad_name=_red_name("Mean"), lowering=("add", 0, "{0} * {inv_n}"))
 
 
 def _np_prod(x, dims, keepdim, explicit_dim=False, dtype=None):
@@ -169,7 +170,7 @@ def _vjp_amax(ctx, saved, g):
 AMAX = defop("amax", "reduce", _np_amax, vjp=_vjp_amax, save=(0, "out"),
              grad_name=lambda a: ("Amax" if a["is_max"] else "Amin") + "Backward0" if a.get("explicit_dim")
              else ("Max" if a["is_max"] else "Min") + "Backward1",
-             lowering=("max", "-inf"))
+             lowering=lambda a: ("max", "-inf") if a.get("is_max", True) else ("min", "inf"))
 
 
 def _np_max_dim(x, dim, keepdim, is_max=True):

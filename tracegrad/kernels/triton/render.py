@@ -1,0 +1,329 @@
+"""KernelSpec -> Triton source text.
+
+`render(spec)` picks the template for the spec's kind:
+
+    pointwise   one flat block of XBLOCK elements per program (render.py)
+    reduction   ROWS rows per program, reduced over the last axes (reduction.py)
+    matmul      a BLOCK_M x BLOCK_N tile per program with a K loop and the
+                body as its epilogue (matmul.py)
+
+All three share what is here: naming, loads with the dtype they compute in, the
+body's steps as expressions from the op table, casts, stores. The result is a
+`KernelSource`: the text plus everything a launcher or `triton.compile` needs
+(argument order, constexprs, grid, num_warps). Rendering needs no Triton.
+"""
+from __future__ import annotations
+
+import keyword
+import math
+import re
+from dataclasses import dataclass, field
+from typing import Mapping, Sequence
+
+from ... import dtypes as D
+from . import indexing as IX
+from .lowering import (TL, PTR_SIG, Constants, HELPERS, LoweringError, Reduction, arith_ctype, compute_dtype,
+                       format_expr, input_dtypes, needs_result_cast, resolve)
+from .spec import KernelSpec, Load, Step, Store, infer_dtypes, step_args, uses
+
+# names the templates use themselves; spec names that collide get a suffix
+RESERVED = {"tl", "triton", "libdevice", "pid", "bid", "offs", "mask", "rows", "cols", "rmask", "cmask", "roff",
+            "XBLOCK", "ROWS", "RBLOCK", "BLOCK_M", "BLOCK_N", "BLOCK_K", "GROUP_M", "acc", "rm", "rn", "rk", "k",
+            "a_ptrs", "b_ptrs", "a_tile", "b_tile", "ram", "rbn", "mmask", "nmask", "num_pid_m", "num_pid_n",
+            "group", "first_m", "group_m", "pid_m", "pid_n", "float", "int", "range", "min", "max"}
+
+
+# coordinates (x0, r1, c0, b2...), constants (cst0...) and accumulators (acc0...) the templates generate
+_GENERATED = re.compile(r"^(x|r|c|b|cst|acc)\d+$")
+
+
+@dataclass(frozen=True)
+class Param:
+    """One pointer argument of the kernel: the spec buffer it carries."""
+
+    arg: str        # the name in the kernel's signature
+    buffer: str     # the spec's load name (for reads) or store name (for writes)
+    dtype: D.DType
+    role: str       # "load" or "store"
+
+
+@dataclass(frozen=True)
+class KernelSource:
+    """Generated Triton source and how to launch it.
+
+    params are the pointer arguments in signature order, then the constexprs
+    (block sizes) follow as keyword arguments; grid is the launch grid."""
+
+    name: str
+    text: str
+    params: tuple[Param, ...]
+    constexprs: Mapping[str, int]
+    grid: tuple[int, int, int]
+    num_warps: int
+    num_stages: int
+    spec: KernelSpec = field(repr=False)
+
+    def signature(self) -> dict[str, str]:
+        """The `signature` triton.compile's ASTSource takes."""
+        sig = {p.arg: PTR_SIG[p.dtype] for p in self.params}
+        sig.update({k: "constexpr" for k in self.constexprs})
+        return sig
+
+    def __str__(self) -> str:
+        return self.text
+
+
+def render(spec: KernelSpec) -> KernelSource:
+    """Triton source for `spec` (raises LoweringError for what Triton cannot run)."""
+    kind = spec.kind
+    if kind == "pointwise":
+        return PointwiseRenderer(spec).render()
+    if kind == "reduction":
+        from .reduction import ReductionRenderer
+
+        return ReductionRenderer(spec).render()
+    from .matmul import MatmulRenderer
+
+    return MatmulRenderer(spec).render()
+
+
+def next_pow2(n: int) -> int:
+    return 1 if n <= 1 else 1 << (int(n) - 1).bit_length()
+
+
+def cdiv(a: int, b: int) -> int:
+    return -(-a // b)
+
+
+def _identifier(name: str) -> str:
+    s = re.sub(r"\W", "_", name)
+    if not s or s[0].isdigit():
+        s = "v_" + s
+    return s
+
+
+class Renderer:
+    """What every template shares. Subclasses fill `self.lines` between header and end."""
+
+    def __init__(self, spec: KernelSpec):
+        self.spec = spec
+        self.dtypes = infer_dtypes(spec)
+        self.consts = Constants()
+        self.helpers: set[str] = set()
+        self.taken: set[str] = set(RESERVED)
+        self.var: dict[str, str] = {}
+        self.params: list[Param] = []
+        self.lines: list[str] = []
+        self.deps = uses(spec)
+        self.steps = {st.out: st for st in spec.body}
+        self.loads = {ld.name: ld for ld in spec.loads}
+        for name in self.dtypes:
+            self.var[name] = self._take(_identifier(name))
+        self.ptr: dict[tuple[str, str], str] = {}
+        for ld in spec.loads:
+            if ld.name in self.live:
+                self._param(ld.name, ld.dtype, "load")
+        for st in spec.stores:
+            self._param(st.name, self.store_dtype(st), "store")
+
+    # ---- names -------------------------------------------------------------------------
+    def _take(self, base: str) -> str:
+        name, i = base, 1
+        while name in self.taken or keyword.iskeyword(name) or _GENERATED.match(name):
+            name = f"{base}_{i}"
+            i += 1
+        self.taken.add(name)
+        return name
+
+    def _param(self, buffer: str, dtype: D.DType, role: str) -> None:
+        base = _identifier(buffer) + "_ptr"
+        if role == "store" and base in self.taken:  # in-place: the same buffer is loaded and stored
+            base = _identifier(buffer) + "_out_ptr"
+        arg = self._take(base)
+        self.ptr[(role, buffer)] = arg
+        self.params.append(Param(arg, buffer, dtype, role))
+
+    def ctype(self, value: str) -> D.DType:
+        return compute_dtype(self.dtypes[value])
+
+    def store_dtype(self, st: Store) -> D.DType:
+        return st.dtype if st.dtype is not None else self.dtypes[st.value]
+
+    # ---- which values matter -----------------------------------------------------------
+    @property
+    def live(self) -> set[str]:
+        """Values some store depends on (dead loads and steps are not emitted)."""
+        cached = getattr(self, "_live", None)
+        if cached is not None:
+            return cached
+        live: set[str] = set()
+        todo = [st.value for st in self.spec.stores]
+        while todo:
+            v = todo.pop()
+            if v in live:
+                continue
+            live.add(v)
+            todo.extend(self.deps.get(v, ()))
+        self._live = live
+        return live
+
+    # ---- emitting values ---------------------------------------------------------------
+    def load_line(self, ld: Load, offset_expr: str, mask: str | None) -> str:
+        ptr = self.ptr[("load", ld.name)]
+        addr = f"{ptr} + {offset_expr}" if offset_expr else ptr
+        m = f", mask={mask}" if mask else ""
+        text = f"tl.load({addr}{m})"
+        ct = compute_dtype(ld.dtype)
+        if ct is not ld.dtype:
+            text += f".to({TL[ct]})"
+        return f"{self.var[ld.name]} = {text}"
+
+    def store_line(self, st: Store, offset_expr: str, mask: str | None) -> str:
+        ptr = self.ptr[("store", st.name)]
+        addr = f"{ptr} + {offset_expr}" if offset_expr else ptr
+        value = self.var[st.value]
+        want = self.store_dtype(st)
+        if want is not self.ctype(st.value):  # float16 held as float32, or a store in another dtype
+            value = f"{value}.to({TL[want]})"
+        m = f", mask={mask}" if mask else ""
+        return f"tl.store({addr}, {value}{m})"
+
+    def step_lines(self, step: Step, casts: dict) -> list[str]:
+        """`out = <expression>` for a pointwise step, with the casts its inputs need.
+
+        casts caches `x.to(T)` conversions within one scope (a loop body, the kernel)."""
+        op = step.primitive
+        out_dt = self.dtypes[step.out]
+        targets = input_dtypes(op, step_args(step, self.dtypes), out_dt, step.compute)
+        wants: list[D.DType | None] = []
+        for a, tgt in zip(step.args, targets):
+            if tgt is not None:
+                wants.append(arith_ctype(tgt) if op.cast_inputs else compute_dtype(tgt))
+            else:
+                wants.append(self.ctype(a) if isinstance(a, str) else None)
+        # the dtype the op computes in: picks the lowering's form and types its constants
+        # (where's condition and masked_fill's mask are bools whatever the op computes in)
+        value_pos = {"where": (1, 2), "masked_fill": (0, 2)}.get(op.name, range(len(wants)))
+        key_ct = next((wants[i] for i in value_pos if wants[i] is not None), None) or arith_ctype(out_dt)
+        lines: list[str] = []
+        exprs: list[str] = []
+        for a, want in zip(step.args, wants):
+            if isinstance(a, str):
+                exprs.append(self._cast(a, want, casts, lines))
+            else:
+                exprs.append(self.consts(a, want or key_ct))
+        template = resolve(op, step.attrs, key_ct)
+        if not isinstance(template, str):
+            raise LoweringError(f"op {op.name!r} is not pointwise")
+        expr = format_expr(template, exprs, step.attrs, key_ct, self.consts)
+        out_ct = compute_dtype(out_dt)
+        if out_dt is D.bool_ and not op.cast_inputs:
+            natural = D.bool_
+        elif op.name == "to_copy":
+            natural = None
+        else:
+            natural = key_ct
+        if needs_result_cast(op, natural, out_ct):
+            expr = f"({expr}).to({TL[out_ct]})"
+        if "libdevice." in expr:
+            self.uses_libdevice = True
+        lines.append(f"{self.var[step.out]} = {expr}")
+        return lines
+
+    def _cast(self, value: str, want: D.DType, casts: dict, lines: list[str]) -> str:
+        v = self.var[value]
+        if self.ctype(value) is want:
+            return v
+        key = (value, want)
+        if key not in casts:
+            name = self._take(f"{v}_{want.name.replace('float', 'f').replace('int', 'i')}")
+            lines.append(f"{name} = {v}.to({TL[want]})")
+            casts[key] = name
+        return casts[key]
+
+    def reduction(self, step: Step) -> Reduction:
+        return Reduction(step.primitive, step.attrs, self.ctype(step.out))
+
+    # ---- assembling the module ------------------------------------------------------------
+    uses_libdevice = False
+
+    def module(self, name: str, constexprs: Mapping[str, int], body: Sequence[str]) -> str:
+        head = ["import triton", "import triton.language as tl"]
+        if self.uses_libdevice or any("libdevice." in line for line in body):
+            head.append("from triton.language.extra import libdevice")
+        out = head + ["", ""]
+        for h in sorted(self.helpers):
+            out += [HELPERS[h], ""]
+        args = [p.arg for p in self.params] + [f"{k}: tl.constexpr" for k in constexprs]
+        out.append("@triton.jit")
+        out.append(f"def {name}({', '.join(args)}):")
+        out += ["    " + line if line else "" for line in list(self.consts.lines) + list(body)]
+        return "\n".join(out) + "\n"
+
+    def kernel_name(self, kind: str) -> str:
+        base = _identifier(self.spec.name) if self.spec.name else kind
+        shape = "x".join(str(n) for n in self.spec.shape) or "scalar"
+        return f"tg_{kind}_{base}_{shape}"[:120]
+
+    def source(self, kind: str, constexprs: dict, grid, num_warps: int, num_stages: int,
+               body: Sequence[str]) -> KernelSource:
+        name = self.kernel_name(kind)
+        opts = self.spec.options
+        num_warps = int(opts.get("num_warps", num_warps))
+        num_stages = int(opts.get("num_stages", num_stages))
+        text = self.module(name, constexprs, body)
+        g = tuple(grid) + (1,) * (3 - len(grid))
+        return KernelSource(name, text, tuple(self.params), dict(constexprs), g, num_warps, num_stages, self.spec)
+
+
+class PointwiseRenderer(Renderer):
+    """Elementwise kernels over one flat index.
+
+        offs = pid * XBLOCK + arange(XBLOCK)       the linear index over the coalesced shape
+        x = tl.load(x_ptr + offs, mask)           contiguous operands: offs itself (vector loads)
+        y = tl.load(y_ptr + x1 * 5 + x0 * 40)     others: coordinates peeled off offs
+    """
+
+    def render(self) -> KernelSource:
+        spec = self.spec
+        numel = spec.numel
+        operands = self._operands()
+        shapes, strides = IX.coalesce(spec.shape, [o[1] for o in operands], [len(spec.shape)])
+        shape = shapes[0]
+        wide = numel >= 2 ** 31 or any(IX.max_offset(shape, s[0], o[2]) >= 2 ** 31
+                                        for s, o in zip(strides, operands))
+        xblock = int(spec.options.get("XBLOCK", min(1024, max(32, next_pow2(numel)))))
+        num_warps = max(1, min(4, xblock // 128))
+        idx = IX.LinearIndex("offs", shape, "x")
+        exprs = [IX.join_offsets([idx.expr(s[0])], o[2]) for s, o in zip(strides, operands)]
+        body = ["pid = tl.program_id(0)" + (".to(tl.int64)" if wide else ""),
+                "offs = pid * XBLOCK + tl.arange(0, XBLOCK)"]
+        mask = None
+        if numel % xblock:
+            body.append(f"mask = offs < {numel}")
+            mask = "mask"
+        body += idx.lines()
+        expr_of = {o[0]: e for o, e in zip(operands, exprs)}
+        casts: dict = {}
+        for name in self._order():
+            if name in self.loads:
+                body.append(self.load_line(self.loads[name], expr_of[("load", name)], mask))
+            else:
+                body += self.step_lines(self.steps[name], casts)
+        for st in spec.stores:
+            body.append(self.store_line(st, expr_of[("store", st.name)], mask))
+        return self.source("pointwise", {"XBLOCK": xblock}, (cdiv(numel, xblock),), num_warps, 1, body)
+
+    def _order(self) -> list[str]:
+        return [n for n in list(self.loads) + [st.out for st in self.spec.body] if n in self.live]
+
+    def _operands(self):
+        """((role, name), aligned strides, offset) for live loads and all stores."""
+        spec = self.spec
+        ops = []
+        for ld in spec.loads:
+            if ld.name in self.live:
+                ops.append((("load", ld.name), IX.align(spec.shape, ld.shape, ld.strides), ld.offset))
+        for st in spec.stores:
+            ops.append((("store", st.name), IX.align(spec.shape, st.shape, st.strides), st.offset))
+        return ops

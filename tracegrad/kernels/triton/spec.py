@@ -1,0 +1,374 @@
+"""The block-level description of one fused kernel: `KernelSpec`.
+
+A fusion group becomes one spec. It is written in terms of whole tensors, never
+per-thread scalars (rendering per-thread programs into Triton throws away what
+Triton is for: its block-level loads, reductions and dots):
+
+    loads    buffers the kernel reads: name, dtype, and the tensor's shape, strides
+             and storage offset (strides None: contiguous)
+    body     an SSA list of `Step(out, op, args, attrs)`; `op` names a primitive of
+             the op table (tracegrad.ops.table.OPS), `args` are value names or
+             Python numbers. Pointwise steps act elementwise; reduce steps (sum,
+             mean, amax, prod) reduce over the kernel's trailing `reduce_ndim` axes
+    matmul   optional: `MatMul(out, a, b)`; the body is then its epilogue
+    stores   buffers the kernel writes: which value goes where, in which dtype
+
+The iteration space is `shape`: the output shape of a pointwise group, the input
+shape of a reduction group (reductions shrink its last `reduce_ndim` axes to 1),
+the output shape (batch..., M, N) of a matmul group. A load whose shape is
+smaller broadcasts against it the way torch broadcasts (aligned on the right).
+
+Example, `y = relu(x * 2 + b)` over a (4, 8) float32 tensor with a (8,) bias:
+
+    KernelSpec("fused_mul_add_relu", shape=(4, 8),
+               loads=[Load("x", "float32"), Load("b", "float32", shape=(8,))],
+               body=[Step("t0", "mul", ("x", 2.0)), Step("t1", "add", ("t0", "b")),
+                     Step("y", "relu", ("t1",))],
+               stores=[Store("out", "y")])
+"""
+from __future__ import annotations
+
+import hashlib
+import math
+from dataclasses import dataclass, field
+from typing import Any, Iterable, Mapping, Sequence, Union
+
+from ... import dtypes as D
+from ...ops import table as _table
+
+Scalar = Union[int, float, bool]
+Arg = Union[str, int, float, bool]
+
+
+def as_dtype(dt: "D.DType | str") -> D.DType:
+    """A tracegrad DType from a DType or its name ('float32', 'torch.float16', ...)."""
+    if isinstance(dt, D.DType):
+        return dt
+    if isinstance(dt, str):
+        name = dt.rsplit(".", 1)[-1]
+        try:
+            return D._NAMES[name]
+        except KeyError:
+            raise TypeError(f"unknown dtype {dt!r}") from None
+    raise TypeError(f"expected a dtype or a dtype name, got {type(dt).__name__}")
+
+
+def contiguous_strides(shape: Sequence[int]) -> tuple[int, ...]:
+    """Row-major element strides of a dense tensor of `shape` (torch's contiguous layout)."""
+    strides, acc = [], 1
+    for n in reversed(tuple(shape)):
+        strides.append(acc)
+        acc *= max(int(n), 1)
+    return tuple(reversed(strides))
+
+
+def _tuple(x) -> tuple | None:
+    return None if x is None else tuple(int(v) for v in x)
+
+
+@dataclass(frozen=True)
+class Load:
+    """A buffer read by the kernel; its loaded values are the SSA value `name`.
+
+    shape/strides/offset describe the tensor inside its storage, in elements.
+    shape None means the kernel's shape; strides None means contiguous."""
+
+    name: str
+    dtype: D.DType
+    shape: tuple[int, ...] | None = None
+    strides: tuple[int, ...] | None = None
+    offset: int = 0
+
+    def __post_init__(self):
+        object.__setattr__(self, "dtype", as_dtype(self.dtype))
+        object.__setattr__(self, "shape", _tuple(self.shape))
+        object.__setattr__(self, "strides", _tuple(self.strides))
+
+
+@dataclass(frozen=True)
+class Store:
+    """A buffer written by the kernel: SSA value `value` goes to buffer `name`.
+
+    dtype None stores in the value's own dtype. shape None means the kernel's shape
+    for a full value, and the kernel's shape with the reduced axes set to 1 for a
+    reduced value (a reduced value may also be stored with those axes dropped)."""
+
+    name: str
+    value: str
+    dtype: D.DType | None = None
+    shape: tuple[int, ...] | None = None
+    strides: tuple[int, ...] | None = None
+    offset: int = 0
+
+    def __post_init__(self):
+        if self.dtype is not None:
+            object.__setattr__(self, "dtype", as_dtype(self.dtype))
+        object.__setattr__(self, "shape", _tuple(self.shape))
+        object.__setattr__(self, "strides", _tuple(self.strides))
+
+
+@dataclass(frozen=True)
+class Step:
+    """One SSA instruction: `out = op(*args, **attrs)`.
+
+    dtype is the result's torch dtype; None infers it with the op's own dtype rule.
+    compute is the dtype tensor inputs are converted to before the op (None: the
+    op table's rule: the result dtype for ops that cast their inputs, the promoted
+    dtype of the inputs for comparisons). A graph node carries both already."""
+
+    out: str
+    op: str
+    args: tuple = ()
+    attrs: Mapping[str, Any] = field(default_factory=dict)
+    dtype: D.DType | None = None
+    compute: D.DType | None = None
+
+    def __post_init__(self):
+        object.__setattr__(self, "args", tuple(self.args))
+        object.__setattr__(self, "attrs", dict(self.attrs))
+        if self.dtype is not None:
+            object.__setattr__(self, "dtype", as_dtype(self.dtype))
+        if self.compute is not None:
+            object.__setattr__(self, "compute", as_dtype(self.compute))
+        if self.op not in _table.OPS:
+            raise ValueError(f"unknown op {self.op!r} in step {self.out!r}")
+
+    @property
+    def primitive(self) -> "_table.Op":
+        return _table.OPS[self.op]
+
+    @property
+    def is_reduction(self) -> bool:
+        return self.primitive.kind == "reduce"
+
+
+@dataclass(frozen=True)
+class MatMul:
+    """`out = a @ b` over the loads `a` (batch..., M, K) and `b` (batch..., K, N).
+
+    Batch dims broadcast against the kernel's batch dims. float16/bfloat16
+    accumulate in float32. allow_tf32 lets float32 inputs use TF32 tensor cores
+    (torch's `torch.backends.cuda.matmul.allow_tf32`, off by default)."""
+
+    out: str
+    a: str
+    b: str
+    allow_tf32: bool = False
+
+
+@dataclass(frozen=True)
+class KernelSpec:
+    """One fused kernel, see the module docstring. `options` overrides the block
+    sizes the renderer would choose (XBLOCK, ROWS, RBLOCK, BLOCK_M/N/K, GROUP_M,
+    num_warps, num_stages, max_persistent)."""
+
+    name: str
+    shape: tuple[int, ...]
+    loads: tuple[Load, ...]
+    body: tuple[Step, ...]
+    stores: tuple[Store, ...]
+    reduce_ndim: int = 0
+    matmul: MatMul | None = None
+    options: Mapping[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self):
+        object.__setattr__(self, "shape", tuple(int(n) for n in self.shape))
+        object.__setattr__(self, "loads", tuple(self.loads))
+        object.__setattr__(self, "body", tuple(self.body))
+        object.__setattr__(self, "stores", tuple(self.stores))
+        object.__setattr__(self, "options", dict(self.options))
+        validate(self)
+
+    # ---- what kind of kernel ------------------------------------------------------
+    @property
+    def kind(self) -> str:
+        if self.matmul is not None:
+            return "matmul"
+        if any(s.is_reduction for s in self.body):
+            return "reduction"
+        return "pointwise"
+
+    @property
+    def numel(self) -> int:
+        return math.prod(self.shape)
+
+    @property
+    def rows_shape(self) -> tuple[int, ...]:
+        return self.shape[: len(self.shape) - self.reduce_ndim]
+
+    @property
+    def reduced_shape(self) -> tuple[int, ...]:
+        return self.shape[len(self.shape) - self.reduce_ndim:]
+
+    def load(self, name: str) -> Load:
+        for ld in self.loads:
+            if ld.name == name:
+                return ld
+        raise KeyError(name)
+
+    def with_options(self, **options) -> "KernelSpec":
+        """The same kernel with some block sizes fixed (autotuning renders each candidate)."""
+        merged = dict(self.options)
+        merged.update(options)
+        return KernelSpec(self.name, self.shape, self.loads, self.body, self.stores, self.reduce_ndim,
+                          self.matmul, merged)
+
+    def key(self) -> str:
+        """A stable hash of everything that changes the generated code (options excluded)."""
+        parts = [self.name, repr(self.shape), str(self.reduce_ndim), repr(self.matmul)]
+        parts += [f"L{l.name}:{l.dtype.name}:{l.shape}:{l.strides}:{l.offset}" for l in self.loads]
+        parts += [f"S{s.out}={s.op}{s.args!r}{sorted(s.attrs.items(), key=str)!r}:{s.dtype}:{s.compute}"
+                  for s in self.body]
+        parts += [f"W{s.name}<-{s.value}:{s.dtype}:{s.shape}:{s.strides}:{s.offset}" for s in self.stores]
+        return hashlib.sha256("|".join(parts).encode()).hexdigest()[:16]
+
+
+# ---- validation: bad specs fail here, with a message, not inside Triton ----------------------
+def validate(spec: KernelSpec) -> None:
+    names: set[str] = set()
+    if spec.reduce_ndim < 0 or spec.reduce_ndim > len(spec.shape):
+        raise ValueError(f"reduce_ndim={spec.reduce_ndim} does not fit shape {spec.shape}")
+    if any(n < 0 for n in spec.shape):
+        raise ValueError(f"negative size in kernel shape {spec.shape}")
+    for ld in spec.loads:
+        if ld.name in names:
+            raise ValueError(f"value {ld.name!r} defined twice")
+        names.add(ld.name)
+        shape = ld.shape if ld.shape is not None else spec.shape
+        if ld.strides is not None and len(ld.strides) != len(shape):
+            raise ValueError(f"load {ld.name!r}: strides {ld.strides} do not match shape {shape}")
+        if spec.matmul is None or ld.name not in (spec.matmul.a, spec.matmul.b):
+            _check_broadcast(ld.name, shape, spec.shape)
+    if spec.matmul is not None:
+        mm = spec.matmul
+        for n in (mm.a, mm.b):
+            if n not in names:
+                raise ValueError(f"matmul operand {n!r} is not a load")
+        a, b = spec.load(mm.a), spec.load(mm.b)
+        ash, bsh = a.shape or (), b.shape or ()
+        if len(ash) < 2 or len(bsh) < 2:
+            raise ValueError("matmul operands must have at least 2 dims (unsqueeze vectors first)")
+        if ash[-1] != bsh[-2]:
+            raise ValueError(f"matmul: a {ash} and b {bsh} disagree on K")
+        if len(spec.shape) < 2 or spec.shape[-2:] != (ash[-2], bsh[-1]):
+            raise ValueError(f"matmul: kernel shape {spec.shape} is not (..., {ash[-2]}, {bsh[-1]})")
+        _check_broadcast(mm.a, ash[:-2], spec.shape[:-2])
+        _check_broadcast(mm.b, bsh[:-2], spec.shape[:-2])
+        if a.dtype is not b.dtype:
+            raise ValueError(f"matmul operands have different dtypes: {a.dtype.name} and {b.dtype.name}")
+        if mm.out in names:
+            raise ValueError(f"value {mm.out!r} defined twice")
+        names.add(mm.out)
+    for st in spec.body:
+        for a in st.args:
+            if isinstance(a, str) and a not in names:
+                raise ValueError(f"step {st.out!r} reads {a!r} before it is defined")
+            if not isinstance(a, (str, int, float, bool)):
+                raise TypeError(f"step {st.out!r}: argument {a!r} is neither a value name nor a number")
+        if st.out in names:
+            raise ValueError(f"value {st.out!r} defined twice")
+        kind = st.primitive.kind
+        if kind not in ("pointwise", "reduce"):
+            raise ValueError(f"op {st.op!r} ({kind}) cannot be fused into a kernel body")
+        if kind == "reduce":
+            if spec.reduce_ndim == 0:
+                raise ValueError(f"reduction {st.out!r} in a kernel with reduce_ndim=0")
+            if spec.matmul is not None:
+                raise ValueError("a matmul epilogue cannot hold reductions")
+        names.add(st.out)
+    outs = set()
+    for s in spec.stores:
+        if s.value not in names:
+            raise ValueError(f"store {s.name!r} writes undefined value {s.value!r}")
+        if s.name in outs:
+            raise ValueError(f"buffer {s.name!r} stored twice")
+        outs.add(s.name)
+        if s.strides is not None and s.shape is not None and len(s.strides) != len(s.shape):
+            raise ValueError(f"store {s.name!r}: strides {s.strides} do not match shape {s.shape}")
+    if not spec.stores:
+        raise ValueError("a kernel without stores does nothing")
+
+
+def _check_broadcast(name: str, shape: Sequence[int], target: Sequence[int]) -> None:
+    if len(shape) > len(target):
+        raise ValueError(f"{name!r} of shape {tuple(shape)} has more dims than the kernel's {tuple(target)}")
+    for a, b in zip(reversed(tuple(shape)), reversed(tuple(target))):
+        if a != b and a != 1:
+            raise ValueError(f"{name!r} of shape {tuple(shape)} does not broadcast to {tuple(target)}")
+
+
+# ---- dtype inference: each value's torch dtype ---------------------------------------------
+class _Proxy:
+    """What the op table's dtype rules read from a tensor: dtype and ndim."""
+
+    __slots__ = ("dtype", "ndim")
+
+    def __init__(self, dtype: D.DType, ndim: int):
+        self.dtype = dtype
+        self.ndim = ndim
+
+
+def infer_dtypes(spec: KernelSpec) -> dict[str, D.DType]:
+    """The torch dtype of every value (loads, the matmul result, body steps)."""
+    out: dict[str, D.DType] = {}
+    ndims: dict[str, int] = {}
+    for ld in spec.loads:
+        out[ld.name] = ld.dtype
+        ndims[ld.name] = len(ld.shape if ld.shape is not None else spec.shape)
+    if spec.matmul is not None:
+        out[spec.matmul.out] = spec.load(spec.matmul.a).dtype
+        ndims[spec.matmul.out] = len(spec.shape)
+    for st in spec.body:
+        out[st.out] = st.dtype if st.dtype is not None else _infer_step(st, out, ndims)
+        ndims[st.out] = len(spec.shape)
+    return out
+
+
+def step_args(step: Step, dtypes: Mapping[str, D.DType], ndims: Mapping[str, int] | None = None) -> list:
+    """The step's arguments as the op table's dtype rules expect them (proxies and scalars)."""
+    return [_Proxy(dtypes[a], (ndims or {}).get(a, 1)) if isinstance(a, str) else a for a in step.args]
+
+
+def _infer_step(step: Step, dtypes, ndims) -> D.DType:
+    op = step.primitive
+    args = step_args(step, dtypes, ndims)
+    if "dtype" in step.attrs and step.attrs["dtype"] is not None and op.kind == "reduce":
+        return as_dtype(step.attrs["dtype"])
+    if op.name in ("sum", "prod"):  # integer and bool sums accumulate in int64, as torch's do
+        dt = args[0].dtype
+        return D.int64 if dt.category <= D._INT else dt
+    if op.name == "where":
+        return D.result_type(args[1], args[2])
+    if op.name == "masked_fill":
+        return args[0].dtype
+    if op.dtype is not None:
+        r = op.dtype(args, step.attrs)
+        return r[0] if isinstance(r, tuple) else r
+    for a in args:
+        if isinstance(a, _Proxy):
+            return a.dtype
+    return D.result_type(*args)
+
+
+def value_names(spec: KernelSpec) -> list[str]:
+    names = [ld.name for ld in spec.loads]
+    if spec.matmul is not None:
+        names.append(spec.matmul.out)
+    names += [st.out for st in spec.body]
+    return names
+
+
+def uses(spec: KernelSpec) -> dict[str, list[str]]:
+    """value -> the values it reads directly (loads read nothing)."""
+    deps: dict[str, list[str]] = {ld.name: [] for ld in spec.loads}
+    if spec.matmul is not None:
+        deps[spec.matmul.out] = [spec.matmul.a, spec.matmul.b]
+    for st in spec.body:
+        deps[st.out] = [a for a in st.args if isinstance(a, str)]
+    return deps
+
+
+def pointwise(name: str, shape: Sequence[int], loads: Iterable[Load], body: Iterable[Step],
+              stores: Iterable[Store], **options) -> KernelSpec:
+    """Shorthand for a pointwise KernelSpec."""
+    return KernelSpec(name, tuple(shape), tuple(loads), tuple(body), tuple(stores), options=options)
