@@ -4,6 +4,7 @@ See bench/__init__.py for what is measured and how."""
 from __future__ import annotations
 
 import argparse
+import os
 import shlex
 import sys
 import time
@@ -27,13 +28,35 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--no-save", action="store_true", help="print the table only")
     p.add_argument("--no-progress", action="store_true")
     p.add_argument("--list", action="store_true", help="list the workloads and exit")
+    p.add_argument("--threads", type=int, metavar="N",
+                   help="limit torch, OpenMP and BLAS to N threads (default: each library's own choice)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--debug", action="store_true", help="print tracebacks of failing systems")
     return p.parse_args(argv)
 
 
+THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
+
+
+def _limit_threads(n: int, argv: list[str]) -> None:
+    """Thread pools are sized when a library loads, so the limit is set in the
+    environment and the suite starts again in a fresh process."""
+    if all(os.environ.get(v) == str(n) for v in THREAD_VARS):
+        import torch
+
+        torch.set_num_threads(n)
+        return
+    for v in THREAD_VARS:
+        os.environ[v] = str(n)
+    sys.stdout.flush()
+    os.execv(sys.executable, [sys.executable, "-m", "bench", *argv])
+
+
 def main(argv: list[str] | None = None) -> int:
+    argv = list(argv if argv is not None else sys.argv[1:])
     args = parse_args(argv)
+    if args.threads:
+        _limit_threads(args.threads, argv)
     if args.device == "cuda":
         import torch
 
@@ -64,7 +87,8 @@ def main(argv: list[str] | None = None) -> int:
     info["loadavg_at_end"] = machine._loadavg()
     names = [s.name for s in systems if any(s.name in r.get("systems", {}) for r in rows)]
     result = {
-        "command": "python -m bench " + " ".join(shlex.quote(a) for a in (argv if argv is not None else sys.argv[1:])),
+        "command": "python -m bench " + " ".join(shlex.quote(a) for a in argv),
+        "threads": args.threads,
         "quick": args.quick,
         "machine": info,
         "roofs": roofs,

@@ -57,6 +57,8 @@ def describe(device: str) -> dict:
         "cpu": _cpu_model(),
         "cpu_count": os.cpu_count(),
         "torch_threads": torch.get_num_threads(),
+        "thread_env": {v: os.environ[v] for v in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS",
+                                                   "MKL_NUM_THREADS") if v in os.environ},
         "platform": platform.platform(),
         "python": platform.python_version(),
         "numpy": np.__version__,
