@@ -114,47 +114,40 @@ def _finish(arr, dtype, device, requires_grad) -> Tensor:
 
 # ---- from data ------------------------------------------------------------------------------
 def _infer_dtype(data) -> D.DType:
-    """torch's rule for Python data: any float -> default float, else any int -> int64, else bool."""
-    kinds = set()
+    """torch's rule for Python data: each element has a dtype (bool -> bool, int -> int64,
+    float -> the default dtype, a NumPy scalar or tensor -> its own), and the tensor's dtype
+    promotes them all (`[1, 2.0]` -> float32, `[np.float64(1), 2.0]` -> float64)."""
+    if isinstance(data, np.ndarray):
+        return D.from_numpy_dtype(data.dtype)
+    found = []
 
     def walk(x):
         if isinstance(x, Tensor):
-            kinds.add(x.dtype)
-        elif isinstance(x, np.ndarray):
-            kinds.add(D.from_numpy_dtype(x.dtype))
+            found.append(x.dtype)
+        elif isinstance(x, (np.ndarray, np.generic)):
+            found.append(D.from_numpy_dtype(x.dtype))
         elif isinstance(x, (list, tuple)):
             for y in x:
                 walk(y)
-        elif isinstance(x, (bool, np.bool_)):
-            kinds.add("bool")
-        elif isinstance(x, (int, np.integer)):
-            kinds.add("int")
-        elif isinstance(x, (float, np.floating)):
-            kinds.add("float")
+        elif isinstance(x, bool):
+            found.append(D.bool_)
+        elif isinstance(x, int):
+            found.append(D.int64)
+        elif isinstance(x, float):
+            found.append(D.get_default_dtype())
         elif isinstance(x, complex):
             raise TypeError("complex tensors are not supported")
         else:
             raise TypeError(f"Could not infer dtype of {type(x).__name__}")
 
     walk(data)
-    if isinstance(data, np.ndarray):
-        return D.from_numpy_dtype(data.dtype)
-    tensors = [k for k in kinds if isinstance(k, D.DType)]
-    if "float" in kinds:
-        return D.get_default_dtype() if not any(t.is_floating_point for t in tensors) else \
-            max((t for t in tensors if t.is_floating_point), key=lambda d: d._rank)
-    if tensors:
-        best = tensors[0]
-        for t in tensors[1:]:
-            best = D.promote_types(best, t)
-        if "int" in kinds and best.category < D._INT:
-            best = D.int64
-        return best
-    if "int" in kinds:
-        return D.int64
-    if "bool" in kinds:
-        return D.bool_
-    return D.get_default_dtype()  # empty list
+    if not found:
+        return D.get_default_dtype()  # an empty list
+    best = found[0]
+    for dt in found[1:]:
+        if dt is not best:
+            best = D.promote_types(best, dt)
+    return best
 
 
 def _check_ragged(data, dim=0):
@@ -172,10 +165,9 @@ def _check_ragged(data, dim=0):
 
 
 def _to_array(data, dtype: D.DType) -> np.ndarray:
-    if isinstance(data, Tensor):
-        return data._values().astype(D.compute_np(dtype))
-    if isinstance(data, np.ndarray):
-        return data.astype(D.compute_np(dtype))
+    if isinstance(data, (Tensor, np.ndarray)):
+        with np.errstate(all="ignore"):  # overflow to inf or wrap-around, silently, as torch does
+            return (data._values() if isinstance(data, Tensor) else data).astype(D.compute_np(dtype))
     if isinstance(data, (list, tuple)):
         _check_ragged(data)
         if any(isinstance(x, Tensor) for x in _flat(data)):

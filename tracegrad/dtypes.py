@@ -168,3 +168,29 @@ def result_type(*operands) -> DType:
 def can_cast(src: DType, dst: DType) -> bool:
     """torch.can_cast for in-place results: a category may not go down."""
     return src.category <= dst.category
+
+
+# --- Python ints meeting integer tensors ---
+_INT_BOUNDS = {d: (int(np.iinfo(d.np).min), int(np.iinfo(d.np).max)) for d in (uint8, int8, int16, int32, int64)}
+_CTYPE = {uint8: "uint8_t", int8: "int8_t", int16: "int16_t", int32: "int32_t", int64: "int64_t"}
+
+
+def wrap_int(value: int, dt: DType):
+    """A Python int as torch's arithmetic sees it in integer dtype `dt`: wrapped modulo 2**bits
+    (`uint8_tensor + -1` adds 255). NumPy 2 refuses such values, so out-of-range ones are wrapped here."""
+    bounds = _INT_BOUNDS.get(dt)
+    if bounds is None or bounds[0] <= value <= bounds[1]:
+        return value
+    return np.array(value % (1 << 64), dtype=np.uint64).astype(dt.np)[()]
+
+
+def check_int_fits(value, dt: DType) -> None:
+    """torch's check for scalars that fill or clamp an integer tensor: in range, or (for unsigned
+    types) a negative value whose magnitude is in range, which then wraps."""
+    bounds = _INT_BOUNDS.get(dt)
+    if bounds is None or isinstance(value, float) or not isinstance(value, (int, np.integer)):
+        return
+    lo, hi = bounds
+    v = int(value)
+    if v > hi or (v < lo and (lo == 0 and -v > hi or lo != 0)):
+        raise RuntimeError(f"value cannot be converted to type {_CTYPE[dt]} without overflow")
