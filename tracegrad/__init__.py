@@ -39,6 +39,8 @@ from .creation import (tensor, as_tensor, asarray, from_numpy, empty, zeros, one
                        rand_like, randn_like, randint_like, normal, bernoulli, multinomial, manual_seed, seed,
                        initial_seed, get_rng_state, set_rng_state, Generator, default_generator)
 from .printing import set_printoptions
+from . import nn, optim, utils
+from .serialization import save, load
 
 float = float32
 double = float64

@@ -1,0 +1,1064 @@
+"""Neural-network primitives: the ops behind `tracegrad.nn.functional`.
+
+torch gives these ops their own backward nodes (`AddmmBackward0`,
+`SoftmaxBackward0`, `NllLossBackward0`, `ConvolutionBackward0`, ...), so each
+is a primitive here with:
+  - a fused NumPy implementation (one pass where NumPy allows; numerically
+    stable: softmax and log-softmax subtract the row max, BCE-with-logits uses
+    softplus, so no `exp` ever overflows);
+  - a vjp written with tracegrad ops, so gradients of gradients work and a
+    tracer records the backward graph. Where the backward is itself a big
+    operation (nll_loss, conv2d, pooling, embedding) it is its own primitive
+    whose vjp is again written in ops: the adjoint of a linear map is the map
+    it came from (the backward of nll_loss is a scatter; the scatter's adjoint
+    is the gather nll_loss does).
+
+Composites that a fusing compiler would rather see as primitives (softmax,
+log_softmax, mse_loss, gelu, silu, layer_norm, ...) also have a decomposition
+into plain pointwise ops and reductions in `DECOMPOSITIONS`; the functional
+layer uses it while a tracer is active, and tests check it agrees with torch.
+
+Shapes, dtypes and error messages are checked by `tracegrad.nn.functional`
+before these run, so the primitives assume valid input."""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from numpy.lib.stride_tricks import as_strided
+
+from .. import dtypes as D
+from ..dispatch import apply
+from . import pointwise as P
+from . import reduce as R
+from . import linalg as L
+from .shape_util import sum_to
+from .special import erf_np
+from .table import defop
+
+_SQRT1_2 = 1 / math.sqrt(2.0)
+_INV_SQRT_2PI = 1 / math.sqrt(2.0 * math.pi)
+
+
+def _first_dtype(args, attrs=None):
+    return args[0].dtype
+
+
+def _wide(x: np.ndarray) -> np.ndarray:
+    """float16 math runs in float32 (as torch's CPU kernels accumulate); the dispatcher narrows back."""
+    return x.astype(np.float32) if x.dtype == np.float16 else x
+
+
+def _from_np(arr, dtype):
+    from ..creation import from_values
+
+    return from_values(arr, dtype)
+
+
+def _reduce_np(loss: np.ndarray, reduction: str) -> np.ndarray:
+    if reduction == "none":
+        return loss
+    if reduction == "sum":
+        return np.asarray(loss.sum(dtype=loss.dtype))
+    return np.asarray(loss.mean(dtype=loss.dtype))
+
+
+def _reduce_grad(g, reduction: str, n: int):
+    """The upstream gradient of a reduced loss, spread over its n elements."""
+    if reduction == "mean":
+        return g / n if n else g * float("nan")
+    return g
+
+
+# ================================================================================================
+# addmm: bias + mat1 @ mat2 (what Linear runs on 2-D input). The op table's linalg module owns
+# the primitive when it has one; this definition is only the fallback.
+# ================================================================================================
+def _np_addmm(bias, m1, m2, beta=1, alpha=1):
+    r = np.matmul(m1, m2)
+    if alpha != 1:
+        r *= alpha
+    r += bias if beta == 1 else bias * beta
+    return r
+
+
+def _vjp_addmm(ctx, saved, g):
+    m1, m2 = saved
+    alpha, beta = ctx.alpha, ctx.beta
+    gb = g1 = g2 = None
+    if ctx.needs[0]:
+        gb = sum_to(g if beta == 1 else g * beta, ctx.shapes[0])
+    if ctx.needs[1]:
+        g1 = L.mm(g, m2.t())
+        g1 = g1 if alpha == 1 else g1 * alpha
+    if ctx.needs[2]:
+        g2 = L.mm(m1.t(), g)
+        g2 = g2 if alpha == 1 else g2 * alpha
+    return gb, g1, g2
+
+
+ADDMM = getattr(L, "ADDMM", None) or defop(
+    "addmm", "linalg", _np_addmm, dtype=lambda args, attrs: args[1].dtype, cast_inputs=True, vjp=_vjp_addmm,
+    save=(1, 2), grad_name="AddmmBackward0")
+
+
+def addmm(bias, mat1, mat2, beta=1, alpha=1):
+    """beta * bias + alpha * (mat1 @ mat2), one node (AddmmBackward0); shapes already checked."""
+    return apply(ADDMM, (bias, mat1, mat2), {"beta": beta, "alpha": alpha})
+
+
+# ================================================================================================
+# softmax / log_softmax
+# ================================================================================================
+def _np_softmax(x, dim):
+    w = _wide(x)
+    e = np.exp(w - w.max(axis=dim, keepdims=True)) if w.size else w.copy()
+    e /= e.sum(axis=dim, keepdims=True)
+    return e
+
+
+def _np_log_softmax(x, dim):
+    w = _wide(x)
+    if not w.size:
+        return w.copy()
+    s = w - w.max(axis=dim, keepdims=True)
+    s -= np.log(np.exp(s).sum(axis=dim, keepdims=True))
+    return s
+
+
+def _vjp_softmax(ctx, saved, g):
+    (y,) = saved
+    gy = g * y
+    return (gy - y * gy.sum(ctx.dim, keepdim=True),)
+
+
+def _vjp_log_softmax(ctx, saved, g):
+    (y,) = saved
+    return (g - P.exp(y) * g.sum(ctx.dim, keepdim=True),)
+
+
+SOFTMAX = defop("softmax", "reduce", _np_softmax, dtype=_first_dtype, vjp=_vjp_softmax, save=("out",),
+                grad_name="SoftmaxBackward0")
+LOG_SOFTMAX = defop("log_softmax", "reduce", _np_log_softmax, dtype=_first_dtype, vjp=_vjp_log_softmax,
+                    save=("out",), grad_name="LogSoftmaxBackward0")
+
+
+def softmax(x, dim: int):
+    return apply(SOFTMAX, (x,), {"dim": dim})
+
+
+def log_softmax(x, dim: int):
+    return apply(LOG_SOFTMAX, (x,), {"dim": dim})
+
+
+def softmax_decomposed(x, dim: int):
+    e = P.exp(x - R.amax(x, dim, keepdim=True).detach())
+    return e / e.sum(dim, keepdim=True)
+
+
+def log_softmax_decomposed(x, dim: int):
+    s = x - R.amax(x, dim, keepdim=True).detach()
+    return s - P.log(P.exp(s).sum(dim, keepdim=True))
+
+
+# ================================================================================================
+# nll_loss: the loss behind cross_entropy
+# ================================================================================================
+def _nll_rows(x, t):
+    """(rows of scores with the class dim last, flat targets) for (N, C, d...) or (C,) input."""
+    if x.ndim == 1:
+        return x.reshape(1, -1), t.reshape(1)
+    c = x.shape[1]
+    rows = np.moveaxis(x, 1, -1).reshape(-1, c) if x.ndim > 2 else x
+    return rows, t.reshape(-1)
+
+
+def _nll_weights(t, w, ignore_index, c, dtype):
+    """Per-row weight w[t] (0 where the target is ignore_index), checking target bounds."""
+    valid = t != ignore_index
+    if t.size:
+        bad = valid & ((t < 0) | (t >= c))
+        if bad.any():
+            raise IndexError(f"Target {int(t[bad][0])} is out of bounds.")
+    tc = np.where(valid, t, 0)
+    wt = valid.astype(dtype) if w is None else np.where(valid, w.astype(dtype, copy=False)[tc], 0).astype(dtype)
+    return tc, wt
+
+
+def _np_nll_loss(x, t, w, reduction="mean", ignore_index=-100):
+    x = _wide(x)
+    rows, tf = _nll_rows(x, t)
+    tc, wt = _nll_weights(tf, w, ignore_index, rows.shape[1], x.dtype)
+    loss = -rows[np.arange(tf.size), tc] * wt
+    if reduction == "none":
+        return loss.reshape(t.shape)
+    total = loss.sum(dtype=x.dtype)
+    if reduction == "sum":
+        return np.asarray(total)
+    return np.asarray(total / wt.sum(dtype=x.dtype))
+
+
+def _np_nll_loss_backward(g, t, w, shape=(), reduction="mean", ignore_index=-100):
+    """d loss / d input: -w[t] * g at each row's target class, zero elsewhere."""
+    c = shape[1] if len(shape) > 1 else shape[0]
+    tf = t.reshape(-1)
+    tc, wt = _nll_weights(tf, w, ignore_index, c, g.dtype)
+    if reduction == "none":
+        coef = -wt * g.reshape(-1)
+    else:
+        coef = -wt * (g / wt.sum(dtype=g.dtype) if reduction == "mean" else g)
+    rows = np.zeros((tf.size, c), dtype=g.dtype)
+    rows[np.arange(tf.size), tc] = coef
+    if len(shape) <= 2:
+        return rows.reshape(shape)
+    lead = (shape[0],) + tuple(shape[2:])
+    return np.ascontiguousarray(np.moveaxis(rows.reshape(lead + (c,)), -1, 1))
+
+
+def _vjp_nll_loss(ctx, saved, g):
+    t, w = saved[0], (saved[1] if len(saved) > 1 else None)
+    gx = apply(NLL_LOSS_BACKWARD, (g, t, w), {"shape": tuple(ctx.shapes[0]), "reduction": ctx.reduction,
+                                              "ignore_index": ctx.ignore_index}, dtype=ctx.dtypes[0])
+    return (gx,) + (None,) * (len(ctx.shapes) - 1)
+
+
+def _vjp_nll_loss_backward(ctx, saved, gg):
+    # the backward is linear in g; its adjoint is nll_loss itself
+    t, w = saved[0], (saved[1] if len(saved) > 1 else None)
+    return (nll_loss(gg, t, w, ctx.reduction, ctx.ignore_index),) + (None,) * (len(ctx.shapes) - 1)
+
+
+NLL_LOSS = defop("nll_loss", "index", _np_nll_loss, dtype=_first_dtype, vjp=_vjp_nll_loss, save=(1, 2),
+                 grad_name="NllLossBackward0")
+NLL_LOSS_BACKWARD = defop("nll_loss_backward", "index", _np_nll_loss_backward, dtype=_first_dtype,
+                          vjp=_vjp_nll_loss_backward, save=(1, 2), grad_name="NllLossBackwardBackward0")
+
+
+def nll_loss(logp, target, weight=None, reduction="mean", ignore_index=-100):
+    return apply(NLL_LOSS, (logp, target, weight), {"reduction": reduction, "ignore_index": ignore_index})
+
+
+# ================================================================================================
+# regression losses
+# ================================================================================================
+def _np_mse_loss(x, t, reduction="mean"):
+    d = _wide(x) - t
+    d *= d
+    return _reduce_np(d, reduction)
+
+
+def _vjp_mse_loss(ctx, saved, g):
+    x, t = saved
+    scale = _reduce_grad(g, ctx.reduction, math.prod(ctx.shapes[0])) * 2.0
+    gx = (x - t) * scale
+    return (gx if ctx.needs[0] else None), (-gx if ctx.needs[1] else None)
+
+
+MSE_LOSS = defop("mse_loss", "reduce", _np_mse_loss, dtype=_first_dtype, cast_inputs=True, vjp=_vjp_mse_loss,
+                 save=(0, 1), grad_name="MseLossBackward0")
+
+
+def mse_loss(x, t, reduction="mean"):
+    return apply(MSE_LOSS, (x, t), {"reduction": reduction})
+
+
+def mse_loss_decomposed(x, t, reduction="mean"):
+    d = x - t
+    return _reduce_ops(d * d, reduction)
+
+
+def _reduce_ops(loss, reduction):
+    if reduction == "none":
+        return loss
+    return loss.sum() if reduction == "sum" else loss.mean()
+
+
+def _np_smooth_l1(x, t, reduction="mean", beta=1.0, huber=False):
+    d = np.abs(_wide(x) - t)
+    if huber:  # delta * (|d| - delta / 2) past delta
+        loss = np.where(d < beta, 0.5 * d * d, beta * (d - 0.5 * beta))
+    elif beta == 0:
+        loss = d
+    else:
+        loss = np.where(d < beta, 0.5 * d * d / beta, d - 0.5 * beta)
+    return _reduce_np(loss.astype(d.dtype, copy=False), reduction)
+
+
+def _vjp_smooth_l1(ctx, saved, g):
+    x, t = saved
+    d = x - t
+    beta = ctx.beta
+    if ctx.huber:
+        slope = P.clamp(d, -beta, beta)
+    elif beta == 0:
+        slope = P.sign(d)
+    else:
+        slope = P.clamp(d / beta, -1.0, 1.0)
+    gx = slope * _reduce_grad(g, ctx.reduction, math.prod(ctx.shapes[0]))
+    return (gx if ctx.needs[0] else None), (-gx if ctx.needs[1] else None)
+
+
+SMOOTH_L1 = defop("smooth_l1_loss", "reduce", _np_smooth_l1, dtype=_first_dtype, cast_inputs=True,
+                  vjp=_vjp_smooth_l1, save=(0, 1),
+                  grad_name=lambda a: "HuberLossBackward0" if a.get("huber") else "SmoothL1LossBackward0")
+
+
+def smooth_l1_loss(x, t, reduction="mean", beta=1.0):
+    return apply(SMOOTH_L1, (x, t), {"reduction": reduction, "beta": float(beta), "huber": False})
+
+
+def huber_loss(x, t, reduction="mean", delta=1.0):
+    return apply(SMOOTH_L1, (x, t), {"reduction": reduction, "beta": float(delta), "huber": True})
+
+
+# ================================================================================================
+# binary cross entropy (on probabilities, and on logits)
+# ================================================================================================
+def _np_bce(p, t, w, reduction="mean"):
+    p = _wide(p)
+    if p.size and not ((p >= 0) & (p <= 1)).all():
+        raise RuntimeError("all elements of input should be between 0 and 1")
+    # torch clamps each log at -100 so that p = 0 or 1 gives a finite loss
+    loss = (t - 1) * np.maximum(np.log1p(-p), -100) - t * np.maximum(np.log(p), -100)
+    if w is not None:
+        loss = loss * w
+    return _reduce_np(loss.astype(p.dtype, copy=False), reduction)
+
+
+def _vjp_bce(ctx, saved, g):
+    p, t = saved[0], saved[1]
+    w = saved[2] if len(saved) > 2 else None
+    gr = _reduce_grad(g, ctx.reduction, math.prod(ctx.shapes[0]))
+    if w is not None:
+        gr = gr * w
+    gp = gt = None
+    if ctx.needs[0]:
+        gp = gr * (p - t) / P.clamp((1 - p) * p, min=1e-12)
+    if ctx.needs[1]:
+        gt = gr * (P.clamp(P.log1p(-p), min=-100) - P.clamp(P.log(p), min=-100))
+    return (gp, gt) + (None,) * (len(ctx.shapes) - 2)
+
+
+BCE = defop("binary_cross_entropy", "reduce", _np_bce, dtype=_first_dtype, vjp=_vjp_bce, save=(0, 1, 2),
+            grad_name="BinaryCrossEntropyBackward0")
+
+
+def binary_cross_entropy(p, t, weight=None, reduction="mean"):
+    return apply(BCE, (p, t, weight), {"reduction": reduction})
+
+
+def _softplus_neg(x):
+    """log(1 + exp(-x)) without overflow: max(-x, 0) + log1p(exp(-|x|))."""
+    return np.maximum(-x, 0) + np.log1p(np.exp(-np.abs(x)))
+
+
+def _np_bce_logits(x, t, w, pw, reduction="mean"):
+    x = _wide(x)
+    sp = _softplus_neg(x)
+    if pw is None:
+        loss = (1 - t) * x + sp
+    else:
+        loss = (1 - t) * x + ((pw - 1) * t + 1) * sp
+    if w is not None:
+        loss = loss * w
+    return _reduce_np(loss.astype(x.dtype, copy=False), reduction)
+
+
+def _vjp_bce_logits(ctx, saved, g):
+    x, t = saved[0], saved[1]
+    rest = list(saved[2:])
+    w = rest.pop(0) if ctx.has_weight else None
+    pw = rest.pop(0) if ctx.has_pos_weight else None
+    gr = _reduce_grad(g, ctx.reduction, math.prod(ctx.shapes[0]))
+    if w is not None:
+        gr = gr * w
+    s = P.sigmoid(x)
+    gx = gt = None
+    if ctx.needs[0]:
+        gx = gr * (s - t) if pw is None else gr * (s * (pw * t + 1 - t) - pw * t)
+        gx = sum_to(gx, ctx.shapes[0])
+    if ctx.needs[1]:
+        # d/dt [(1 - t) x + ((pw - 1) t + 1) softplus(-x)] = -x + (pw - 1) softplus(-x)
+        gt = -x if pw is None else -x + (pw - 1) * (P.log1p(P.exp(-P.abs(x))) + P.clamp(-x, min=0))
+        gt = sum_to(gr * gt, ctx.shapes[1])
+    return (gx, gt) + (None,) * (len(ctx.shapes) - 2)
+
+
+BCE_LOGITS = defop("binary_cross_entropy_with_logits", "reduce", _np_bce_logits, dtype=_first_dtype,
+                   vjp=_vjp_bce_logits, save=(0, 1, 2, 3), grad_name="BinaryCrossEntropyWithLogitsBackward0")
+
+
+def binary_cross_entropy_with_logits(x, t, weight=None, pos_weight=None, reduction="mean"):
+    return apply(BCE_LOGITS, (x, t, weight, pos_weight),
+                 {"reduction": reduction, "has_weight": weight is not None, "has_pos_weight": pos_weight is not None})
+
+
+# ================================================================================================
+# activations
+# ================================================================================================
+_GELU_K = math.sqrt(2.0 / math.pi)
+
+
+def _np_gelu(x, approximate="none"):
+    w = _wide(x)
+    if approximate == "tanh":
+        return 0.5 * w * (1 + np.tanh(_GELU_K * (w + 0.044715 * w * w * w)))
+    return 0.5 * w * (1 + erf_np(w * w.dtype.type(_SQRT1_2)))
+
+
+def _vjp_gelu(ctx, saved, g):
+    (x,) = saved
+    if ctx.approximate == "tanh":
+        x2 = x * x
+        th = P.tanh(_GELU_K * (x + 0.044715 * x2 * x))
+        d = 0.5 * (1 + th) + 0.5 * x * (1 - th * th) * (_GELU_K * (1 + 3 * 0.044715 * x2))
+    else:
+        d = 0.5 * (1 + P.erf(x * _SQRT1_2)) + x * P.exp(-0.5 * x * x) * _INV_SQRT_2PI
+    return (g * d,)
+
+
+GELU = defop("gelu", "pointwise", _np_gelu, dtype=_first_dtype, vjp=_vjp_gelu, save=(0,), grad_name="GeluBackward0")
+
+
+def gelu(x, approximate="none"):
+    return apply(GELU, (x,), {"approximate": approximate})
+
+
+def gelu_decomposed(x, approximate="none"):
+    if approximate == "tanh":
+        return 0.5 * x * (1 + P.tanh(_GELU_K * (x + 0.044715 * x * x * x)))
+    return 0.5 * x * (1 + P.erf(x * _SQRT1_2))
+
+
+def _np_silu(x):
+    w = _wide(x)
+    return w / (1 + np.exp(-w))
+
+
+def _vjp_silu(ctx, saved, g):
+    (x,) = saved
+    s = P.sigmoid(x)
+    return (g * s * (1 + x * (1 - s)),)
+
+
+SILU = defop("silu", "pointwise", _np_silu, dtype=_first_dtype, vjp=_vjp_silu, save=(0,), grad_name="SiluBackward0")
+
+
+def silu(x):
+    return apply(SILU, (x,))
+
+
+def _np_leaky_relu(x, negative_slope=0.01):
+    return np.where(x > 0, x, x * x.dtype.type(negative_slope))
+
+
+def _vjp_leaky_relu(ctx, saved, g):
+    (x,) = saved
+    return (P.where(x > 0, g, g * ctx.negative_slope),)
+
+
+LEAKY_RELU = defop("leaky_relu", "pointwise", _np_leaky_relu, dtype=_first_dtype, vjp=_vjp_leaky_relu, save=(0,),
+                   grad_name="LeakyReluBackward0")
+
+
+def leaky_relu(x, negative_slope=0.01):
+    return apply(LEAKY_RELU, (x,), {"negative_slope": negative_slope})
+
+
+def _np_elu(x, alpha=1.0):
+    w = _wide(x)
+    return np.where(w > 0, w, alpha * np.expm1(np.minimum(w, 0)))
+
+
+def _vjp_elu(ctx, saved, g):
+    (x,) = saved
+    return (P.where(x > 0, g, g * ctx.alpha * P.exp(P.clamp(x, max=0))),)
+
+
+ELU = defop("elu", "pointwise", _np_elu, dtype=_first_dtype, vjp=_vjp_elu, save=(0,), grad_name="EluBackward0")
+
+
+def elu(x, alpha=1.0):
+    return apply(ELU, (x,), {"alpha": alpha})
+
+
+def _np_softplus(x, beta=1.0, threshold=20.0):
+    w = _wide(x)
+    bx = w * beta
+    # past the threshold softplus is the identity (torch's rule, which also avoids overflow)
+    return np.where(bx > threshold, w, (np.maximum(bx, 0) + np.log1p(np.exp(-np.abs(bx)))) / beta)
+
+
+def _vjp_softplus(ctx, saved, g):
+    (x,) = saved
+    bx = x * ctx.beta
+    return (P.where(bx > ctx.threshold, g, g * P.sigmoid(bx)),)
+
+
+SOFTPLUS = defop("softplus", "pointwise", _np_softplus, dtype=_first_dtype, vjp=_vjp_softplus, save=(0,),
+                 grad_name="SoftplusBackward0")
+
+
+def softplus(x, beta=1.0, threshold=20.0):
+    return apply(SOFTPLUS, (x,), {"beta": beta, "threshold": threshold})
+
+
+def _np_hardtanh(x, lo=-1.0, hi=1.0):
+    return np.clip(x, x.dtype.type(lo), x.dtype.type(hi))
+
+
+def _vjp_hardtanh(ctx, saved, g):
+    (x,) = saved
+    inside = P.logical_and(x > ctx.lo, x < ctx.hi)
+    return (P.where(inside, g, g * 0.0),)
+
+
+HARDTANH = defop("hardtanh", "pointwise", _np_hardtanh, dtype=_first_dtype, vjp=_vjp_hardtanh, save=(0,),
+                 grad_name="HardtanhBackward0")
+
+
+def hardtanh(x, lo=-1.0, hi=1.0):
+    return apply(HARDTANH, (x,), {"lo": lo, "hi": hi})
+
+
+# ================================================================================================
+# layer norm and batch norm
+# ================================================================================================
+def _np_layer_norm(x, w, b, ndims=1, eps=1e-5):
+    xw = _wide(x)
+    axes = tuple(range(x.ndim - ndims, x.ndim))
+    mean = xw.mean(axis=axes, keepdims=True)
+    xc = xw - mean
+    var = (xc * xc).mean(axis=axes, keepdims=True)
+    rstd = 1 / np.sqrt(var + eps)
+    y = xc * rstd
+    if w is not None:
+        y *= w
+    if b is not None:
+        y += b
+    return y, mean, rstd
+
+
+def _vjp_layer_norm(ctx, saved, g, *_):
+    x, w, b, mean, rstd = _unpack_norm(ctx, saved)
+    lead = len(ctx.shapes[0]) - ctx.ndims
+    axes = tuple(range(lead, len(ctx.shapes[0])))
+    batch = tuple(range(lead))
+    xhat = (x - mean) * rstd
+    gx = gw = gb = None
+    if ctx.needs[0]:
+        gxh = g * w if w is not None else g
+        gx = rstd * (gxh - gxh.mean(axes, keepdim=True) - xhat * (gxh * xhat).mean(axes, keepdim=True))
+    if w is not None and ctx.needs[1]:
+        gw = (g * xhat).sum(batch) if batch else g * xhat
+    if b is not None and ctx.needs[1 + (w is not None)]:
+        gb = g.sum(batch) if batch else g
+    out = [gx]
+    if w is not None:
+        out.append(gw)
+    if b is not None:
+        out.append(gb)
+    return tuple(out)
+
+
+def _unpack_norm(ctx, saved):
+    """saved = (x, [w], [b], mean, rstd) with the optional ones left out when None."""
+    saved = list(saved)
+    x = saved.pop(0)
+    w = saved.pop(0) if ctx.has_w else None
+    b = saved.pop(0) if ctx.has_b else None
+    return x, w, b, saved[0], saved[1]
+
+
+LAYER_NORM = defop("layer_norm", "reduce", _np_layer_norm, dtype=lambda a, k: (a[0].dtype,) * 3,
+                   vjp=_vjp_layer_norm, save=(0, 1, 2, "out1", "out2"), nout=3,
+                   grad_name="NativeLayerNormBackward0")
+
+
+def layer_norm(x, weight, bias, ndims: int, eps: float):
+    return apply(LAYER_NORM, (x, weight, bias),
+                 {"ndims": ndims, "eps": eps, "has_w": weight is not None, "has_b": bias is not None})[0]
+
+
+def layer_norm_decomposed(x, weight, bias, ndims: int, eps: float):
+    axes = tuple(range(x.ndim - ndims, x.ndim))
+    mean = x.mean(axes, keepdim=True)
+    xc = x - mean
+    y = xc * P.rsqrt((xc * xc).mean(axes, keepdim=True) + eps)
+    if weight is not None:
+        y = y * weight
+    if bias is not None:
+        y = y + bias
+    return y
+
+
+def _bn_shape(ndim):
+    return (1, -1) + (1,) * (ndim - 2)
+
+
+def _np_batch_norm(x, w, b, rm, rv, training=True, eps=1e-5):
+    xw = _wide(x)
+    axes = (0,) + tuple(range(2, x.ndim))
+    shape = _bn_shape(x.ndim)
+    if training:
+        mean = xw.mean(axis=axes)
+        xc = xw - mean.reshape(shape)
+        var = (xc * xc).mean(axis=axes)
+    else:
+        mean, var = rm.astype(xw.dtype, copy=False), rv.astype(xw.dtype, copy=False)
+        xc = xw - mean.reshape(shape)
+    invstd = 1 / np.sqrt(var + eps)
+    y = xc * invstd.reshape(shape)
+    if w is not None:
+        y *= w.reshape(shape)
+    if b is not None:
+        y += b.reshape(shape)
+    # torch's native_batch_norm returns (out, save_mean, save_invstd)
+    return y, mean, invstd
+
+
+def _vjp_batch_norm(ctx, saved, g, *_):
+    x, w, b, mean, invstd = _unpack_norm(ctx, saved)
+    nd = len(ctx.shapes[0])
+    shape = _bn_shape(nd)
+    axes = (0,) + tuple(range(2, nd))
+    m, s = mean.reshape(shape), invstd.reshape(shape)
+    xhat = (x - m) * s
+    gx = gw = gb = None
+    if ctx.needs[0]:
+        scale = s * w.reshape(shape) if w is not None else s
+        if ctx.training:
+            gx = scale * (g - g.mean(axes, keepdim=True) - xhat * (g * xhat).mean(axes, keepdim=True))
+        else:
+            gx = g * scale
+    if w is not None and ctx.needs[1]:
+        gw = (g * xhat).sum(axes)
+    if b is not None and ctx.needs[1 + (w is not None)]:
+        gb = g.sum(axes)
+    out = [gx]
+    if w is not None:
+        out.append(gw)
+    if b is not None:
+        out.append(gb)
+    return tuple(out) + (None,) * (len(ctx.shapes) - len(out))
+
+
+BATCH_NORM = defop("batch_norm", "reduce", _np_batch_norm, dtype=lambda a, k: (a[0].dtype,) * 3,
+                   vjp=_vjp_batch_norm, save=(0, 1, 2, "out1", "out2"), nout=3,
+                   grad_name="NativeBatchNormBackward0")
+
+
+def batch_norm(x, weight, bias, running_mean, running_var, training: bool, eps: float):
+    """Returns (out, mean, invstd); mean/invstd are the batch's in training, the running ones otherwise."""
+    return apply(BATCH_NORM, (x, weight, bias, running_mean, running_var),
+                 {"training": training, "eps": eps, "has_w": weight is not None, "has_b": bias is not None})
+
+
+# ================================================================================================
+# embedding
+# ================================================================================================
+def _np_embedding(w, idx, padding_idx=None):
+    return w[idx]
+
+
+def _np_embedding_backward(g, idx, num_weights=0, padding_idx=None):
+    dim = g.shape[-1]
+    flat = idx.reshape(-1)
+    gw = np.zeros((num_weights, dim), dtype=g.dtype)
+    np.add.at(gw, flat, g.reshape(-1, dim))
+    if padding_idx is not None:
+        gw[padding_idx] = 0
+    return gw
+
+
+def _vjp_embedding(ctx, saved, g):
+    (idx,) = saved
+    gw = apply(EMBEDDING_BACKWARD, (g, idx), {"num_weights": ctx.shapes[0][0], "padding_idx": ctx.padding_idx})
+    return gw, None
+
+
+def _vjp_embedding_backward(ctx, saved, gg):
+    (idx,) = saved
+    if ctx.padding_idx is not None:
+        keep = _from_np((np.arange(ctx.num_weights) != ctx.padding_idx)[:, None], D.bool_)
+        gg = P.where(keep, gg, gg * 0.0)
+    return embedding(gg, idx, None), None
+
+
+EMBEDDING = defop("embedding", "index", _np_embedding, dtype=_first_dtype, vjp=_vjp_embedding, save=(1,),
+                  grad_name="EmbeddingBackward0")
+EMBEDDING_BACKWARD = defop("embedding_backward", "index", _np_embedding_backward, dtype=_first_dtype,
+                           vjp=_vjp_embedding_backward, save=(1,), grad_name="EmbeddingBackwardBackward0")
+
+
+def embedding(weight, idx, padding_idx=None):
+    return apply(EMBEDDING, (weight, idx), {"padding_idx": padding_idx})
+
+
+# ================================================================================================
+# conv2d: im2col (a strided view, one copy) and one matmul
+# ================================================================================================
+def _pad2d(x, ph, pw, value=0.0):
+    if not ph and not pw:
+        return x
+    n, c, h, w = x.shape
+    out = np.full((n, c, h + 2 * ph, w + 2 * pw), value, dtype=x.dtype)
+    out[:, :, ph:ph + h, pw:pw + w] = x
+    return out
+
+
+def _windows(xp, kh, kw, ho, wo, stride, dilation):
+    """View (N, C, kh, kw, Ho, Wo) of every window of the padded input; no copy."""
+    sn, sc, sh, sw = xp.strides
+    (st_h, st_w), (dh, dw) = stride, dilation
+    return as_strided(xp, (xp.shape[0], xp.shape[1], kh, kw, ho, wo),
+                      (sn, sc, sh * dh, sw * dw, sh * st_h, sw * st_w), writeable=False)
+
+
+def _out_size(n, k, s, p, d, ceil=False):
+    span = n + 2 * p - d * (k - 1) - 1
+    if ceil:
+        o = -(-span // s) + 1
+        if (o - 1) * s >= n + p:  # the last window must start inside the input or left padding
+            o -= 1
+        return o
+    return span // s + 1
+
+
+def _im2col(x, kh, kw, stride, padding, dilation):
+    """(N, C*kh*kw, Ho*Wo) columns, plus (Ho, Wo)."""
+    n, c, h, w = x.shape
+    ho = _out_size(h, kh, stride[0], padding[0], dilation[0])
+    wo = _out_size(w, kw, stride[1], padding[1], dilation[1])
+    win = _windows(_pad2d(x, *padding), kh, kw, ho, wo, stride, dilation)
+    return win.reshape(n, c * kh * kw, ho * wo), ho, wo
+
+
+def _col2im(cols, shape, kh, kw, ho, wo, stride, padding, dilation):
+    """Adjoint of _im2col: add each column entry back where it was read from."""
+    n, c, h, w = shape
+    (sh, sw), (ph, pw), (dh, dw) = stride, padding, dilation
+    xp = np.zeros((n, c, h + 2 * ph, w + 2 * pw), dtype=cols.dtype)
+    cols = cols.reshape(n, c, kh, kw, ho, wo)
+    for i in range(kh):
+        for j in range(kw):
+            xp[:, :, i * dh:i * dh + sh * (ho - 1) + 1:sh, j * dw:j * dw + sw * (wo - 1) + 1:sw] += cols[:, :, i, j]
+    return xp[:, :, ph:ph + h, pw:pw + w] if (ph or pw) else xp
+
+
+def _np_conv2d(x, w, b, stride=(1, 1), padding=(0, 0), dilation=(1, 1), groups=1):
+    n = x.shape[0]
+    o, cg, kh, kw = w.shape
+    cols, ho, wo = _im2col(x, kh, kw, stride, padding, dilation)
+    if groups == 1:
+        out = np.matmul(w.reshape(o, -1), cols)
+    else:
+        k = cg * kh * kw
+        og = o // groups
+        cols = cols.reshape(n, groups, k, ho * wo)
+        out = np.matmul(w.reshape(groups, og, k), cols).reshape(n, o, ho * wo)
+    out = out.reshape(n, o, ho, wo)
+    if b is not None:
+        out += b.reshape(1, -1, 1, 1)
+    return out
+
+
+def _np_conv2d_input_grad(g, w, shape=(), stride=(1, 1), padding=(0, 0), dilation=(1, 1), groups=1):
+    n, o, ho, wo = g.shape
+    _, cg, kh, kw = w.shape
+    g3 = g.reshape(n, o, ho * wo)
+    if groups == 1:
+        cols = np.matmul(w.reshape(o, -1).T, g3)
+    else:
+        og = o // groups
+        cols = np.matmul(w.reshape(groups, og, -1).transpose(0, 2, 1), g3.reshape(n, groups, og, ho * wo))
+    return _col2im(cols.reshape(n, -1, ho * wo), shape, kh, kw, ho, wo, stride, padding, dilation)
+
+
+def _np_conv2d_weight_grad(x, g, wshape=(), stride=(1, 1), padding=(0, 0), dilation=(1, 1), groups=1):
+    o, cg, kh, kw = wshape
+    n = x.shape[0]
+    cols, ho, wo = _im2col(x, kh, kw, stride, padding, dilation)
+    g3 = g.reshape(n, o, ho * wo)
+    if groups == 1:
+        # sum over the batch and positions: one matmul on (O, N*L) x (N*L, K)
+        gw = np.tensordot(g3, cols, axes=([0, 2], [0, 2]))
+    else:
+        og = o // groups
+        gw = np.einsum("ngol,ngkl->gok", g3.reshape(n, groups, og, -1), cols.reshape(n, groups, cg * kh * kw, -1))
+    return gw.reshape(wshape)
+
+
+def _conv_attrs(ctx):
+    return {k: ctx.attrs[k] for k in ("stride", "padding", "dilation", "groups")}
+
+
+def _vjp_conv2d(ctx, saved, g):
+    x, w = saved
+    at = _conv_attrs(ctx)
+    gx = apply(CONV2D_INPUT_GRAD, (g, w), {"shape": tuple(ctx.shapes[0]), **at}) if ctx.needs[0] else None
+    gw = apply(CONV2D_WEIGHT_GRAD, (x, g), {"wshape": tuple(ctx.shapes[1]), **at}) if ctx.needs[1] else None
+    out = (gx, gw)
+    if len(ctx.shapes) > 2:
+        out += (g.sum((0, 2, 3)) if ctx.needs[2] else None,)
+    return out
+
+
+def _vjp_conv2d_input_grad(ctx, saved, gg):
+    # dX = A(G, W) is bilinear: <gg, A(G, W)> = <conv(gg, W), G> = <B(gg, G), W>
+    g, w = saved
+    at = _conv_attrs(ctx)
+    dg = apply(CONV2D, (gg, w, None), at) if ctx.needs[0] else None
+    dw = apply(CONV2D_WEIGHT_GRAD, (gg, g), {"wshape": tuple(ctx.shapes[1]), **at}) if ctx.needs[1] else None
+    return dg, dw
+
+
+def _vjp_conv2d_weight_grad(ctx, saved, gg):
+    # dW = B(X, G): <gg, B(X, G)> = <G, conv(X, gg)> = <A(G, gg), X>
+    x, g = saved
+    at = _conv_attrs(ctx)
+    dx = apply(CONV2D_INPUT_GRAD, (g, gg), {"shape": tuple(ctx.shapes[0]), **at}) if ctx.needs[0] else None
+    dg = apply(CONV2D, (x, gg, None), at) if ctx.needs[1] else None
+    return dx, dg
+
+
+CONV2D = defop("conv2d", "linalg", _np_conv2d, dtype=_first_dtype, cast_inputs=True, vjp=_vjp_conv2d, save=(0, 1),
+               grad_name="ConvolutionBackward0")
+CONV2D_INPUT_GRAD = defop("conv2d_input_grad", "linalg", _np_conv2d_input_grad, dtype=_first_dtype,
+                          cast_inputs=True, vjp=_vjp_conv2d_input_grad, save=(0, 1),
+                          grad_name="ConvolutionBackwardBackward0")
+CONV2D_WEIGHT_GRAD = defop("conv2d_weight_grad", "linalg", _np_conv2d_weight_grad, dtype=_first_dtype,
+                           cast_inputs=True, vjp=_vjp_conv2d_weight_grad, save=(0, 1),
+                           grad_name="ConvolutionBackwardBackward0")
+
+
+def conv2d(x, w, b, stride, padding, dilation, groups):
+    return apply(CONV2D, (x, w, b), {"stride": stride, "padding": padding, "dilation": dilation, "groups": groups})
+
+
+# ================================================================================================
+# pooling
+# ================================================================================================
+def _pool_geometry(h, w, kernel, stride, padding, dilation, ceil_mode):
+    ho = _out_size(h, kernel[0], stride[0], padding[0], dilation[0], ceil_mode)
+    wo = _out_size(w, kernel[1], stride[1], padding[1], dilation[1], ceil_mode)
+    # room on the bottom/right for windows that ceil_mode lets run past the padding
+    eh = max(0, (ho - 1) * stride[0] + dilation[0] * (kernel[0] - 1) + 1 - (h + 2 * padding[0]))
+    ew = max(0, (wo - 1) * stride[1] + dilation[1] * (kernel[1] - 1) + 1 - (w + 2 * padding[1]))
+    return ho, wo, eh, ew
+
+
+def _padded(x, padding, extra, value):
+    n, c, h, w = x.shape
+    (ph, pw), (eh, ew) = padding, extra
+    if not (ph or pw or eh or ew):
+        return x
+    out = np.full((n, c, h + 2 * ph + eh, w + 2 * pw + ew), value, dtype=x.dtype)
+    out[:, :, ph:ph + h, pw:pw + w] = x
+    return out
+
+
+def _np_max_pool2d(x, kernel=(2, 2), stride=(2, 2), padding=(0, 0), dilation=(1, 1), ceil_mode=False):
+    n, c, h, w = x.shape
+    kh, kw = kernel
+    ho, wo, eh, ew = _pool_geometry(h, w, kernel, stride, padding, dilation, ceil_mode)
+    xp = _padded(x, padding, (eh, ew), -np.inf)
+    win = _windows(xp, kh, kw, ho, wo, stride, dilation)  # (N, C, kh, kw, Ho, Wo)
+    flat = win.reshape(n, c, kh * kw, ho, wo)
+    # NaN wins, as in torch (argmax of a NaN-containing row finds the NaN via isnan)
+    arg = np.argmax(flat, axis=2)
+    nan = np.isnan(flat)
+    if nan.any():
+        arg = np.where(nan.any(axis=2), np.argmax(nan, axis=2), arg)
+    vals = np.take_along_axis(flat, arg[:, :, None], axis=2)[:, :, 0]
+    # torch's indices: flat positions in the (unpadded) H*W plane
+    ki, kj = np.divmod(arg, kw)
+    rows = np.arange(ho).reshape(-1, 1) * stride[0] + ki * dilation[0] - padding[0]
+    cols = np.arange(wo).reshape(1, -1) * stride[1] + kj * dilation[1] - padding[1]
+    return vals, (rows * w + cols).astype(np.int64)
+
+
+def _np_max_pool2d_backward(g, idx, shape=()):
+    n, c, h, w = shape
+    base = (np.arange(n * c, dtype=np.int64) * (h * w)).reshape(n, c, 1, 1)
+    out = np.bincount((idx + base).reshape(-1), weights=g.reshape(-1), minlength=n * c * h * w)
+    return out.astype(g.dtype, copy=False).reshape(shape)
+
+
+def _vjp_max_pool2d(ctx, saved, g, _gi=None):
+    (idx,) = saved
+    return (apply(MAX_POOL2D_BACKWARD, (g, idx), {"shape": tuple(ctx.shapes[0])}),)
+
+
+def _vjp_max_pool2d_backward(ctx, saved, gg):
+    # the adjoint of scattering into the input plane is gathering from it
+    (idx,) = saved
+    n, c, h, w = ctx.shape
+    picked = gg.reshape(n, c, h * w).gather(2, idx.reshape(n, c, -1))
+    return picked.reshape(idx.shape), None
+
+
+MAX_POOL2D = defop("max_pool2d", "reduce", _np_max_pool2d, dtype=lambda a, k: (a[0].dtype, D.int64), nout=2,
+                   vjp=_vjp_max_pool2d, save=("out1",), grad_name="MaxPool2DWithIndicesBackward0")
+MAX_POOL2D_BACKWARD = defop("max_pool2d_backward", "index", _np_max_pool2d_backward, dtype=_first_dtype,
+                            vjp=_vjp_max_pool2d_backward, save=(1,),
+                            grad_name="MaxPool2DWithIndicesBackwardBackward0")
+
+
+def max_pool2d(x, kernel, stride, padding, dilation, ceil_mode):
+    """(values, indices)."""
+    return apply(MAX_POOL2D, (x,), {"kernel": kernel, "stride": stride, "padding": padding,
+                                    "dilation": dilation, "ceil_mode": ceil_mode})
+
+
+def _avg_divisors(n, k, s, p, o, count_include_pad):
+    """Per output position along one axis: how many input positions its window covers."""
+    start = np.arange(o) * s - p
+    end = np.minimum(start + k, n + p)
+    size = end - start
+    if count_include_pad:
+        return size
+    return np.minimum(end, n) - np.maximum(start, 0)
+
+
+def _avg_geometry(shape, kernel, stride, padding, ceil_mode, count_include_pad, divisor_override):
+    h, w = shape[-2:]
+    ho, wo, eh, ew = _pool_geometry(h, w, kernel, stride, padding, (1, 1), ceil_mode)
+    if divisor_override:
+        div = np.full((ho, wo), float(divisor_override))
+    else:
+        dh = _avg_divisors(h, kernel[0], stride[0], padding[0], ho, count_include_pad)
+        dw = _avg_divisors(w, kernel[1], stride[1], padding[1], wo, count_include_pad)
+        div = np.outer(dh, dw).astype(np.float64)
+    return ho, wo, eh, ew, div
+
+
+def _np_avg_pool2d(x, kernel=(2, 2), stride=(2, 2), padding=(0, 0), ceil_mode=False, count_include_pad=True,
+                   divisor_override=None):
+    xw = _wide(x)
+    ho, wo, eh, ew, div = _avg_geometry(x.shape, kernel, stride, padding, ceil_mode, count_include_pad,
+                                        divisor_override)
+    xp = _padded(xw, padding, (eh, ew), 0)
+    win = _windows(xp, kernel[0], kernel[1], ho, wo, stride, (1, 1))
+    return win.sum(axis=(2, 3)) / div.astype(xw.dtype)
+
+
+def _np_avg_pool2d_backward(g, shape=(), kernel=(2, 2), stride=(2, 2), padding=(0, 0), ceil_mode=False,
+                            count_include_pad=True, divisor_override=None):
+    n, c, h, w = shape
+    ho, wo, eh, ew, div = _avg_geometry(shape, kernel, stride, padding, ceil_mode, count_include_pad,
+                                        divisor_override)
+    gd = g / div.astype(g.dtype)
+    (sh, sw), (ph, pw) = stride, padding
+    xp = np.zeros((n, c, h + 2 * ph + eh, w + 2 * pw + ew), dtype=g.dtype)
+    for i in range(kernel[0]):
+        for j in range(kernel[1]):
+            xp[:, :, i:i + sh * (ho - 1) + 1:sh, j:j + sw * (wo - 1) + 1:sw] += gd
+    return np.ascontiguousarray(xp[:, :, ph:ph + h, pw:pw + w])
+
+
+_AVG_KEYS = ("kernel", "stride", "padding", "ceil_mode", "count_include_pad", "divisor_override")
+
+
+def _vjp_avg_pool2d(ctx, saved, g):
+    at = {k: ctx.attrs[k] for k in _AVG_KEYS}
+    return (apply(AVG_POOL2D_BACKWARD, (g,), {"shape": tuple(ctx.shapes[0]), **at}),)
+
+
+def _vjp_avg_pool2d_backward(ctx, saved, gg):
+    # backward is the transpose of a linear map; its adjoint is the pooling itself
+    return (apply(AVG_POOL2D, (gg,), {k: ctx.attrs[k] for k in _AVG_KEYS}),)
+
+
+AVG_POOL2D = defop("avg_pool2d", "reduce", _np_avg_pool2d, dtype=_first_dtype, vjp=_vjp_avg_pool2d,
+                   grad_name="AvgPool2DBackward0")
+AVG_POOL2D_BACKWARD = defop("avg_pool2d_backward", "reduce", _np_avg_pool2d_backward, dtype=_first_dtype,
+                            vjp=_vjp_avg_pool2d_backward, grad_name="AvgPool2DBackwardBackward0")
+
+
+def avg_pool2d(x, kernel, stride, padding, ceil_mode, count_include_pad, divisor_override):
+    return apply(AVG_POOL2D, (x,), {"kernel": kernel, "stride": stride, "padding": padding, "ceil_mode": ceil_mode,
+                                    "count_include_pad": count_include_pad, "divisor_override": divisor_override})
+
+
+def adaptive_matrix(n: int, o: int, dtype) -> np.ndarray:
+    """(o, n) matrix whose row i averages input positions floor(i*n/o) .. ceil((i+1)*n/o)."""
+    m = np.zeros((o, n), dtype=dtype)
+    for i in range(o):
+        s, e = (i * n) // o, -(-((i + 1) * n) // o)
+        m[i, s:e] = 1.0 / (e - s)
+    return m
+
+
+def _np_adaptive_avg_pool2d(x, out_size=(1, 1)):
+    xw = _wide(x)
+    ah = adaptive_matrix(x.shape[-2], out_size[0], xw.dtype)
+    aw = adaptive_matrix(x.shape[-1], out_size[1], xw.dtype)
+    # separable: average the rows, then the columns
+    return np.matmul(np.matmul(ah, xw), aw.T)
+
+
+def _vjp_adaptive_avg_pool2d(ctx, saved, g):
+    h, w = ctx.shapes[0][-2:]
+    dt = D.compute_np(g.dtype)
+    ah = _from_np(adaptive_matrix(h, ctx.out_size[0], dt), g.dtype)
+    aw = _from_np(adaptive_matrix(w, ctx.out_size[1], dt), g.dtype)
+    return (L.matmul(L.matmul(ah.t(), g), aw),)
+
+
+ADAPTIVE_AVG_POOL2D = defop("adaptive_avg_pool2d", "reduce", _np_adaptive_avg_pool2d, dtype=_first_dtype,
+                            vjp=_vjp_adaptive_avg_pool2d, grad_name="AdaptiveAvgPool2DBackward0")
+
+
+def adaptive_avg_pool2d(x, out_size):
+    return apply(ADAPTIVE_AVG_POOL2D, (x,), {"out_size": out_size})
+
+
+# ================================================================================================
+# constant padding
+# ================================================================================================
+def _pad_slices(shape, pad):
+    """For each dim: (slice of the output the input lands in, slice of the input that is kept)."""
+    nd = len(shape)
+    out_shape = list(shape)
+    dst = [slice(None)] * nd
+    src = [slice(None)] * nd
+    for k in range(len(pad) // 2):
+        d = nd - 1 - k
+        lo, hi = pad[2 * k], pad[2 * k + 1]
+        n = shape[d]
+        out_shape[d] = n + lo + hi
+        dst[d] = slice(max(lo, 0), max(lo, 0) + n + min(lo, 0) + min(hi, 0))
+        src[d] = slice(max(-lo, 0), n - max(-hi, 0))
+    return tuple(out_shape), tuple(dst), tuple(src)
+
+
+def _np_constant_pad(x, pad=(), value=0.0):
+    out_shape, dst, src = _pad_slices(x.shape, pad)
+    out = np.full(out_shape, value, dtype=x.dtype)
+    out[dst] = x[src]
+    return out
+
+
+def _vjp_constant_pad(ctx, saved, g):
+    # the gradient is the part of g the input landed in, padded back where the input was cropped
+    neg = tuple(-p for p in ctx.pad)
+    return (apply(CONSTANT_PAD, (g,), {"pad": neg, "value": 0.0}),)
+
+
+CONSTANT_PAD = defop("constant_pad_nd", "movement", _np_constant_pad, dtype=_first_dtype, vjp=_vjp_constant_pad,
+                     grad_name="ConstantPadNdBackward0")
+
+
+def constant_pad(x, pad, value):
+    return apply(CONSTANT_PAD, (x,), {"pad": tuple(pad), "value": value})
+
+
+# Decompositions into plain ops, for a tracer that wants to fuse them (see module docstring).
+DECOMPOSITIONS = {
+    "softmax": softmax_decomposed,
+    "log_softmax": log_softmax_decomposed,
+    "mse_loss": mse_loss_decomposed,
+    "gelu": gelu_decomposed,
+    "layer_norm": layer_norm_decomposed,
+}
