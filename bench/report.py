@@ -88,7 +88,7 @@ def machine_md(info: dict, roofs: dict) -> list[str]:
     if info.get("gpu"):
         lines.append(f"- GPU: {info['gpu']}")
     lines.append(f"- CPU: {info['cpu']}, {info['cpu_count']} logical cores "
-                 f"(torch uses {info['torch_threads']} threads"
+                 f"(torch uses {info['torch_threads']} thread{'s' if info['torch_threads'] != 1 else ''}"
                  + (f"; {', '.join(f'{k}={v}' for k, v in info['thread_env'].items())})"
                     if info.get("thread_env") else ")"))
     lines.append(f"- Python {info['python']}, NumPy {info['numpy']}, torch {info['torch']}")
