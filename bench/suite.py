@@ -206,7 +206,7 @@ def run_one(w: Workload, size, systems: list[System], *, device: str, quick: boo
     flops = w.flops(size) if w.flops is not None else None
     row["bytes"], row["flops"] = nbytes, flops
 
-    opts = dict(repeats=9, min_loop_s=0.02, warmup_s=0.02) if quick else dict(
+    opts = dict(repeats=9, min_loop_s=0.02, warmup_s=0.02, budget_s=1.0) if quick else dict(
         repeats=11, min_loop_s=0.05, warmup_s=0.1)
     if device != "cpu":
         opts["max_calls"] = 100_000

@@ -16,6 +16,8 @@ CPU:
      any, so when the machine's load changes during a run (other processes on
      a shared machine), it changes for all the systems being compared, and
      their ratios stay fair.
+  6. under --quick, each system gets about a second of measuring: a slow
+     loop (a 16-op chain on 10M elements) stops after 3 repeats.
   The garbage collector is off while a loop runs (as in `timeit`).
 
 CUDA: the same loops, bracketed by CUDA events (torch's); the system's own
@@ -129,9 +131,12 @@ class Loop:
 
 
 def time_interleaved(loops: dict[str, Loop], *, repeats: int = 9, min_loop_s: float = 0.02,
-                     warmup_s: float = 0.05, max_calls: int = 1_000_000) -> dict[str, Timing | Exception]:
+                     warmup_s: float = 0.05, max_calls: int = 1_000_000,
+                     budget_s: float | None = None, min_repeats: int = 3) -> dict[str, Timing | Exception]:
     """Time several systems' loops, their repeats interleaved (see module doc).
-    A loop that raises gets its exception as its result; the others go on."""
+    A loop that raises gets its exception as its result; the others go on.
+    With `budget_s`, slow loops get fewer repeats (at least `min_repeats`):
+    about `budget_s` seconds of measuring per system."""
     out: dict[str, Timing | Exception] = {}
     live = dict(loops)
     gc_was = gc.isenabled()
@@ -144,8 +149,10 @@ def time_interleaved(loops: dict[str, Loop], *, repeats: int = 9, min_loop_s: fl
             except Exception as e:
                 out[name] = e
                 del live[name]
-        for _ in range(repeats):
+        for r in range(repeats):
             for name, loop in list(live.items()):
+                if budget_s is not None and r >= min_repeats and sum(loop.samples) * len(loop.seq) > budget_s:
+                    continue
                 try:
                     loop.once()
                 except Exception as e:

@@ -185,7 +185,8 @@ def cpu_workloads(quick: bool) -> list[Workload]:
         ws.append(Workload(
             name=f"chain{n_ops}", group="pointwise chain",
             sizes=[1_000, 100_000, 1_000_000, 10_000_000],
-            quick_sizes=[1_000, 100_000, 10_000_000],
+            # --quick keeps 10M (slow to time) only where the target is
+            quick_sizes=[1_000, 100_000, 10_000_000] if targets else [1_000, 1_000_000],
             make_inputs=_vec, fn=fn, numpy_fn=fn_np, label=_numel_label, bytes=_io_bytes,
             targets=targets,
             note=f"{n_ops} pointwise op(s) (*0.9, +0.1, relu, -0.05, ...) on float32; "
