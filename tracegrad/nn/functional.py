@@ -84,18 +84,16 @@ def linear(input: Tensor, weight: Tensor, bias: Optional[Tensor] = None) -> Tens
         out = L.matmul(input, weight)
         return out + bias if bias is not None else out
     wt = weight.t()
+    if bias is None:
+        return L.matmul(input, wt)  # mm for 2-D input; torch's folding and names otherwise
     if input.ndim == 2:
-        if bias is None:
-            return L.mm(input, wt)
         _check_bias(bias, input.shape[0], weight.shape[0])
         return K.addmm(bias, input, wt)
+    # other ranks: fold the leading dims into one, addmm, and view back (ViewBackward0, as torch)
     lead = input.shape[:-1]
     x2 = input.reshape(-1, input.shape[-1])
-    if bias is None:
-        out = L.mm(x2, wt)
-    else:
-        _check_bias(bias, x2.shape[0], weight.shape[0])
-        out = K.addmm(bias, x2, wt)
+    _check_bias(bias, x2.shape[0], weight.shape[0])
+    out = K.addmm(bias, x2, wt)
     return out.view(tuple(lead) + (weight.shape[0],))
 
 
@@ -317,9 +315,7 @@ def _pool_args(kernel_size, stride, padding, dilation=1):
 def _pool_input(input, name):
     if input.ndim not in (3, 4) or input.numel() == 0:
         raise RuntimeError("non-empty 3D or 4D (batch mode) tensor expected for input")
-    if input.ndim == 3:
-        return input.unsqueeze(0), True
-    return input, False
+    return input
 
 
 def _check_pool_pad(k, p, d):
@@ -333,14 +329,12 @@ def max_pool2d(input: Tensor, kernel_size, stride=None, padding=0, dilation=1, c
                return_indices: bool = False):
     k, s, p, d = _pool_args(kernel_size, stride, padding, dilation)
     _check_pool_pad(k, p, d)
-    x, unbatched = _pool_input(input, "max_pool2d")
-    for n, kk, pp, dd, ss in zip(x.shape[2:], k, p, d, s):
+    x = _pool_input(input, "max_pool2d")
+    for n, kk, pp, dd, ss in zip(x.shape[-2:], k, p, d, s):
         if K._out_size(n, kk, ss, pp, dd, ceil_mode) <= 0:
-            raise RuntimeError(f"Given input size: ({'x'.join(map(str, x.shape[1:]))}). Calculated output size is "
+            raise RuntimeError(f"Given input size: ({'x'.join(map(str, x.shape[-3:]))}). Calculated output size is "
                                "too small")
     out, idx = K.max_pool2d(x, k, s, p, d, ceil_mode)
-    if unbatched:
-        out, idx = out.squeeze(0), idx.squeeze(0)
     return (out, idx) if return_indices else out
 
 
@@ -355,9 +349,8 @@ def avg_pool2d(input: Tensor, kernel_size, stride=None, padding=0, ceil_mode: bo
     _check_pool_pad(k, p, (1, 1))
     if divisor_override is not None and divisor_override == 0:
         raise RuntimeError("divisor must be not zero")
-    x, unbatched = _pool_input(input, "avg_pool2d")
-    out = K.avg_pool2d(x, k, s, p, ceil_mode, count_include_pad, divisor_override)
-    return out.squeeze(0) if unbatched else out
+    x = _pool_input(input, "avg_pool2d")
+    return K.avg_pool2d(x, k, s, p, ceil_mode, count_include_pad, divisor_override)
 
 
 def adaptive_avg_pool2d(input: Tensor, output_size) -> Tensor:
@@ -499,6 +492,14 @@ def pad(input: Tensor, pad: Sequence[int], mode: str = "constant", value: Option
         raise NotImplementedError(f'Padding mode "{mode}" doesn\'t take in value argument.')
     if mode not in ("reflect", "replicate", "circular"):
         raise NotImplementedError(f"Unrecognised padding mode {mode}")
+    k = len(pad) // 2
+    if input.ndim not in (k + 1, k + 2):
+        raise NotImplementedError(
+            f"Padding size {len(pad)} is not supported for {input.ndim}D input tensor.\n"
+            "Supported combinations for non-constant padding:\n"
+            "  - 2D or 3D input: padding size = 2 (pads last dimension)\n"
+            "  - 3D or 4D input: padding size = 4 (pads last 2 dimensions)\n"
+            "  - 4D or 5D input: padding size = 6 (pads last 3 dimensions)")
     return _index_pad(input, pad, mode)
 
 
@@ -593,6 +594,8 @@ def smooth_l1_loss(input: Tensor, target: Tensor, size_average=None, reduce=None
         raise RuntimeError("smooth_l1_loss does not support negative values for beta.")
     _warn_size(input, target)
     input, target = _same_dtype(*_broadcast_pair(input, target))
+    if beta == 0.0:  # torch hands this case to l1_loss
+        return K._reduce_ops(P.abs(input - target), reduction)
     return K.smooth_l1_loss(input, target, reduction, beta)
 
 
@@ -666,12 +669,10 @@ def cross_entropy(input: Tensor, target: Tensor, weight: Optional[Tensor] = None
     c = input.shape[cdim]
     _check_weight(weight, c)
     logp = log_softmax(input, cdim)
-    if target.dtype.is_floating_point:
-        if tuple(target.shape) != tuple(input.shape):
-            raise RuntimeError("0D or 1D target tensor expected, multi-target not supported"
-                               if input.ndim == 2 and target.ndim == 2 else
-                               f"Expected target size [{', '.join(map(str, input.shape))}], got "
-                               f"[{', '.join(map(str, target.shape))}]")
+    if tuple(target.shape) == tuple(input.shape):  # class probabilities, as torch decides it
+        if not target.dtype.is_floating_point:
+            raise RuntimeError(f"Expected floating point type for target with class probabilities, got "
+                               f"{target.dtype.short}")
         return _soft_cross_entropy(logp, target, weight, reduction, label_smoothing, cdim, c)
     _check_class_target(input, target)
     _check_long_target(target)

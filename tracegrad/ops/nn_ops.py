@@ -28,6 +28,7 @@ import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
 from .. import dtypes as D
+from ..autograd import grad_mode
 from ..dispatch import apply
 from . import pointwise as P
 from . import reduce as R
@@ -185,7 +186,7 @@ def _nll_weights(t, w, ignore_index, c, dtype):
     return tc, wt
 
 
-def _np_nll_loss(x, t, w, reduction="mean", ignore_index=-100):
+def _np_nll_loss(x, t, w, reduction="mean", ignore_index=-100, image=False):
     x = _wide(x)
     rows, tf = _nll_rows(x, t)
     tc, wt = _nll_weights(tf, w, ignore_index, rows.shape[1], x.dtype)
@@ -198,7 +199,7 @@ def _np_nll_loss(x, t, w, reduction="mean", ignore_index=-100):
     return np.asarray(total / wt.sum(dtype=x.dtype))
 
 
-def _np_nll_loss_backward(g, t, w, shape=(), reduction="mean", ignore_index=-100):
+def _np_nll_loss_backward(g, t, w, shape=(), reduction="mean", ignore_index=-100, image=False):
     """d loss / d input: -w[t] * g at each row's target class, zero elsewhere."""
     c = shape[1] if len(shape) > 1 else shape[0]
     tf = t.reshape(-1)
@@ -218,24 +219,39 @@ def _np_nll_loss_backward(g, t, w, shape=(), reduction="mean", ignore_index=-100
 def _vjp_nll_loss(ctx, saved, g):
     t, w = saved[0], (saved[1] if len(saved) > 1 else None)
     gx = apply(NLL_LOSS_BACKWARD, (g, t, w), {"shape": tuple(ctx.shapes[0]), "reduction": ctx.reduction,
-                                              "ignore_index": ctx.ignore_index}, dtype=ctx.dtypes[0])
+                                              "ignore_index": ctx.ignore_index,
+                                              "image": ctx.attrs.get("image", False)}, dtype=ctx.dtypes[0])
     return (gx,) + (None,) * (len(ctx.shapes) - 1)
 
 
 def _vjp_nll_loss_backward(ctx, saved, gg):
     # the backward is linear in g; its adjoint is nll_loss itself
     t, w = saved[0], (saved[1] if len(saved) > 1 else None)
-    return (nll_loss(gg, t, w, ctx.reduction, ctx.ignore_index),) + (None,) * (len(ctx.shapes) - 1)
+    attrs = {"reduction": ctx.reduction, "ignore_index": ctx.ignore_index, "image": ctx.attrs.get("image", False)}
+    return (apply(NLL_LOSS, (gg, t, w), attrs),) + (None,) * (len(ctx.shapes) - 1)
 
 
 NLL_LOSS = defop("nll_loss", "index", _np_nll_loss, dtype=_first_dtype, vjp=_vjp_nll_loss, save=(1, 2),
-                 grad_name="NllLossBackward0")
+                 grad_name=lambda a: "NllLoss2DBackward0" if a.get("image") else "NllLossBackward0")
 NLL_LOSS_BACKWARD = defop("nll_loss_backward", "index", _np_nll_loss_backward, dtype=_first_dtype,
                           vjp=_vjp_nll_loss_backward, save=(1, 2), grad_name="NllLossBackwardBackward0")
 
 
 def nll_loss(logp, target, weight=None, reduction="mean", ignore_index=-100):
-    return apply(NLL_LOSS, (logp, target, weight), {"reduction": reduction, "ignore_index": ignore_index})
+    """torch's nll_loss_nd: (N, C) and (C,) directly, (N, C, H, W) as the "2d" loss, and any other
+    rank viewed as (N, C, 1, rest) for it (viewed back for reduction='none')."""
+    attrs = {"reduction": reduction, "ignore_index": ignore_index}
+    if logp.ndim <= 2:
+        return apply(NLL_LOSS, (logp, target, weight), attrs)
+    attrs["image"] = True
+    if logp.ndim == 4:
+        return apply(NLL_LOSS, (logp, target, weight), attrs)
+    n, c = logp.shape[0], logp.shape[1]
+    out_size = (n,) + tuple(logp.shape[2:])
+    x = logp.contiguous().view(n, c, 1, -1) if logp.numel() else logp.reshape(n, c, 0, 0)
+    t = target.contiguous().view(n, 1, -1) if target.numel() else target.reshape(n, 0, 0)
+    out = apply(NLL_LOSS, (x, t, weight), attrs)
+    return out.view(out_size) if reduction == "none" else out
 
 
 # ================================================================================================
@@ -544,6 +560,12 @@ def _vjp_layer_norm(ctx, saved, g, *_):
     lead = len(ctx.shapes[0]) - ctx.ndims
     axes = tuple(range(lead, len(ctx.shapes[0])))
     batch = tuple(range(lead))
+    if grad_mode.is_grad_enabled():
+        # building a graph of the gradient (create_graph): the saved statistics are outputs of this
+        # node, so recompute them from x for the second derivative to see how they depend on x
+        mean = x.mean(axes, keepdim=True)
+        xc = x - mean
+        rstd = P.rsqrt((xc * xc).mean(axes, keepdim=True) + ctx.eps)
     xhat = (x - mean) * rstd
     gx = gw = gb = None
     if ctx.needs[0]:
@@ -622,6 +644,10 @@ def _vjp_batch_norm(ctx, saved, g, *_):
     nd = len(ctx.shapes[0])
     shape = _bn_shape(nd)
     axes = (0,) + tuple(range(2, nd))
+    if grad_mode.is_grad_enabled() and ctx.training:  # create_graph: see _vjp_layer_norm
+        mean = x.mean(axes)
+        xc = x - mean.reshape(shape)
+        invstd = P.rsqrt((xc * xc).mean(axes) + ctx.eps)
     m, s = mean.reshape(shape), invstd.reshape(shape)
     xhat = (x - m) * s
     gx = gw = gb = None
@@ -849,7 +875,7 @@ def _pool_geometry(h, w, kernel, stride, padding, dilation, ceil_mode):
 
 
 def _padded(x, padding, extra, value):
-    n, c, h, w = x.shape
+    n, c, h, w = x.shape  # 4-D only: callers add the batch dim
     (ph, pw), (eh, ew) = padding, extra
     if not (ph or pw or eh or ew):
         return x
@@ -859,6 +885,9 @@ def _padded(x, padding, extra, value):
 
 
 def _np_max_pool2d(x, kernel=(2, 2), stride=(2, 2), padding=(0, 0), dilation=(1, 1), ceil_mode=False):
+    if x.ndim == 3:  # unbatched (C, H, W): torch pools it directly, so one node either way
+        v, i = _np_max_pool2d(x[None], kernel, stride, padding, dilation, ceil_mode)
+        return v[0], i[0]
     n, c, h, w = x.shape
     kh, kw = kernel
     ho, wo, eh, ew = _pool_geometry(h, w, kernel, stride, padding, dilation, ceil_mode)
@@ -879,6 +908,8 @@ def _np_max_pool2d(x, kernel=(2, 2), stride=(2, 2), padding=(0, 0), dilation=(1,
 
 
 def _np_max_pool2d_backward(g, idx, shape=()):
+    if len(shape) == 3:
+        return _np_max_pool2d_backward(g[None], idx[None], (1,) + tuple(shape))[0]
     n, c, h, w = shape
     base = (np.arange(n * c, dtype=np.int64) * (h * w)).reshape(n, c, 1, 1)
     out = np.bincount((idx + base).reshape(-1), weights=g.reshape(-1), minlength=n * c * h * w)
@@ -893,8 +924,9 @@ def _vjp_max_pool2d(ctx, saved, g, _gi=None):
 def _vjp_max_pool2d_backward(ctx, saved, gg):
     # the adjoint of scattering into the input plane is gathering from it
     (idx,) = saved
-    n, c, h, w = ctx.shape
-    picked = gg.reshape(n, c, h * w).gather(2, idx.reshape(n, c, -1))
+    h, w = ctx.shape[-2:]
+    lead = tuple(ctx.shape[:-2])
+    picked = gg.reshape(lead + (h * w,)).gather(-1, idx.reshape(lead + (-1,)))
     return picked.reshape(idx.shape), None
 
 
@@ -935,6 +967,8 @@ def _avg_geometry(shape, kernel, stride, padding, ceil_mode, count_include_pad, 
 
 def _np_avg_pool2d(x, kernel=(2, 2), stride=(2, 2), padding=(0, 0), ceil_mode=False, count_include_pad=True,
                    divisor_override=None):
+    if x.ndim == 3:
+        return _np_avg_pool2d(x[None], kernel, stride, padding, ceil_mode, count_include_pad, divisor_override)[0]
     xw = _wide(x)
     ho, wo, eh, ew, div = _avg_geometry(x.shape, kernel, stride, padding, ceil_mode, count_include_pad,
                                         divisor_override)
@@ -945,6 +979,9 @@ def _np_avg_pool2d(x, kernel=(2, 2), stride=(2, 2), padding=(0, 0), ceil_mode=Fa
 
 def _np_avg_pool2d_backward(g, shape=(), kernel=(2, 2), stride=(2, 2), padding=(0, 0), ceil_mode=False,
                             count_include_pad=True, divisor_override=None):
+    if len(shape) == 3:
+        return _np_avg_pool2d_backward(g[None], (1,) + tuple(shape), kernel, stride, padding, ceil_mode,
+                                       count_include_pad, divisor_override)[0]
     n, c, h, w = shape
     ho, wo, eh, ew, div = _avg_geometry(shape, kernel, stride, padding, ceil_mode, count_include_pad,
                                         divisor_override)
