@@ -330,9 +330,10 @@ def assert_same(ours, theirs, ctx: str = "", *, strides: bool | str = "nontrivia
     if isinstance(theirs, (tuple, list)):
         assert isinstance(ours, (tuple, list)), f"expected a sequence, got {type(ours).__name__}\n  {ctx}"
         assert len(ours) == len(theirs), f"length {len(ours)} != torch's {len(theirs)}\n  {ctx}"
-        if hasattr(theirs, "_fields"):
-            assert getattr(ours, "_fields", None) == theirs._fields, \
-                f"named tuple fields {getattr(ours, '_fields', None)} != {theirs._fields}\n  {ctx}"
+        fields = getattr(type(theirs), "__match_args__", None)  # torch.return_types are structseqs
+        if fields:
+            assert getattr(ours, "_fields", None) == fields, \
+                f"named tuple fields {getattr(ours, '_fields', None)} != torch's {fields}\n  {ctx}"
         refs = ref64 if isinstance(ref64, (tuple, list)) else [None] * len(theirs)
         for i, (o, t, r) in enumerate(zip(ours, theirs, refs)):
             assert_same(o, t, f"{ctx}\n  [output {i}]", strides=strides, ref64=r, exact=exact)

@@ -6,7 +6,9 @@ The vjp rules put the gradient back in the input's shape by unsqueezing the
 reduced dims and broadcasting."""
 from __future__ import annotations
 
+import builtins
 import collections
+import warnings
 
 import numpy as np
 
@@ -49,22 +51,37 @@ def _red_name(base):
 
 
 # ---- sum / mean / prod ----------------------------------------------------------------
+def _acc(x):
+    """float16 accumulates in float32, as torch's CPU reductions do (bfloat16 arrives as float32 already);
+    the result is rounded to float16 once, when it is wrapped."""
+    return x.astype(np.float32) if x.dtype == np.float16 else x
+
+
+def _count(shape, dims) -> int:
+    n = 1
+    for d in dims:
+        n *= shape[d]
+    return n
+
+
 def _np_sum(x, dims, keepdim, explicit_dim=False, dtype=None):
     # ufunc.reduce directly: np.sum's Python wrapper costs as much as a small sum itself
-    return np.add.reduce(x, axis=dims, keepdims=keepdim, dtype=None if dtype is None else D.compute_np(dtype))
+    if dtype is None:
+        return np.add.reduce(_acc(x), axis=dims, keepdims=keepdim)
+    return np.add.reduce(x, axis=dims, keepdims=keepdim, dtype=D.compute_np(dtype))
 
 
 def _vjp_sum(ctx, saved, g):
     return (_unreduce(g, ctx.shapes[0], ctx.dims, ctx.keepdim),)
 
 
-SUM = defop("sum", "reduce", _np_sum, vjp=_vjp_sum, grad_name=_red_name("Sum"), lowering=("add", 0), quiet=False)
+# not quiet=False: inf + -inf and float overflow would warn in NumPy, never in torch
+SUM = defop("sum", "reduce", _np_sum, vjp=_vjp_sum, grad_name=_red_name("Sum"), lowering=("add", 0))
 
 
 def _np_mean(x, dims, keepdim, explicit_dim=False, dtype=None):
-    if x.size == 0 and not dims:
-        return np.full((), np.nan, dtype=x.dtype)
-    return np.mean(x, axis=dims, keepdims=keepdim, dtype=x.dtype)
+    # sum / n: an empty slice gives 0 / 0 = nan, as in torch, without NumPy's "Mean of empty slice" warning
+    return np.add.reduce(_acc(x), axis=dims, keepdims=keepdim) / _count(x.shape, dims)
 
 
 def _vjp_mean(ctx, saved, g):
@@ -79,24 +96,36 @@ MEAN = defop("mean", "reduce", _np_mean, vjp=_vjp_mean, grad_name=_red_name("Mea
 
 
 def _np_prod(x, dims, keepdim, explicit_dim=False, dtype=None):
-    return np.prod(x, axis=dims, keepdims=keepdim, dtype=None if dtype is None else D.compute_np(dtype))
+    if dtype is None:
+        return np.multiply.reduce(_acc(x), axis=dims, keepdims=keepdim)
+    return np.multiply.reduce(x, axis=dims, keepdims=keepdim, dtype=D.compute_np(dtype))
+
+
+def _prod_others(x, dim):
+    """For each element of x, the product of the other elements along `dim`: the products
+    of everything before it times everything after it (exact when x holds zeros, unlike out / x)."""
+    from ..creation import ones
+    from .movement import cat, narrow
+
+    n = x.shape[dim]
+    if n <= 1:
+        return x * 0.0 + 1.0
+    one = ones(tuple(1 if i == dim else s for i, s in enumerate(x.shape)), dtype=x.dtype)
+    before = cat([one, narrow(x, dim, 0, n - 1)], dim).cumprod(dim)
+    after = cat([narrow(x, dim, 1, n - 1), one], dim).flip(dim).cumprod(dim).flip(dim)
+    return before * after
 
 
 def _vjp_prod(ctx, saved, g):
     x, out = saved
-    xv = x._values()
     dims = ctx.dims
-    # the product of all other elements: exclusive cumulative products from both sides
-    flat = np.moveaxis(xv, dims, tuple(range(xv.ndim - len(dims), xv.ndim)))
-    lead = flat.shape[: xv.ndim - len(dims)]
-    flat = flat.reshape(lead + (-1,))
-    left = np.cumprod(np.concatenate([np.ones(lead + (1,), flat.dtype), flat[..., :-1]], -1), -1)
-    right = np.flip(np.cumprod(np.flip(np.concatenate([flat[..., 1:], np.ones(lead + (1,), flat.dtype)], -1), -1), -1), -1)
-    others = (left * right).reshape(lead + tuple(xv.shape[d] for d in dims))
-    others = np.moveaxis(others, tuple(range(xv.ndim - len(dims), xv.ndim)), dims)
-    from ..creation import from_values
-
-    return (_unreduce(g, ctx.shapes[0], dims, ctx.keepdim) * from_values(others, x.dtype),)
+    if not dims:  # the product of one number
+        return (g,)
+    if len(dims) == 1:
+        others = _prod_others(x, dims[0])
+    else:  # all dims: work on the flattened tensor
+        others = _prod_others(x.reshape(-1), 0).reshape(ctx.shapes[0])
+    return (_unreduce(g, ctx.shapes[0], dims, ctx.keepdim) * others,)
 
 
 PROD = defop("prod", "reduce", _np_prod, vjp=_vjp_prod, save=(0, "out"), grad_name=_red_name("Prod"),
@@ -110,7 +139,12 @@ def _sum_dtype(x, dtype):
 
 
 def _dims(x, dim):
-    return wrap_dims(dim, x.ndim) if dim is not None else tuple(range(x.ndim))
+    """A reduction's dims as a sorted tuple; None and () mean every dim. A 0-d tensor accepts
+    dim 0 or -1 and has nothing to reduce."""
+    if dim is None or (isinstance(dim, (tuple, list)) and len(dim) == 0):
+        return tuple(range(x.ndim))
+    dims = wrap_dims(dim, x.ndim)
+    return dims if x.ndim else ()
 
 
 def sum(input, dim=None, keepdim=False, *, dtype=None, out=None):
@@ -124,10 +158,28 @@ def sum(input, dim=None, keepdim=False, *, dtype=None, out=None):
     return _out(out, r)
 
 
-def nansum(input, dim=None, keepdim=False, *, dtype=None):
-    from .pointwise import where, isnan
+def _np_nansum(x, dims, keepdim, explicit_dim=False, dtype=None):
+    if x.dtype.kind == "f":
+        x = np.where(np.isnan(x), 0, _acc(x))
+    return _np_sum(x, dims, keepdim, dtype=dtype)
 
-    return sum(where(isnan(input), 0.0, input), dim, keepdim, dtype=dtype)
+
+def _vjp_nansum(ctx, saved, g):
+    from .pointwise import isnan, logical_not
+
+    (x,) = saved
+    return (_unreduce(g, ctx.shapes[0], ctx.dims, ctx.keepdim) * logical_not(isnan(x)),)
+
+
+NANSUM = defop("nansum", "reduce", _np_nansum, vjp=_vjp_nansum, save=(0,), grad_name="NansumBackward0")
+
+
+def nansum(input, dim=None, keepdim=False, *, dtype=None):
+    """Sum treating NaN as zero (its gradient is zero at the NaNs)."""
+    dims = _dims(input, dim)
+    dt = _sum_dtype(input, dtype)
+    return apply(NANSUM, (input,), {"dims": dims, "keepdim": keepdim, "explicit_dim": dim is not None,
+                                    "dtype": dt if dt is not input.dtype else None}, dtype=dt)
 
 
 def mean(input, dim=None, keepdim=False, *, dtype=None, out=None):
@@ -144,18 +196,18 @@ def mean(input, dim=None, keepdim=False, *, dtype=None, out=None):
     return _out(out, r)
 
 
-def prod(input, dim=None, keepdim=False, *, dtype=None):
-    dims = _dims(input, dim) if dim is None else (wrap_dim(dim, input.ndim),)
+def prod(input, dim=None, keepdim=False, *, dtype=None, out=None):
+    if dim is not None and not isinstance(dim, int):
+        raise TypeError(f"prod(): argument 'dim' must be int, not {type(dim).__name__}")
+    dims = _dims(input, dim)
     dt = _sum_dtype(input, dtype)
-    return apply(PROD, (input,), {"dims": dims, "keepdim": keepdim, "explicit_dim": dim is not None,
-                                  "dtype": dt if dt is not input.dtype else None}, dtype=dt)
+    return _out(out, apply(PROD, (input,), {"dims": dims, "keepdim": keepdim, "explicit_dim": dim is not None,
+                                            "dtype": dt if dt is not input.dtype else None}, dtype=dt))
 
 
 # ---- max / min --------------------------------------------------------------------
 def _np_amax(x, dims, keepdim, is_max=True, explicit_dim=False):
-    if x.size == 0:
-        raise IndexError("max(): Expected reduction dim to be specified for input.numel() == 0.")
-    return (np.max if is_max else np.min)(x, axis=dims, keepdims=keepdim)
+    return (np.maximum if is_max else np.minimum).reduce(x, axis=dims, keepdims=keepdim)
 
 
 def _vjp_amax(ctx, saved, g):
@@ -174,8 +226,6 @@ AMAX = defop("amax", "reduce", _np_amax, vjp=_vjp_amax, save=(0, "out"),
 
 
 def _np_max_dim(x, dim, keepdim, is_max=True):
-    if x.shape and x.shape[dim] == 0:
-        raise IndexError(f"{'max' if is_max else 'min'}(): Expected reduction dim {dim} to have non-zero size.")
     if x.ndim == 0:
         return x.copy(), np.zeros((), np.int64)
     idx = (np.argmax if is_max else np.argmin)(x, axis=dim)
@@ -206,41 +256,71 @@ MAX_DIM = defop("max_dim", "reduce", _np_max_dim, vjp=_vjp_max_dim, save=("out1"
                 dtype=lambda args, attrs: (args[0].dtype, D.int64))
 
 
-def _max_min(input, dim, keepdim, is_max, other):
+def _no_identity(name: str, input, dims, shown=None) -> None:
+    """max/min/argmax have no value for an empty reduction: torch's errors.
+    `shown` maps each reduced dim to the number torch prints (amax prints dims as given)."""
+    if dims is None:  # everything
+        if input.numel() == 0:
+            if name.startswith("arg"):
+                raise IndexError(f"{name}(): Expected reduction dim to be specified for input.numel() == 0.")
+            raise RuntimeError(f"{name}(): Expected reduction dim to be specified for input.numel() == 0. Specify "
+                               "the reduction dim with the 'dim' argument.")
+        return
+    for i, d in enumerate(dims):
+        if input.ndim and input.shape[d] == 0:
+            raise IndexError(f"{name}(): Expected reduction dim {d if shown is None else shown[i]} to have "
+                             "non-zero size.")
+
+
+def _max_min(input, dim, keepdim, is_max, other, out=None):
     name = "max" if is_max else "min"
     if isinstance(dim, Tensor):  # torch.max(a, b) is maximum
         other, dim = dim, None
     if other is not None:
         from .pointwise import maximum, minimum
 
-        return (maximum if is_max else minimum)(input, other)
+        return (maximum if is_max else minimum)(input, other, out=out)
     if dim is None:
-        if input.numel() == 0:
-            raise RuntimeError(
-                f"{name}(): Expected reduction dim to be specified for input.numel() == 0. Specify the reduction dim with the 'dim' argument.")
-        return apply(AMAX, (input,), {"dims": tuple(range(input.ndim)), "keepdim": False, "is_max": is_max})
+        _no_identity(name, input, None)
+        return _out(out, apply(AMAX, (input,), {"dims": tuple(range(input.ndim)), "keepdim": False,
+                                                "is_max": is_max}))
     d = wrap_dim(dim, input.ndim)
+    _no_identity(name, input, (d,))
     vals, idx = apply(MAX_DIM, (input,), {"dim": d, "keepdim": keepdim, "is_max": is_max})
+    if out is not None:
+        from .inplace import write_out
+
+        vals, idx = write_out(out[0], vals), write_out(out[1], idx)
     rt = return_types.max if is_max else return_types.min
     return rt(vals, idx)
 
 
 def max(input, dim=None, keepdim=False, *, out=None, other=None):
-    return _max_min(input, dim, keepdim, True, other)
+    return _max_min(input, dim, keepdim, True, other, out)
 
 
 def min(input, dim=None, keepdim=False, *, out=None, other=None):
-    return _max_min(input, dim, keepdim, False, other)
+    return _max_min(input, dim, keepdim, False, other, out)
 
 
-def amax(input, dim=(), keepdim=False):
-    dims = wrap_dims(dim if dim != () else None, input.ndim)
-    return apply(AMAX, (input,), {"dims": dims, "keepdim": keepdim, "is_max": True, "explicit_dim": True})
+def _amax(name, input, dim, keepdim, is_max, out):
+    dims = _dims(input, dim)
+    if dim is None or dim == ():
+        _no_identity(name, input, None)
+    else:
+        given = (dim,) if isinstance(dim, int) else tuple(dim)
+        _no_identity(name, input, dims, shown=dict(zip(range(len(dims)), (g for _, g in sorted(
+            zip((wrap_dim(g, input.ndim) for g in given), given))))))
+    return _out(out, apply(AMAX, (input,), {"dims": dims, "keepdim": keepdim, "is_max": is_max,
+                                            "explicit_dim": True}))
 
 
-def amin(input, dim=(), keepdim=False):
-    dims = wrap_dims(dim if dim != () else None, input.ndim)
-    return apply(AMAX, (input,), {"dims": dims, "keepdim": keepdim, "is_max": False, "explicit_dim": True})
+def amax(input, dim=(), keepdim=False, *, out=None):
+    return _amax("amax", input, dim, keepdim, True, out)
+
+
+def amin(input, dim=(), keepdim=False, *, out=None):
+    return _amax("amin", input, dim, keepdim, False, out)
 
 
 def _np_argmax(x, dim, keepdim, is_max=True):
@@ -254,28 +334,32 @@ def _np_argmax(x, dim, keepdim, is_max=True):
 ARGMAX = defop("argmax", "reduce", _np_argmax, dtype=lambda a, k: D.int64)
 
 
-def argmax(input, dim=None, keepdim=False):
-    if input.numel() == 0:
-        raise RuntimeError("argmax(): Expected reduction dim to be specified for input.numel() == 0.")
+def _argmax(name, input, dim, keepdim, is_max, out):
+    if input.dtype is D.bool_:
+        raise RuntimeError(f"{name}(): does not support bool input")
     d = None if dim is None else wrap_dim(dim, input.ndim)
-    return apply(ARGMAX, (input,), {"dim": d, "keepdim": keepdim, "is_max": True})
+    _no_identity(name, input, None if d is None else (d,))
+    if d is not None and input.ndim == 0:
+        d = None
+    return _out(out, apply(ARGMAX, (input,), {"dim": d, "keepdim": keepdim, "is_max": is_max}))
 
 
-def argmin(input, dim=None, keepdim=False):
-    if input.numel() == 0:
-        raise RuntimeError("argmin(): Expected reduction dim to be specified for input.numel() == 0.")
-    d = None if dim is None else wrap_dim(dim, input.ndim)
-    return apply(ARGMAX, (input,), {"dim": d, "keepdim": keepdim, "is_max": False})
+def argmax(input, dim=None, keepdim=False, *, out=None):
+    return _argmax("argmax", input, dim, keepdim, True, out)
+
+
+def argmin(input, dim=None, keepdim=False, *, out=None):
+    return _argmax("argmin", input, dim, keepdim, False, out)
 
 
 # ---- var / std ------------------------------------------------------------------------
 def _np_var(x, dims, keepdim, correction, sqrt=False):
-    n = 1
-    for d in dims:
-        n *= x.shape[d]
-    v = np.var(x, axis=dims, keepdims=keepdim, ddof=0)
-    denom = n - correction
-    v = v * (n / denom) if denom > 0 else v * (np.inf if n else np.nan)
+    """Two passes (mean, then squared deviations), divided by max(0, n - correction) as torch does:
+    no degrees of freedom gives nan (or inf), never a warning."""
+    x = _acc(x)
+    n = _count(x.shape, dims)
+    d = x - np.add.reduce(x, axis=dims, keepdims=True) / n
+    v = np.add.reduce(d * d, axis=dims, keepdims=keepdim) / builtins.max(0, n - correction)
     return np.sqrt(v) if sqrt else v
 
 
@@ -289,7 +373,9 @@ def _vjp_var(ctx, saved, g):
     gv = _unreduce(g, ctx.shapes[0], dims, ctx.keepdim)
     if ctx.sqrt:
         gv = gv / (2 * _unreduce(out, ctx.shapes[0], dims, ctx.keepdim))
-    return (gv * (2.0 / (n - ctx.correction)) * (x - mu),)
+    dof = n - ctx.correction
+    # no degrees of freedom: torch's 2 / 0 is inf (and the gradient NaN), not a Python error
+    return (gv * (2.0 / dof if dof else float("inf")) * (x - mu),)
 
 
 VAR = defop("var", "reduce", _np_var, vjp=_vjp_var, save=(0, "out"),
@@ -302,22 +388,26 @@ def _correction(unbiased, correction):
     return 1 if unbiased in (None, True) else 0
 
 
-def var(input, dim=None, unbiased=None, keepdim=False, *, correction=None):
+def _var(name, input, dim, unbiased, keepdim, correction, out):
     if isinstance(dim, bool):
         unbiased, dim = dim, None
     if not input.dtype.is_floating_point:
-        raise RuntimeError(f"std and var only support floating point and complex dtypes")
-    return apply(VAR, (input,), {"dims": _dims(input, dim), "keepdim": keepdim,
-                                 "correction": _correction(unbiased, correction), "sqrt": False})
+        raise RuntimeError("std and var only support floating point and complex dtypes")
+    dims = _dims(input, dim)
+    corr = _correction(unbiased, correction)
+    if _count(input.shape, dims) - corr <= 0:
+        warnings.warn(f"{name}(): degrees of freedom is <= 0. Correction should be strictly less than the "
+                      "reduction factor (input numel divided by output numel).", UserWarning, stacklevel=3)
+    return _out(out, apply(VAR, (input,), {"dims": dims, "keepdim": keepdim, "correction": corr,
+                                           "sqrt": name == "std"}))
 
 
-def std(input, dim=None, unbiased=None, keepdim=False, *, correction=None):
-    if isinstance(dim, bool):
-        unbiased, dim = dim, None
-    if not input.dtype.is_floating_point:
-        raise RuntimeError(f"std and var only support floating point and complex dtypes")
-    return apply(VAR, (input,), {"dims": _dims(input, dim), "keepdim": keepdim,
-                                 "correction": _correction(unbiased, correction), "sqrt": True})
+def var(input, dim=None, unbiased=None, keepdim=False, *, correction=None, out=None):
+    return _var("var", input, dim, unbiased, keepdim, correction, out)
+
+
+def std(input, dim=None, unbiased=None, keepdim=False, *, correction=None, out=None):
+    return _var("std", input, dim, unbiased, keepdim, correction, out)
 
 
 def var_mean(input, dim=None, unbiased=None, keepdim=False, *, correction=None):
@@ -330,18 +420,18 @@ def std_mean(input, dim=None, unbiased=None, keepdim=False, *, correction=None):
 
 # ---- norm / logsumexp -------------------------------------------------------------------
 def _np_norm(x, dims, keepdim, p):
-    a = np.abs(x)
+    a = np.abs(_acc(x))
     if p == float("inf"):
-        return np.max(a, axis=dims, keepdims=keepdim) if a.size else np.zeros(())
+        return np.maximum.reduce(a, axis=dims, keepdims=keepdim)
     if p == -float("inf"):
-        return np.min(a, axis=dims, keepdims=keepdim)
+        return np.minimum.reduce(a, axis=dims, keepdims=keepdim)
     if p == 0:
-        return np.sum(a != 0, axis=dims, keepdims=keepdim).astype(x.dtype)
+        return np.add.reduce(a != 0, axis=dims, keepdims=keepdim).astype(a.dtype)
     if p == 2:
-        return np.sqrt(np.sum(a * a, axis=dims, keepdims=keepdim))
+        return np.sqrt(np.add.reduce(a * a, axis=dims, keepdims=keepdim))
     if p == 1:
-        return np.sum(a, axis=dims, keepdims=keepdim)
-    return np.sum(a ** p, axis=dims, keepdims=keepdim) ** (1.0 / p)
+        return np.add.reduce(a, axis=dims, keepdims=keepdim)
+    return np.add.reduce(a ** p, axis=dims, keepdims=keepdim) ** (1.0 / p)
 
 
 def _vjp_norm(ctx, saved, g):
@@ -366,21 +456,50 @@ def _vjp_norm(ctx, saved, g):
 NORM = defop("norm", "reduce", _np_norm, vjp=_vjp_norm, save=(0, "out"), grad_name="LinalgVectorNormBackward0")
 
 
-def norm(input, p="fro", dim=None, keepdim=False, dtype=None):
+def norm(input, p="fro", dim=None, keepdim=False, out=None, dtype=None):
+    """torch.norm: a vector norm over `dim` (all dims by default); "fro" is the 2-norm over at most 2 dims."""
+    if p == "fro" and isinstance(dim, (tuple, list)) and len(dim) > 2:
+        raise RuntimeError(f"linalg.matrix_norm: dim must be a 2-tuple. Got {' '.join(map(str, dim))}")
     if p == "fro" or p is None:
         p = 2
     if not input.dtype.is_floating_point:
         raise RuntimeError(
             f"linalg.vector_norm: Expected a floating point or complex tensor as input. Got {input.dtype.short}")
-    return apply(NORM, (input,), {"dims": _dims(input, dim), "keepdim": keepdim, "p": float(p)})
+    if dtype is not None and dtype is not input.dtype:
+        input = input.to(dtype)
+    p = float(p)
+    dims = _dims(input, dim)
+    if p < 0 and input.numel() == 0:  # max/min-like norms have no identity
+        ps = "inf" if p == float("inf") else "-inf" if p == -float("inf") else repr(p)
+        if dim is None:
+            raise RuntimeError(f"linalg.vector_norm cannot compute the {ps} norm on an empty tensor because the "
+                               "operation does not have an identity")
+        for d in ((dim,) if isinstance(dim, int) else dim):
+            if input.shape[wrap_dim(d, input.ndim)] == 0:
+                raise RuntimeError(f"linalg.vector_norm cannot compute the {ps} norm on the dimension {d}because "
+                                   "this dimension is empty and the operation does not have an identity")
+    if p == float("inf") and input.numel() == 0:
+        _inf_norm_empty(input, dim)
+    return _out(out, apply(NORM, (input,), {"dims": dims, "keepdim": keepdim, "p": p}))
+
+
+def _inf_norm_empty(input, dim):
+    if dim is None:
+        raise RuntimeError("linalg.vector_norm cannot compute the inf norm on an empty tensor because the "
+                           "operation does not have an identity")
+    for d in ((dim,) if isinstance(dim, int) else dim):
+        if input.shape[wrap_dim(d, input.ndim)] == 0:
+            raise RuntimeError(f"linalg.vector_norm cannot compute the inf norm on the dimension {d}because "
+                               "this dimension is empty and the operation does not have an identity")
 
 
 def _np_logsumexp(x, dims, keepdim):
+    x = _acc(x)
     if x.size == 0:
-        return np.log(np.sum(np.exp(x), axis=dims, keepdims=keepdim))
-    m = np.max(x, axis=dims, keepdims=True)
-    m = np.where(np.isfinite(m), m, 0)
-    r = np.log(np.sum(np.exp(x - m), axis=dims, keepdims=True)) + m
+        return np.log(np.add.reduce(np.exp(x), axis=dims, keepdims=keepdim))
+    m = np.maximum.reduce(x, axis=dims, keepdims=True)
+    m = np.where(np.isfinite(m), m, 0)  # all -inf (or an inf): shift by 0, as torch does
+    r = np.log(np.add.reduce(np.exp(x - m), axis=dims, keepdims=True)) + m
     return r if keepdim else np.squeeze(r, axis=dims)
 
 
@@ -395,23 +514,32 @@ LOGSUMEXP = defop("logsumexp", "reduce", _np_logsumexp, vjp=_vjp_logsumexp, save
                   dtype=lambda args, attrs: args[0].dtype if args[0].dtype.is_floating_point else D.get_default_dtype())
 
 
-def logsumexp(input, dim, keepdim=False):
+def logsumexp(input, dim, keepdim=False, *, out=None):
     if not input.dtype.is_floating_point:
         input = input.to(D.get_default_dtype())
-    return apply(LOGSUMEXP, (input,), {"dims": wrap_dims(dim, input.ndim), "keepdim": keepdim})
+    return _out(out, apply(LOGSUMEXP, (input,), {"dims": _dims(input, dim), "keepdim": keepdim}))
 
 
 # ---- any / all / cumsum -------------------------------------------------------------------
-ANY = defop("any", "reduce", lambda x, dims, keepdim: np.any(x, axis=dims, keepdims=keepdim), dtype=lambda a, k: D.bool_)
-ALL = defop("all", "reduce", lambda x, dims, keepdim: np.all(x, axis=dims, keepdims=keepdim), dtype=lambda a, k: D.bool_)
+def _logic_dtype(args, attrs):
+    return D.uint8 if args[0].dtype is D.uint8 else D.bool_  # uint8 in, uint8 out (torch's legacy rule)
 
 
-def any(input, dim=None, keepdim=False):
-    return apply(ANY, (input,), {"dims": _dims(input, dim), "keepdim": keepdim})
+ANY = defop("any", "reduce", lambda x, dims, keepdim: np.any(x, axis=dims, keepdims=keepdim), dtype=_logic_dtype)
+ALL = defop("all", "reduce", lambda x, dims, keepdim: np.all(x, axis=dims, keepdims=keepdim), dtype=_logic_dtype)
 
 
-def all(input, dim=None, keepdim=False):
-    return apply(ALL, (input,), {"dims": _dims(input, dim), "keepdim": keepdim})
+def _logic_dims(input, dim):
+    # an explicit empty tuple reduces nothing here (unlike sum)
+    return () if isinstance(dim, (tuple, list)) and not dim else _dims(input, dim)
+
+
+def any(input, dim=None, keepdim=False, *, out=None):
+    return _out(out, apply(ANY, (input,), {"dims": _logic_dims(input, dim), "keepdim": keepdim}))
+
+
+def all(input, dim=None, keepdim=False, *, out=None):
+    return _out(out, apply(ALL, (input,), {"dims": _logic_dims(input, dim), "keepdim": keepdim}))
 
 
 def _vjp_cumsum(ctx, saved, g):
@@ -419,25 +547,57 @@ def _vjp_cumsum(ctx, saved, g):
     return (g.flip(d).cumsum(d).flip(d),)
 
 
-CUMSUM = defop("cumsum", "scan", lambda x, dim, dtype=None: np.cumsum(x, axis=dim, dtype=None if dtype is None else D.compute_np(dtype)),
-               vjp=_vjp_cumsum)
+def _np_cumsum(x, dim, dtype=None):
+    if x.ndim == 0:
+        x = x.reshape(1)
+        return np.cumsum(_acc(x) if dtype is None else x, axis=0, dtype=None if dtype is None else
+                         D.compute_np(dtype)).reshape(())
+    return np.cumsum(_acc(x) if dtype is None else x, axis=dim, dtype=None if dtype is None else D.compute_np(dtype))
 
 
-def cumsum(input, dim, *, dtype=None):
+CUMSUM = defop("cumsum", "scan", _np_cumsum, vjp=_vjp_cumsum)
+
+
+def cumsum(input, dim, *, dtype=None, out=None):
     d = wrap_dim(dim, input.ndim)
     dt = _sum_dtype(input, dtype)
-    if input.ndim == 0:
-        return input.to(dt).clone()
-    return apply(CUMSUM, (input,), {"dim": d, "dtype": dt if dt is not input.dtype else None}, dtype=dt)
+    return _out(out, apply(CUMSUM, (input,), {"dim": d, "dtype": dt if dt is not input.dtype else None}, dtype=dt))
 
 
-CUMPROD = defop("cumprod", "scan", lambda x, dim: np.cumprod(x, axis=dim))
+def _vjp_cumprod(ctx, saved, g):
+    """out_k = x_0 * ... * x_k, so grad_i = sum over k >= i of g_k * (product of x_j, j <= k, j != i).
+    The products with x_i left out come from a cumprod over an (n, n) table whose diagonal is 1:
+    exact with zeros, O(n^2) memory per row."""
+    from ..creation import arange
+    from .pointwise import where
+
+    (x,) = saved
+    d = ctx.dim
+    n = x.shape[d] if x.ndim else 1
+    if n <= 1 or x.ndim == 0:
+        return (g,)
+    xm = x.movedim(d, -1)
+    gm = g.movedim(d, -1)
+    i = arange(n).unsqueeze(1)
+    k = arange(n).unsqueeze(0)
+    table = where(i == k, 1.0, xm.unsqueeze(-2).expand(tuple(xm.shape[:-1]) + (n, n)))
+    partial = table.cumprod(-1)  # [.., i, k] = prod of x_j for j <= k, j != i
+    grad = (where(k >= i, partial, 0.0) * gm.unsqueeze(-2)).sum(-1)
+    return (grad.movedim(-1, d),)
 
 
-def cumprod(input, dim, *, dtype=None):
+def _np_cumprod(x, dim, dtype=None):
+    x = _acc(x) if dtype is None else x.astype(D.compute_np(dtype))
+    return np.cumprod(x.reshape(1), axis=0).reshape(()) if x.ndim == 0 else np.cumprod(x, axis=dim)
+
+
+CUMPROD = defop("cumprod", "scan", _np_cumprod, vjp=_vjp_cumprod, save=(0,))
+
+
+def cumprod(input, dim, *, dtype=None, out=None):
     d = wrap_dim(dim, input.ndim)
     dt = _sum_dtype(input, dtype)
-    return apply(CUMPROD, (input,), {"dim": d}, dtype=dt)
+    return _out(out, apply(CUMPROD, (input,), {"dim": d, "dtype": dt if dt is not input.dtype else None}, dtype=dt))
 
 
 def _out(out, r):
