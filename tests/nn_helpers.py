@@ -95,7 +95,7 @@ def raises_like(fn_ours, fn_theirs, phrase: str | None = None):
     except Exception as e:  # noqa: BLE001
         assert type(e) is expected_type or isinstance(e, expected_type), \
             f"raised {type(e).__name__}: {e}; torch raised {expected_type.__name__}: {expected_msg}"
-        key = phrase if phrase is not None else expected_msg.replace("torch.", "tracegrad.")
+        key = (phrase if phrase is not None else expected_msg).replace("torch.", "tracegrad.")
         assert key in str(e).replace("torch.", "tracegrad."), f"message {str(e)!r} lacks {key!r}"
         return e
     raise AssertionError(f"tracegrad did not raise; torch raised {expected_type.__name__}: {expected_msg}")
