@@ -26,6 +26,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import io
+import os
 import re
 import subprocess
 import sys
@@ -156,6 +157,14 @@ def _zeroed_new_empty(tensor_cls):
 # ---------------------------------------------------------------------------
 
 
+@contextlib.contextmanager
+def _restore_threads(n: int):
+    try:
+        yield
+    finally:
+        torch.set_num_threads(n)
+
+
 @functools.lru_cache(maxsize=None)
 def run_tutorial(lib_name: str, tut: str, same_numbers: bool, seed: int = 0) -> dict[str, str]:
     """{cell name: printed text} for one tutorial's cells run in order."""
@@ -170,7 +179,11 @@ def run_tutorial(lib_name: str, tut: str, same_numbers: bool, seed: int = 0) -> 
         patch = contextlib.nullcontext()
     ns = {"torch": mod, "np": numpy_mod, "__name__": "__tour__"}
     out = {}
-    with patch:
+    threads = torch.get_num_threads()
+    # one thread: torch's thread pool stalls badly when the test workers
+    # already keep every core busy (the training loop in 003 took seconds)
+    torch.set_num_threads(1)
+    with patch, _restore_threads(threads):
         for name, src in CELLS[tut]:
             buf = io.StringIO()
             try:
@@ -257,7 +270,9 @@ def test_deterministic_cells_really_are(tut):
 
 
 def test_tour_runs_as_a_script():
-    proc = subprocess.run([sys.executable, str(TOUR)], capture_output=True, text=True, timeout=120)
+    # one BLAS thread: the test workers already keep every core busy
+    env = dict(os.environ, OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1", MKL_NUM_THREADS="1")
+    proc = subprocess.run([sys.executable, str(TOUR)], capture_output=True, text=True, timeout=300, env=env)
     assert proc.returncode == 0, proc.stderr
     for tut in CELLS:
         assert f"Tutorial {tut}:" in proc.stdout
