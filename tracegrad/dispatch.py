@@ -14,8 +14,7 @@ import numpy as np
 
 from . import dtypes as D
 from .autograd import grad_mode
-from .autograd.node import node_class
-from .autograd.engine import _accumulator
+from .autograd.record import Ctx, record as _record_grad  # noqa: F401  (the autograd half of apply)
 
 _grad = grad_mode._state
 TRACER = [None]  # set by tracegrad.tracer while tracing; None otherwise
@@ -63,19 +62,6 @@ def cast_values(t, dt: D.DType) -> np.ndarray:
     if t.dtype is dt:
         return values(t)
     return values(t).astype(D.compute_np(dt))
-
-
-class Ctx:
-    """What a vjp rule may read besides saved tensors: non-tensor arguments,
-    each tensor input's shape and dtype, and which inputs need a gradient."""
-
-    __slots__ = ("attrs", "shapes", "dtypes", "needs", "args", "out_shape", "out_dtype")
-
-    def __getattr__(self, name):  # attrs read as ctx.dim, ctx.keepdim, ...
-        try:
-            return object.__getattribute__(self, "attrs")[name]
-        except KeyError:
-            raise AttributeError(name) from None
 
 
 def apply(op, args: tuple, attrs: dict = _EMPTY, dtype: D.DType | None = None,
@@ -146,59 +132,6 @@ def _wrap(arr, dtype, op, args):
     if type(arr) is not np.ndarray:
         arr = np.asarray(arr)
     return Tensor._make(to_storage(arr, dtype), dtype)
-
-
-def _record_grad(op, args, attrs, outs):
-    from .tensor import Tensor
-
-    need = False
-    nexts = []
-    tensors = []
-    for a in args:
-        if isinstance(a, Tensor):
-            tensors.append(a)
-            if a.requires_grad:
-                need = True
-                nexts.append((a.grad_fn, a._output_nr) if a.grad_fn is not None else (_accumulator(a), 0))
-            else:
-                nexts.append((None, 0))
-        elif type(a) is list or type(a) is tuple:  # cat/stack take a list of tensors
-            for x in a:
-                if isinstance(x, Tensor):
-                    tensors.append(x)
-                    if x.requires_grad:
-                        need = True
-                        nexts.append((x.grad_fn, x._output_nr) if x.grad_fn is not None else (_accumulator(x), 0))
-                    else:
-                        nexts.append((None, 0))
-    if not need:
-        return
-    ctx = Ctx()
-    ctx.attrs = attrs
-    ctx.shapes = tuple(t.shape for t in tensors)
-    ctx.dtypes = tuple(t.dtype for t in tensors)
-    ctx.needs = tuple(n is not None for n, _ in nexts)
-    ctx.args = args
-    ctx.out_shape = outs[0].shape
-    ctx.out_dtype = outs[0].dtype
-    saved = ()
-    src = ()
-    save = op.save(attrs) if callable(op.save) else op.save
-    if save:
-        # only tensors are saved (and version-checked); a scalar operand lives in ctx.args
-        save = tuple(s for s in save if isinstance(s, str) or isinstance(args[s], Tensor))
-        saved = tuple(outs[int(s[3:] or 0)] if isinstance(s, str) else args[s] for s in save)
-        src = tuple(None if isinstance(s, str) else args[s].grad_fn for s in save)
-    name = op.grad_name(attrs) if callable(op.grad_name) else op.grad_name
-    node = node_class(name)(op.vjp, tuple(nexts), saved, ctx, nout=len(outs),
-                            out_meta=[(o.shape, o.dtype) for o in outs], saved_src=src)
-    if "out" in save:  # an op's own output: it "was made by" this node
-        node._saved_src = tuple(node if s == "out" else x for s, x in zip(save, src))
-    for i, o in enumerate(outs):
-        if o.dtype.is_floating_point:
-            o.grad_fn = node
-            o._output_nr = i
-            o._requires_grad = True
 
 
 # ---- the fast path for binary pointwise ops ------------------------------------------------

@@ -102,6 +102,8 @@ def _rsub(self, other):
 
 
 def _rtruediv(self, other):
+    if not isinstance(other, Tensor):  # torch computes number / x as reciprocal(x) * number
+        return P.mul(P.reciprocal(self), other)
     return P.div(other, self)
 
 

@@ -354,7 +354,8 @@ def _suffixes(t) -> List[str]:
             out.append(f"dtype={t.dtype}")
 
     if t.grad_fn is not None:
-        out.append(f"grad_fn=<{t.grad_fn.name()}>")
+        # without a namespace, as torch prints it (CopySlices' name() is "...::CopySlices")
+        out.append(f"grad_fn=<{t.grad_fn.name().rsplit('::', 1)[-1]}>")
     elif t.requires_grad:
         out.append("requires_grad=True")
     return out

@@ -207,7 +207,7 @@ class Tensor:
 
     def requires_grad_(self, requires_grad: bool = True) -> "Tensor":
         if requires_grad and not self.dtype.is_floating_point:
-            raise RuntimeError("only Tensors of floating point and complex dtype can require gradients")
+            raise RuntimeError("only Tensors of floating point dtype can require gradients")
         if self.grad_fn is not None and not requires_grad:
             raise RuntimeError(
                 "you can only change requires_grad flags of leaf variables. If you want to use a "
@@ -256,9 +256,8 @@ class Tensor:
 
     @property
     def data(self) -> "Tensor":
-        t = Tensor._make(self._data, self.dtype)
-        t._base = self._base
-        return t
+        """The same storage, outside autograd: no history, and its own version counter."""
+        return Tensor._make(self._data, self.dtype)
 
     @data.setter
     def data(self, other: "Tensor") -> None:
@@ -268,18 +267,40 @@ class Tensor:
     def detach(self) -> "Tensor":
         t = Tensor._make(self._data, self.dtype)
         t._vc = self._vc
-        t._base = self._base if self._base is not None else self
         return t
+        """The same storage and version counter, cut from the graph (a leaf that needs no grad)."""
 
     def detach_(self) -> "Tensor":
         self.grad_fn = None
         self._requires_grad = False
         return self
 
+        if self._base is not None:
+            raise RuntimeError(
+                "Can't detach views in-place. Use detach() instead. If you are using DistributedDataParallel "
+                "(DDP) for training, and gradient_as_bucket_view is set as True, gradients are views of DDP "
+                "buckets, and hence detach_() cannot be called on these gradients. To fix this error, please "
+                "refer to the Optimizer.zero_grad() function in tracegrad/optim/optimizer.py as the solution.")
     def retain_grad(self) -> None:
+        self._output_nr = 0
         if not self._requires_grad:
             raise RuntimeError("can't retain_grad on Tensor that has requires_grad=False")
         if self.grad_fn is None:
+    def register_post_accumulate_grad_hook(self, hook):
+        """hook(tensor) runs after a backward pass has accumulated into this leaf's .grad."""
+        if self.grad_fn is not None:
+            raise RuntimeError("post accumulate grad hooks cannot be registered on non-leaf tensors")
+        if not self._requires_grad:
+            raise RuntimeError("cannot register a hook on a tensor that doesn't require gradient")
+        from .autograd.record import accumulator
+        from .autograd.node import RemovableHandle
+
+        acc = accumulator(self)
+        if acc._post_hooks is None:
+            acc._post_hooks = []
+        acc._post_hooks.append(hook)
+        return RemovableHandle(acc._post_hooks, hook)
+
             return
         import weakref
 

@@ -9,17 +9,20 @@ write your own forward/backward pair; `gradcheck` compares a function's
 gradients with finite differences."""
 from __future__ import annotations
 
+from typing import Sequence
+
 from .grad_mode import (no_grad, enable_grad, set_grad_enabled, inference_mode, is_grad_enabled,
                         is_inference_mode_enabled)
-from .function import Function, FunctionCtx, once_differentiable
+from .function import Function, FunctionCtx, once_differentiable, InplaceFunction, NestedIOFunction
 from .node import Node
-from . import engine
+from .gradcheck import gradcheck, gradgradcheck, GradcheckError
+from . import engine, function
 
-__all__ = ["backward", "grad", "Function", "Variable", "gradcheck", "no_grad", "enable_grad",
-           "set_grad_enabled", "inference_mode", "is_grad_enabled"]
+__all__ = ["backward", "grad", "Function", "Variable", "gradcheck", "gradgradcheck", "no_grad", "enable_grad",
+           "set_grad_enabled", "inference_mode", "is_grad_enabled", "set_detect_anomaly", "detect_anomaly"]
 
 
-def _tensors(x):
+def _as_list(x) -> list:
     from ..tensor import Tensor
 
     if isinstance(x, Tensor):
@@ -27,42 +30,69 @@ def _tensors(x):
     return list(x)
 
 
-def _root_grads(outputs, grad_tensors, create_graph):
+def _make_grads(outputs, grad_outputs) -> list:
+    """The gradient each output starts with: the given one, or ones for a one-element output."""
+    from ..tensor import Tensor
     from ..creation import ones_like
 
-    grads = []
-    if grad_tensors is None:
-        grad_tensors = [None] * len(outputs)
+    if grad_outputs is None:
+        grad_outputs = [None] * len(outputs)
+    elif isinstance(grad_outputs, Tensor):
+        grad_outputs = [grad_outputs]
     else:
-        grad_tensors = _tensors(grad_tensors) if not isinstance(grad_tensors, (list, tuple)) else list(grad_tensors)
-    for i, (o, g) in enumerate(zip(outputs, grad_tensors)):
+        grad_outputs = list(grad_outputs)
+    if len(grad_outputs) != len(outputs):
+        raise RuntimeError(f"got {len(outputs)} tensors and {len(grad_outputs)} gradients")
+    grads = []
+    for i, (o, g) in enumerate(zip(outputs, grad_outputs)):
+        if not isinstance(o, Tensor):
+            raise TypeError(f"backward(): argument 'tensors' must be a sequence of Tensors, not "
+                            f"{type(o).__name__}")
         if g is None:
-            if not o.requires_grad:
-                raise RuntimeError(f"element {i} of tensors does not require grad and does not have a grad_fn")
-            if o.numel() != 1:
+            if o._requires_grad and o.numel() != 1:
                 raise RuntimeError("grad can be implicitly created only for scalar outputs")
+            if o._requires_grad and not o.dtype.is_floating_point:
+                raise RuntimeError(f"grad can be implicitly created only for real scalar outputs but got "
+                                   f"tracegrad.{o.dtype.name}")
             g = ones_like(o)
-        else:
-            if not o.requires_grad:
-                raise RuntimeError(f"element {i} of tensors does not require grad and does not have a grad_fn")
+        elif isinstance(g, Tensor):
             if tuple(g.shape) != tuple(o.shape):
                 raise RuntimeError(
                     f"Mismatch in shape: grad_output[{i}] has a shape of {g.shape!r} and output[{i}] has a shape "
-                    f"of {o.shape!r}.".replace("tracegrad.Size", "torch.Size"))
+                    f"of {o.shape!r}.")
+            if g.dtype.is_floating_point != o.dtype.is_floating_point:
+                raise RuntimeError(
+                    f"For non-complex input tensors, argument grad_output must also be real; got {g.dtype!r}"
+                    if o.dtype.is_floating_point else
+                    f"Mismatch in dtype: grad_output[{i}] has a dtype of {g.dtype!r} and output[{i}] has a "
+                    f"dtype of {o.dtype!r}.")
+        else:
+            raise TypeError(f"gradients can be either Tensors or None, but got {type(g).__name__}")
         grads.append(g)
+    for i, o in enumerate(outputs):
+        if not o._requires_grad:
+            raise RuntimeError(f"element {i} of tensors does not require grad and does not have a grad_fn")
     return grads
 
 
-def backward(tensors, grad_tensors=None, retain_graph=None, create_graph=False, inputs=None) -> None:
-    """Accumulate d(tensors)/d(leaf) into every leaf's `.grad`."""
-    outputs = _tensors(tensors)
-    if grad_tensors is not None and not isinstance(grad_tensors, (list, tuple)):
-        grad_tensors = [grad_tensors]
-    grads = _root_grads(outputs, grad_tensors, create_graph)
+def backward(tensors, grad_tensors=None, retain_graph: bool | None = None, create_graph: bool = False,
+             grad_variables=None, inputs=None) -> None:
+    """Accumulate d(tensors)/d(leaf) into every leaf's `.grad` (like `tensor.backward()`).
+
+    grad_tensors: the gradient to start from for each tensor (None: ones, scalars only).
+    retain_graph: keep saved tensors so the graph can be backpropagated again
+    (defaults to create_graph). create_graph: record the backward pass itself, so
+    the gradients can be differentiated again. inputs: accumulate only into these."""
+    outputs = _as_list(tensors)
+    if grad_tensors is None and grad_variables is not None:
+        grad_tensors = grad_variables
+    grads = _make_grads(outputs, grad_tensors)
     if retain_graph is None:
         retain_graph = create_graph
     if inputs is not None:
-        ins = _tensors(inputs)
+        ins = _as_list(inputs)
+        if not ins:
+            raise RuntimeError("'inputs' argument to backward() cannot be empty.")
         res = engine.run_backward(outputs, grads, retain_graph=retain_graph, create_graph=create_graph,
                                   inputs=ins, allow_unused=True)
         for t, g in zip(ins, res):
@@ -72,16 +102,28 @@ def backward(tensors, grad_tensors=None, retain_graph=None, create_graph=False, 
     engine.run_backward(outputs, grads, retain_graph=retain_graph, create_graph=create_graph)
 
 
-def grad(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph=False, only_inputs=True,
-         allow_unused=None, is_grads_batched=False, materialize_grads=False):
-    """d(outputs)/d(inputs), returned as a tuple (nothing is accumulated into `.grad`)."""
-    outs = _tensors(outputs)
-    ins = _tensors(inputs)
-    if grad_outputs is not None and not isinstance(grad_outputs, (list, tuple)):
-        grad_outputs = [grad_outputs]
-    grads = _root_grads(outs, grad_outputs, create_graph)
-    for i, t in enumerate(ins):
-        if not t.requires_grad:
+def grad(outputs, inputs, grad_outputs=None, retain_graph: bool | None = None, create_graph: bool = False,
+         only_inputs: bool = True, allow_unused: bool | None = None, is_grads_batched: bool = False,
+         materialize_grads: bool = False) -> tuple:
+    """d(outputs)/d(inputs), returned as a tuple; nothing is accumulated into `.grad`.
+
+    allow_unused: an input the outputs do not depend on gives None instead of an
+    error (materialize_grads=True gives zeros instead)."""
+    from ..tensor import Tensor
+
+    outs = _as_list(outputs)
+    single = isinstance(inputs, Tensor)
+    ins = _as_list(inputs)
+    if is_grads_batched:
+        raise NotImplementedError("is_grads_batched=True is not supported")
+    if materialize_grads and allow_unused is False:
+        raise ValueError("Expected allow_unused to be True or not passed when materialize_grads=True, "
+                         "but got: allow_unused=False.")
+    grads = _make_grads(outs, grad_outputs)
+    for t in ins:
+        if not isinstance(t, Tensor):
+            raise TypeError(f"grad(): argument 'inputs' must be a sequence of Tensors, not {type(t).__name__}")
+        if not t._requires_grad:
             raise RuntimeError("One of the differentiated Tensors does not require grad")
     if retain_graph is None:
         retain_graph = create_graph
@@ -94,79 +136,58 @@ def grad(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph=Fal
     return tuple(res)
 
 
-def Variable(data, requires_grad: bool = False, volatile: bool = False):
-    """The pre-0.4 wrapper: today it just returns the tensor (optionally requiring grad)."""
-    if requires_grad:
-        data.requires_grad_(True)
-    return data
+class _VariableMeta(type):
+    def __instancecheck__(cls, other) -> bool:
+        from ..tensor import Tensor
+
+        return isinstance(other, Tensor)
 
 
-def gradcheck(func, inputs, *, eps: float = 1e-6, atol: float = 1e-5, rtol: float = 1e-3,
-              raise_exception: bool = True, **_ignored) -> bool:
-    """Compare analytical gradients with central finite differences (use float64 inputs).
+class Variable(metaclass=_VariableMeta):
+    """The pre-0.4 wrapper, kept for old code: `Variable(t, requires_grad=True)` is a new
+    leaf sharing t's data (and every tensor is an instance of Variable)."""
 
-    For each output element and each input element, the analytical row of the
-    Jacobian (from `grad`) must match (f(x+eps) - f(x-eps)) / 2eps."""
-    import numpy as np
+    def __new__(cls, data=None, requires_grad: bool = False, volatile: bool = False):
+        from ..tensor import Tensor
 
-    from ..tensor import Tensor
-    from ..creation import from_values, zeros_like
+        if data is None:
+            from ..creation import empty
 
-    inputs = (inputs,) if isinstance(inputs, Tensor) else tuple(inputs)
-    diff = [i for i, x in enumerate(inputs) if isinstance(x, Tensor) and x.requires_grad]
+            data = empty(0)
+        if not isinstance(data, Tensor):
+            raise TypeError(f"Variable data has to be a tensor, but got {type(data).__name__}")
+        if requires_grad and not data.dtype.is_floating_point:
+            raise RuntimeError("Only Tensors of floating point and complex dtype can require gradients")
+        t = data.detach()
+        t._requires_grad = bool(requires_grad)
+        return t
 
-    def run():
-        out = func(*inputs)
-        return out if isinstance(out, tuple) else (out,)
 
-    outs = run()
-    for oi, out in enumerate(outs):
-        if not isinstance(out, Tensor) or not out.dtype.is_floating_point:
-            continue
-        n_out = out.numel()
-        for k in diff:
-            x = inputs[k]
-            numeric = np.zeros((x.numel(), n_out))
-            flat = x._data.reshape(-1) if x.is_contiguous() else None
-            if flat is None:
-                raise ValueError("gradcheck needs contiguous inputs")
-            for j in range(x.numel()):
-                orig = flat[j].item()
-                flat[j] = orig + eps
-                with no_grad():
-                    plus = run()[oi]._values().astype(np.float64).reshape(-1)
-                flat[j] = orig - eps
-                with no_grad():
-                    minus = run()[oi]._values().astype(np.float64).reshape(-1)
-                flat[j] = orig
-                numeric[j] = (plus - minus) / (2 * eps)
-            analytic = np.zeros((x.numel(), n_out))
-            for m in range(n_out):
-                out_m = run()[oi]
-                go = zeros_like(out_m)
-                go._data.reshape(-1)[m] = 1
-                (g,) = grad(out_m, (x,), go, allow_unused=True)
-                if g is not None:
-                    analytic[:, m] = g._values().astype(np.float64).reshape(-1)
-            if not np.allclose(analytic, numeric, atol=atol, rtol=rtol):
-                if raise_exception:
-                    raise RuntimeError(
-                        f"Jacobian mismatch for output {oi} with respect to input {k},\n"
-                        f"numerical:{from_values(numeric, x.dtype)}\nanalytical:{from_values(analytic, x.dtype)}\n")
-                return False
-    return True
+_anomaly = {"enabled": False, "check_nan": True}
 
 
 def set_detect_anomaly(mode: bool, check_nan: bool = True):
-    return None
+    """Accepted for compatibility; tracegrad's errors already name the op that failed."""
+    return _AnomalyMode(mode, check_nan)
 
 
-class detect_anomaly:
-    def __init__(self, check_nan: bool = True):
-        pass
+def is_anomaly_enabled() -> bool:
+    return _anomaly["enabled"]
+
+
+class _AnomalyMode:
+    def __init__(self, mode: bool, check_nan: bool = True):
+        self._prev = (_anomaly["enabled"], _anomaly["check_nan"])
+        _anomaly["enabled"], _anomaly["check_nan"] = bool(mode), check_nan
 
     def __enter__(self):
         return self
 
     def __exit__(self, *exc):
+        _anomaly["enabled"], _anomaly["check_nan"] = self._prev
         return False
+
+
+class detect_anomaly(_AnomalyMode):
+    def __init__(self, check_nan: bool = True):
+        super().__init__(True, check_nan)

@@ -6,19 +6,18 @@
    which is added into that input node's buffer.
 3. AccumulateGrad nodes add into the leaf's `.grad` (or, for `autograd.grad`,
    hand the gradient back instead).
-Everything is a loop over an explicit list, so a graph 100k ops deep works."""
+Everything is a loop over an explicit list, so a graph 100k ops deep works.
+
+Hooks run where torch runs them: tensor hooks (register_hook) and retain_grad
+see the gradient of their tensor before its node runs; node pre-hooks just
+before the node, node hooks just after it."""
 from __future__ import annotations
 
 from . import grad_mode
 from .node import AccumulateGrad
+from .record import accumulator as _accumulator  # noqa: F401  (re-exported for older callers)
 
-
-def _add(a, b):
-    if a is None:
-        return b
-    if b is None:
-        return a
-    return a + b
+_state = grad_mode._state
 
 
 def _zeros(meta):
@@ -28,130 +27,185 @@ def _zeros(meta):
     return creation.zeros(shape, dtype=dtype)
 
 
+def _graph(start, capture):
+    """Dependency counts of every node reachable from `start`. With `capture`
+    (autograd.grad), also the set of nodes that lead to a captured one: only
+    those need to run."""
+    deps: dict = {}
+    seen = set(start)
+    stack = list(start)
+    while stack:
+        node = stack.pop()
+        for nxt, _ in node._edges:
+            if nxt is None:
+                continue
+            if nxt in deps:
+                deps[nxt] += 1
+            else:
+                deps[nxt] = 1
+            if nxt not in seen:
+                seen.add(nxt)
+                stack.append(nxt)
+    if capture is None:
+        return deps, None
+    # a topological order (Kahn's algorithm), then one pass from its far end: a node is
+    # needed if it is captured or leads to a needed node
+    left = dict(deps)
+    queue = [n for n in start if n not in left]
+    topo = []
+    while queue:
+        node = queue.pop()
+        topo.append(node)
+        for nxt, _ in node._edges:
+            if nxt is not None:
+                k = left[nxt] - 1
+                left[nxt] = k
+                if k == 0:
+                    queue.append(nxt)
+    # `leads`: nodes with a path to a captured node; only they need to run (a captured node
+    # that leads nowhere further just hands its gradient over)
+    leads = set()
+    for node in reversed(topo):
+        for nxt, _ in node._edges:
+            if nxt is not None and (nxt in capture or nxt in leads):
+                leads.add(node)
+                break
+    return deps, leads
+
+
 def run_backward(roots, root_grads, *, retain_graph: bool, create_graph: bool,
                  inputs=None, allow_unused: bool = False, accumulate: bool = True):
     """roots: tensors; root_grads: a gradient for each. With `inputs` (autograd.grad)
     returns their gradients instead of accumulating into leaves."""
-    # Buffers are keyed by node; each holds a list with one slot per node output.
-    buffers: dict = {}
+    buffers: dict = {}  # node -> [gradient per output]
     start = []
     for t, g in zip(roots, root_grads):
-        node = t.grad_fn if t.grad_fn is not None else _accumulator(t)
+        node = t.grad_fn
+        nr = t._output_nr
         if node is None:
-            continue
+            node = _accumulator(t)
+            nr = 0
         buf = buffers.get(node)
         if buf is None:
             buf = buffers[node] = [None] * node._nout
             start.append(node)
-        nr = t._output_nr if t.grad_fn is not None else 0
-        buf[nr] = _add(buf[nr], g)
+        buf[nr] = g if buf[nr] is None else buf[nr] + g
 
-    # Where autograd.grad should capture: {node: {output_nr: index into inputs}}
+    # where autograd.grad captures: {node: [(output_nr, index into inputs)]}
     capture = None
     results = None
     if inputs is not None:
         capture = {}
         results = [None] * len(inputs)
         for i, t in enumerate(inputs):
-            node = t.grad_fn if t.grad_fn is not None else _accumulator(t)
-            nr = t._output_nr if t.grad_fn is not None else 0
-            capture.setdefault(node, {}).setdefault(nr, []).append(i)
+            node = t.grad_fn
+            nr = t._output_nr
+            if node is None:
+                node = _accumulator(t)
+                nr = 0
+            capture.setdefault(node, []).append((nr, i))
 
-    # 1. dependency counts
-    deps: dict = {}
-    seen = set(start)
-    stack = list(start)
-    while stack:
-        node = stack.pop()
-        for nxt, _ in node.next_functions:
-            if nxt is None:
-                continue
-            deps[nxt] = deps.get(nxt, 0) + 1
-            if nxt not in seen:
-                seen.add(nxt)
-                stack.append(nxt)
-
-    # 2. run nodes whose inputs are complete
-    ready = [n for n in start if deps.get(n, 0) == 0]
-    prev = grad_mode._state["enabled"]
-    grad_mode._state["enabled"] = create_graph
+    deps, needed = _graph(start, capture)
+    ready = [n for n in start if n not in deps]
+    prev = _state["enabled"]
+    _state["enabled"] = create_graph
     try:
         while ready:
             node = ready.pop()
-            grads = buffers.pop(node, None) or [None] * node._nout
-            grads = _run_tensor_hooks(node, grads)
-            if capture is not None and node in capture:
-                for nr, idxs in capture[node].items():
-                    for i in idxs:
+            grads = buffers.pop(node, None)
+            if grads is None:
+                grads = [None] * node._nout
+            if node._tensor_pre_hooks is not None or node._retained is not None:
+                _tensor_hooks(node, grads)
+            if capture is not None:
+                cap = capture.get(node)
+                if cap is not None:
+                    for nr, i in cap:
                         results[i] = grads[nr]
-            if isinstance(node, AccumulateGrad):
+            if type(node) is AccumulateGrad:
                 if inputs is None and accumulate:
-                    _accumulate(node.variable, grads[0], create_graph)
+                    _accumulate_node(node, grads[0], create_graph)
                 continue
-            if node._pre_hooks:
+            if needed is not None and node not in needed:
+                _skip(node, deps, ready)
+                continue
+            if node._pre_hooks is not None:
                 for h in node._pre_hooks:
                     r = h(tuple(grads))
                     if r is not None:
                         grads = list(r)
-            if all(g is None for g in grads):
-                outs = (None,) * len(node.next_functions)
+            if node._nout == 1:
+                live = grads[0] is not None
             else:
-                if node._nout > 1 and any(g is None for g in grads):
+                live = False
+                missing = False
+                for g in grads:
+                    if g is None:
+                        missing = True
+                    else:
+                        live = True
+                if live and missing:
                     grads = [g if g is not None else _zeros(m) for g, m in zip(grads, node._out_meta)]
+            edges = node._edges
+            if live:
                 outs = node.apply(grads)
-            if node._hooks:
-                for h in node._hooks:
-                    h(outs, tuple(grads))
+                if node._hooks is not None:
+                    for h in node._hooks:
+                        r = h(tuple(outs), tuple(grads))
+                        if r is not None:
+                            outs = tuple(r)
+            else:
+                outs = (None,) * len(edges)
             if not retain_graph:
                 node.release()
-            for (nxt, nr), g in zip(node.next_functions, outs):
+            in_dtypes = node._in_dtypes
+            for k in range(len(edges)):
+                nxt, nr = edges[k]
                 if nxt is None:
                     continue
+                g = outs[k]
                 if g is not None:
+                    if in_dtypes is not None and g.dtype is not in_dtypes[k]:
+                        g = g.to(in_dtypes[k])  # mixed-dtype op: the input's grad has the input's dtype
                     buf = buffers.get(nxt)
                     if buf is None:
                         buf = buffers[nxt] = [None] * nxt._nout
-                    buf[nr] = _add(buf[nr], g)
+                    prev_g = buf[nr]
+                    buf[nr] = g if prev_g is None else prev_g + g
                 d = deps[nxt] - 1
                 deps[nxt] = d
                 if d == 0:
                     ready.append(nxt)
     finally:
-        grad_mode._state["enabled"] = prev
+        _state["enabled"] = prev
 
     if inputs is not None:
-        for i, r in enumerate(results):
-            if r is None and not allow_unused:
-                raise RuntimeError(
-                    "One of the differentiated Tensors appears to not have been used in the graph. "
-                    "Set allow_unused=True if this is the desired behavior."
-                )
+        if not allow_unused:
+            for i, r in enumerate(results):
+                if r is None:
+                    raise RuntimeError(
+                        f"The differentiated Tensor at index {i} appears to not have been used in the graph. "
+                        "Set allow_unused=True if this is the desired behavior.")
         return results
     return None
 
 
-def _accumulator(t):
-    if not t.requires_grad:
-        return None
-    acc = t._accum
-    if acc is None:
-        acc = t._accum = AccumulateGrad(t)
-    return acc
+def _skip(node, deps, ready):
+    """A node autograd.grad does not need: count its edges as delivered without running it."""
+    for nxt, _ in node._edges:
+        if nxt is None:
+            continue
+        d = deps[nxt] - 1
+        deps[nxt] = d
+        if d == 0:
+            ready.append(nxt)
 
 
-def _run_tensor_hooks(node, grads):
-    """Hooks registered on tensors (and retain_grad) see the tensor's gradient first."""
-    if isinstance(node, AccumulateGrad):
-        hooks = node.variable._hooks
-        if hooks and grads[0] is not None:
-            for h in hooks:
-                r = h(grads[0])
-                if r is not None:
-                    grads[0] = r
-        return grads
+def _tensor_hooks(node, grads):
+    """Hooks registered on non-leaf tensors, then retain_grad, see the tensor's gradient first."""
     if node._tensor_pre_hooks:
         for nr, hooks in node._tensor_pre_hooks.items():
-            for h in hooks:
+            for h in list(hooks):
                 if grads[nr] is not None:
                     r = h(grads[nr])
                     if r is not None:
@@ -159,21 +213,69 @@ def _run_tensor_hooks(node, grads):
     if node._retained:
         for nr, ref in node._retained.items():
             t = ref()
-            if t is not None and grads[nr] is not None:
-                g = grads[nr] if grad_mode._state["enabled"] else grads[nr].detach()
-                t._grad = g.clone() if t._grad is None else t._grad + g
-    return grads
+            g = grads[nr]
+            if t is not None and g is not None and t.grad_fn is node:
+                if not _state["enabled"]:
+                    g = g.detach()
+                t._grad = _copy_of(g) if t._grad is None else t._grad + g
+
+
+def _copy_of(g):
+    """A fresh tensor with g's values (a gradient may be a view of another one)."""
+    from ..tensor import Tensor
+
+    if g.requires_grad:
+        return g.clone()
+    return Tensor._make(g._data.copy(), g.dtype)
+
+
+def _accumulate_node(acc, g, create_graph):
+    var = acc.variable
+    hooks = var._hooks
+    if hooks and g is not None:
+        for h in list(hooks):
+            r = h(g)
+            if r is not None:
+                g = r
+    _accumulate(var, g, create_graph)
+    if acc._post_hooks:
+        for h in list(acc._post_hooks):
+            h(var)
 
 
 def _accumulate(var, g, create_graph):
+    """Add gradient `g` into leaf `var`'s `.grad`, as torch's AccumulateGrad does."""
+    from ..tensor import Tensor
+    import numpy as np
+
     if g is None:
         return
-    if not create_graph:
-        g = g.detach()
-    if var._grad is None:
-        # Keep our own copy: a vjp may pass the caller's gradient through unchanged.
-        var._grad = g if create_graph else g.clone()
-    elif create_graph:
-        var._grad = var._grad + g
-    else:
-        var._grad._data += g._data.astype(var._grad._data.dtype, copy=False)
+    from ..dispatch import TRACER
+
+    if TRACER[0] is not None:  # traced: .grad becomes a value of the graph
+        TRACER[0].accumulate(var, g, create_graph)
+        return
+    old = var._grad
+    if old is None:
+        if create_graph:
+            var._grad = g
+            return
+        # a fresh buffer laid out like the leaf (the gradient may be a broadcast view)
+        arr = g._data
+        if arr.dtype != var._data.dtype:
+            g = g.to(var.dtype)
+            arr = g._data
+        out = np.empty_like(var._data)
+        out[...] = arr
+        var._grad = Tensor._make(out, var.dtype)
+    elif create_graph or old._requires_grad:
+        var._grad = old + g
+    else:  # in place, as torch does (the version counter of .grad moves)
+        if g.dtype is not old.dtype:
+            g = g.to(old.dtype)
+        if old._data.dtype.kind == "f":
+            with np.errstate(all="ignore"):
+                np.add(old._data, g._data, out=old._data)
+        else:  # bfloat16 is stored as uint16 bits: add through tracegrad
+            old._data[...] = (old + g)._data
+        old._vc[0] += 1

@@ -1,7 +1,13 @@
-"""Grad mode: whether ops record a backward graph. One global flag, like torch's."""
+"""Grad mode: whether ops record a backward graph. One global flag, like torch's.
+
+    with no_grad(): ...            ops record nothing; results have requires_grad False
+    @no_grad()  /  @no_grad        the same for a whole function
+    set_grad_enabled(False)        a plain call switches the mode (a `with` restores it)
+    inference_mode()               no_grad, for code that never needs gradients"""
 from __future__ import annotations
 
 import functools
+from typing import Any, Callable
 
 _state = {"enabled": True, "inference": False}
 
@@ -15,15 +21,16 @@ def is_inference_mode_enabled() -> bool:
 
 
 class _Mode:
-    """Base of the context managers; instances also work as decorators, and
-    `no_grad`/`enable_grad` also decorate bare (`@no_grad`)."""
+    """Base of the context managers. An instance also decorates a function
+    (`@no_grad()`), and the classes without arguments also decorate bare (`@no_grad`)."""
 
     _target = True
     _inference = None
 
     def __new__(cls, *args, **kwargs):
         self = super().__new__(cls)
-        if cls in (no_grad, enable_grad) and len(args) == 1 and callable(args[0]):
+        if cls in (no_grad, enable_grad, inference_mode) and len(args) == 1 and callable(args[0]) \
+                and not isinstance(args[0], bool):
             self.__init__()
             return self(args[0])
         return self
@@ -36,17 +43,20 @@ class _Mode:
         _state["enabled"] = self._target
         if self._inference is not None:
             _state["inference"] = self._inference
-        return self
+        return None
 
-    def __exit__(self, *exc):
+    def __exit__(self, *exc) -> bool:
         _state["enabled"], _state["inference"] = self._prev
         return False
 
-    def __call__(self, fn):
+    def clone(self):
+        return self.__class__()
+
+    def __call__(self, fn: Callable) -> Callable:
         target, inference = self._target, self._inference
 
         @functools.wraps(fn)
-        def wrapper(*args, **kwargs):
+        def wrapper(*args: Any, **kwargs: Any):
             prev = (_state["enabled"], _state["inference"])
             _state["enabled"] = target
             if inference is not None:
@@ -66,11 +76,15 @@ class no_grad(_Mode):
 
 
 class enable_grad(_Mode):
+    """Record a graph again (inside no_grad)."""
+
     _target = True
 
 
 class set_grad_enabled(_Mode):
-    """Sets grad mode at construction (torch does the same), restores it on exit."""
+    """Sets grad mode when made (so a plain call works as a switch); as a context
+    manager it restores the previous mode on exit; as a decorator it leaves the
+    mode alone until the function runs."""
 
     def __init__(self, mode: bool):
         self._target = bool(mode)
@@ -78,16 +92,27 @@ class set_grad_enabled(_Mode):
         _state["enabled"] = self._target
 
     def __enter__(self):
-        return self
+        return None
 
-    def __exit__(self, *exc):
-        _state["enabled"], _state["inference"] = self._prev
-        return False
+    def __call__(self, fn: Callable) -> Callable:
+        _state["enabled"], _state["inference"] = self._prev  # decorating is not switching
+        return super().__call__(fn)
+
+    def clone(self):
+        return self.__class__(self._target)
 
 
 class inference_mode(_Mode):
-    """no_grad, and tensors made inside are marked as inference tensors."""
+    """no_grad for code that will never need gradients (inference_mode(False) turns it off)."""
 
     def __init__(self, mode: bool = True):
-        self._target = not mode
+        self._target = not mode if mode else _state["enabled"]
         self._inference = bool(mode)
+
+    def __enter__(self):
+        if not self._inference:
+            self._target = _state["enabled"]
+        return super().__enter__()
+
+    def clone(self):
+        return self.__class__(self._inference)

@@ -6,8 +6,11 @@ change to them is caught), and `next_functions`: for each input, the node that
 made it (or an `AccumulateGrad` for a leaf), which is how the engine walks back.
 
 Each node kind is its own class, named as torch names it (`MulBackward0`), so
-that `repr(y.grad_fn)` and `type(y.grad_fn).__name__` read like torch's."""
+that `repr(y.grad_fn)`, `y.grad_fn.name()` and `type(y.grad_fn).__name__` read
+like torch's."""
 from __future__ import annotations
+
+from typing import Callable
 
 FREED_MSG = (
     "Trying to backward through the graph a second time (or directly access saved tensors after "
@@ -18,27 +21,33 @@ FREED_MSG = (
 
 
 class Node:
-    """A step of the backward graph. Subclasses only differ by name."""
+    """A step of the backward graph. Subclasses only differ by name.
 
-    __slots__ = ("next_functions", "_saved", "_versions", "_saved_src", "_vjp", "ctx", "_freed",
-                 "_pre_hooks", "_hooks", "_tensor_pre_hooks", "_retained", "metadata", "_nout",
-                 "_out_meta", "__weakref__")
+    `_edges` has one entry per tensor input of the op (what the engine follows
+    and what the vjp's results line up with); `next_functions` is the same
+    graph as torch lists it (usually the very same tuple)."""
 
-    def __init__(self, vjp, next_functions, saved=(), ctx=None, nout=1, out_meta=None, saved_src=()):
+    __slots__ = ("next_functions", "_edges", "_saved", "_versions", "_saved_src", "_vjp", "ctx", "_freed",
+                 "_pre_hooks", "_hooks", "_tensor_pre_hooks", "_retained", "_metadata", "_nout",
+                 "_out_meta", "_in_dtypes", "__weakref__")
+
+    def __init__(self, vjp, edges, saved=(), ctx=None, nout=1):
         self._vjp = vjp
-        self.next_functions = next_functions
+        self.next_functions = edges
+        self._edges = edges
         self._saved = saved
-        self._versions = tuple(t._vc[0] if t is not None else 0 for t in saved) if saved else ()
-        self._saved_src = saved_src  # the node that made each saved tensor (for error messages)
+        self._versions = tuple([t._vc[0] for t in saved]) if saved else ()
+        self._saved_src = ()  # per saved tensor: (node, output_nr) that made it, for error messages
         self.ctx = ctx
         self._freed = False
         self._pre_hooks = None
         self._hooks = None
         self._tensor_pre_hooks = None  # {output_nr: [fn]} from register_hook on non-leaf tensors
         self._retained = None  # {output_nr: weak tensor} from retain_grad()
-        self.metadata = {}
+        self._metadata = None
         self._nout = nout
-        self._out_meta = out_meta  # [(shape, dtype)] per output, to materialise missing grads
+        self._out_meta = None  # [(shape, dtype)] per output, to make zeros for a missing gradient
+        self._in_dtypes = None  # dtype of each input: a gradient is cast to it before it moves on
 
     def name(self) -> str:
         return type(self).__name__
@@ -46,36 +55,48 @@ class Node:
     def __repr__(self) -> str:
         return f"<{type(self).__name__} object at {hex(id(self))}>"
 
-    def saved_tensors(self):
+    @property
+    def metadata(self) -> dict:
+        if self._metadata is None:
+            self._metadata = {}
+        return self._metadata
+
+    def _unpack_saved(self):
+        """The tensors the vjp reads; raises torch's errors if freed or modified in place."""
         if self._freed:
             raise RuntimeError(FREED_MSG)
-        for i, (t, v) in enumerate(zip(self._saved, self._versions)):
+        saved = self._saved
+        for i, v in enumerate(self._versions):
+            t = saved[i]
             if t is not None and t._vc[0] != v:
                 src = self._saved_src[i] if i < len(self._saved_src) else None
-                raise RuntimeError(_modified_msg(t, src, v))
-        return self._saved
+                raise RuntimeError(modified_msg(t, src, v))
+        return saved
 
     def apply(self, grads):
-        """grads: one gradient (or None) per output. Returns one per next_function."""
-        saved = self.saved_tensors() if self._saved else ()
+        """grads: one gradient (or None) per output. Returns one per input edge."""
+        saved = self._unpack_saved() if (self._saved or self._freed) else ()
         return self._vjp(self.ctx, saved, *grads)
 
     def release(self):
+        """Free what the backward pass needed (after backward without retain_graph)."""
         if self._saved:
             self._freed = True
             self._saved = ()
 
-    def register_hook(self, fn):
+    def register_hook(self, fn: Callable):
+        """fn(grad_inputs, grad_outputs) runs after this node; it may return new grad_inputs."""
         if self._hooks is None:
             self._hooks = []
         self._hooks.append(fn)
-        return _Handle(self._hooks, fn)
+        return RemovableHandle(self._hooks, fn)
 
-    def register_prehook(self, fn):
+    def register_prehook(self, fn: Callable):
+        """fn(grad_outputs) runs before this node; it may return new grad_outputs."""
         if self._pre_hooks is None:
             self._pre_hooks = []
         self._pre_hooks.append(fn)
-        return _Handle(self._pre_hooks, fn)
+        return RemovableHandle(self._pre_hooks, fn)
 
     def __call__(self, *grads):
         return self.apply(grads)
@@ -84,31 +105,54 @@ class Node:
 class AccumulateGrad(Node):
     """The end of a path: adds the incoming gradient into a leaf's `.grad`."""
 
-    __slots__ = ("variable",)
+    __slots__ = ("variable", "_post_hooks")
 
     def __init__(self, variable):
-        super().__init__(None, ())
+        Node.__init__(self, None, ())
         self.variable = variable
+        self._post_hooks = None
 
     def name(self) -> str:
         return "tracegrad::autograd::AccumulateGrad"
 
 
-class _Handle:
+class CopySlices(Node):
+    """In-place write into a view of a tensor that has history: the base's new grad_fn."""
+
+    __slots__ = ()
+
+    def name(self) -> str:
+        return "tracegrad::autograd::CopySlices"
+
+    def release(self):
+        self.ctx[0].release()  # the in-place op's own node lives inside this one
+
+
+class RemovableHandle:
     """What register_hook returns: `.remove()` takes the hook away again."""
 
     def __init__(self, lst, fn):
         self._lst, self._fn = lst, fn
 
-    def remove(self):
-        if self._fn in self._lst:
-            self._lst.remove(self._fn)
+    def remove(self) -> None:
+        for i, h in enumerate(self._lst):
+            if h is self._fn:
+                del self._lst[i]
+                return
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.remove()
 
 
+_Handle = RemovableHandle  # older name, still imported by tensor.py
 _classes: dict[str, type] = {}
 
 
 def node_class(name: str) -> type:
+    """The Node subclass called `name` (made once, then reused)."""
     cls = _classes.get(name)
     if cls is None:
         cls = type(name, (Node,), {"__slots__": ()})
@@ -116,17 +160,23 @@ def node_class(name: str) -> type:
     return cls
 
 
-def _modified_msg(t, src, expected) -> str:
-    """torch's text: names the forward op that made the tensor ("Exp"), if any."""
+def modified_msg(t, src, expected) -> str:
+    """torch's text: names the forward op that made the tensor ("Exp"), if it was not a leaf."""
     shape = ", ".join(str(s) for s in t.shape)
     made_by = ""
-    if src is not None and not isinstance(src, AccumulateGrad):
-        fwd = src.name()
+    if src is None and t.grad_fn is not None:  # a saved input: torch names what made it last
+        src = (t.grad_fn, t._output_nr)
+    if src is not None:
+        fn, nr = src
+        fwd = fn.name()
         fwd = fwd[: fwd.index("Backward")] if "Backward" in fwd else fwd
-        made_by = f", which is output 0 of {fwd},"
+        made_by = f", which is output {nr} of {fwd},"
     return (
         "one of the variables needed for gradient computation has been modified by an inplace "
         f"operation: [tracegrad.{t.dtype.short}Tensor [{shape}]]{made_by} is at version {t._vc[0]}; "
         f"expected version {expected} instead. Hint: enable anomaly detection to find the operation "
         "that failed to compute its gradient, with tracegrad.autograd.set_detect_anomaly(True, check_nan=False)."
     )
+
+
+_modified_msg = modified_msg  # older name

@@ -14,6 +14,7 @@ from ..tensor import Tensor
 from . import movement as M
 from .shape_util import wrap_dim, sum_to
 from .table import defop
+from ..autograd.record import name_by_args
 
 
 # ---- turning a Python index into parts --------------------------------------------------
@@ -53,6 +54,14 @@ def _expand_ellipsis(idx: tuple, ndim: int) -> tuple:
 
 
 def getitem(self: Tensor, index):
+    if type(index) is slice:  # a lone slice is always a slice op, even x[:] (torch: SliceBackward0)
+        if self.ndim == 0:
+            raise IndexError("invalid index of a 0-dim tensor. Use `tensor.item()` in Python or `tensor.item<T>()` "
+                             "in C++ to convert a 0-dim tensor to a number")
+        step = 1 if index.step is None else int(index.step)
+        if step <= 0:
+            raise ValueError("step must be greater than zero")
+        return M.slice_dim(self, 0, index.start, index.stop, step)
     idx = index if isinstance(index, tuple) else (index,)
     if any(_is_advanced(i) for i in idx):
         return _advanced_get(self, idx)
@@ -126,9 +135,43 @@ INDEX = defop("index", "index", _np_index, vjp=_vjp_index, grad_name=lambda a: a
 
 
 def _advanced_get(self, idx):
+    """Advanced indexing as torch does it: ints, slices and None first, as views (select,
+    slice, unsqueeze), then one `index` op over the tensor/list/mask indices that remain.
+    (This is also where torch and NumPy differ: x[0, :, [0, 1]] has shape (3, 2) in torch.)"""
     idx = _expand_ellipsis(idx, self.ndim)
-    np_idx = tuple(_to_np_index(i) for i in idx)
-    return apply(INDEX, (self,), {"index": np_idx})
+    r = self
+    d = 0
+    rest = []  # the index the `index` op gets: full slices where the basic parts were
+    for i in idx:
+        if i is None:
+            r = M.unsqueeze(r, d)
+            rest.append(slice(None))
+            d += 1
+        elif isinstance(i, slice):
+            if d >= r.ndim:
+                raise IndexError(f"too many indices for tensor of dimension {self.ndim}")
+            if i != slice(None):
+                step = 1 if i.step is None else int(i.step)
+                if step <= 0:
+                    raise ValueError("step must be greater than zero")
+                r = M.slice_dim(r, d, i.start, i.stop, step)
+            rest.append(slice(None))
+            d += 1
+        elif _is_advanced(i):
+            a = _to_np_index(i)
+            rest.append(a)
+            d += a.ndim if isinstance(a, np.ndarray) and a.dtype == np.bool_ else (0 if isinstance(a, bool) else 1)
+        else:
+            if d >= r.ndim:
+                raise IndexError(f"too many indices for tensor of dimension {self.ndim}")
+            n = r.shape[d]
+            k = int(i)
+            if not -n <= k < n:
+                raise IndexError(f"index {k} is out of bounds for dimension {d} with size {n}")
+            r = M.select(r, d, k)
+    while rest and type(rest[-1]) is slice:
+        rest.pop()
+    return apply(INDEX, (r,), {"index": tuple(rest)})
 
 
 # ---- index_put (advanced assignment) ------------------------------------------------------
@@ -278,7 +321,7 @@ def gather(input, dim, index, *, sparse_grad=False, out=None):
 
 
 def _scatter_positions(shape, idx, dim):
-    grids = np.meshgrid(*[np.arange(n) for n in idx.shape], indexing="ij")
+    grids = list(np.meshgrid(*[np.arange(n) for n in idx.shape], indexing="ij"))
     grids[dim] = idx
     return tuple(grids)
 
@@ -379,8 +422,36 @@ def index_select(input, dim, index, *, out=None):
     return r
 
 
+def _np_take(a, idx):
+    flat = a.reshape(-1)
+    n = flat.size
+    if idx.size and (idx.min() < -n or idx.max() >= n):
+        bad = idx.max() if idx.max() >= n else idx.min()
+        raise IndexError(f"out of range: tried to access index {bad} on a tensor of {n} elements.")
+    return flat[idx]
+
+
+def _vjp_take(ctx, saved, g):
+    from ..creation import zeros
+
+    (idx,) = saved
+    n = 1
+    for s in ctx.shapes[0]:
+        n *= s
+    flat = index_put(zeros((n,), dtype=g.dtype), (idx._data,), g, accumulate=True)
+    return flat.reshape(ctx.shapes[0]), None
+
+
+TAKE = defop("take", "index", _np_take, dtype=lambda args, attrs: args[0].dtype, vjp=_vjp_take, save=(1,),
+             edges=(0,))
+
+
 def take(input, index):
-    return input.reshape(-1)[index]
+    """Elements of the flattened input at `index` (the result has index's shape)."""
+    if not isinstance(index, Tensor) or index.dtype is not D.int64:
+        raise RuntimeError("take(): Expected a long tensor for index, but got "
+                           f"{index.dtype.short if isinstance(index, Tensor) else type(index).__name__}")
+    return apply(TAKE, (input, index))
 
 
 def masked_fill(input, mask, value):
@@ -415,15 +486,32 @@ MASKED_FILL = defop("masked_fill", "pointwise", _np_masked_fill, vjp=_vjp_masked
                     lowering="tl.where({1}, {2}, {0})")
 
 
+def _np_masked_select(a, m):
+    shape = np.broadcast_shapes(a.shape, m.shape)
+    return np.broadcast_to(a, shape)[np.broadcast_to(m, shape)]
+
+
+def _vjp_masked_select(ctx, saved, g):
+    from ..creation import zeros
+    from .shape_util import broadcast_shapes
+
+    (m,) = saved
+    shape = broadcast_shapes(ctx.shapes[0], ctx.shapes[1])
+    full = index_put(zeros(shape, dtype=g.dtype), (np.broadcast_to(m._data, shape),), g)
+    return sum_to(full, ctx.shapes[0]), None
+
+
+MASKED_SELECT = defop("masked_select", "index", _np_masked_select, dtype=lambda args, attrs: args[0].dtype,
+                      vjp=_vjp_masked_select, save=(1,), edges=(0,))
+
+
 def masked_select(input, mask):
     if mask.dtype is not D.bool_:
         raise RuntimeError(f"masked_select: expected BoolTensor for mask")
     from .shape_util import broadcast_shapes
 
-    shape = broadcast_shapes(input.shape, mask.shape)
-    a = input.expand(shape) if tuple(input.shape) != shape else input
-    m = mask.expand(shape) if tuple(mask.shape) != shape else mask
-    return apply(INDEX, (a,), {"index": (m._data,), "name": "MaskedSelectBackward0"})
+    broadcast_shapes(input.shape, mask.shape)
+    return apply(MASKED_SELECT, (input, mask))
 
 
 def nonzero(input, *, as_tuple=False):
@@ -441,15 +529,65 @@ def argwhere(input):
     return nonzero(input)
 
 
+def _np_index_fill(a, v, index):
+    out = a.copy()
+    out[index] = v
+    return out
+
+
+def _vjp_index_fill(ctx, saved, g):
+    gin = index_put(g, ctx.index, 0.0) if ctx.needs[0] else None
+    gv = None
+    if len(ctx.needs) > 1 and ctx.needs[1]:
+        gv = apply(INDEX, (g,), {"index": ctx.index}).sum()
+    return (gin, gv) if len(ctx.needs) > 1 else (gin,)
+
+
+INDEX_FILL = defop("index_fill", "index", _np_index_fill, dtype=lambda args, attrs: args[0].dtype,
+                   vjp=_vjp_index_fill, grad_name=name_by_args(
+                       lambda attrs, args: "IndexFillBackward1" if isinstance(args[1], Tensor) else
+                       "IndexFillBackward0"))
+
+
 def index_fill(input, dim, index, value):
     d = wrap_dim(dim, input.ndim)
-    idx = (slice(None),) * d + (index._data.astype(np.int64),)
-    return index_put(input, idx, value if isinstance(value, Tensor) else value)
+    idx = (slice(None),) * d + (index._data.astype(np.int64).reshape(-1),)
+    if isinstance(value, Tensor) and value.dtype is not input.dtype:
+        value = value.to(input.dtype)
+    return apply(INDEX_FILL, (input, value), {"index": idx})
+
+
+def _np_index_add(a, src, index, alpha=1):
+    out = a.copy()
+    np.add.at(out, index, src * alpha if alpha != 1 else src)
+    return out
+
+
+def _vjp_index_add(ctx, saved, g):
+    gsrc = None
+    if ctx.needs[1]:
+        gsrc = apply(INDEX, (g,), {"index": ctx.index})
+        if ctx.alpha != 1:
+            gsrc = gsrc * ctx.alpha
+        gsrc = sum_to(gsrc, ctx.shapes[1])
+    return (g if ctx.needs[0] else None), gsrc
+
+
+INDEX_ADD = defop("index_add", "index", _np_index_add, dtype=lambda args, attrs: args[0].dtype,
+                  cast_inputs=True, vjp=_vjp_index_add)
 
 
 def index_add(input, dim, index, source, *, alpha=1):
     d = wrap_dim(dim, input.ndim)
-    idx = (slice(None),) * d + (index._data.astype(np.int64),)
-    if alpha != 1:
-        source = source * alpha
-    return index_put(input, idx, source, accumulate=True)
+    idx = (slice(None),) * d + (index._data.astype(np.int64).reshape(-1),)
+    return apply(INDEX_ADD, (input, source), {"index": idx, "alpha": alpha})
+
+
+# ---- autograd: which arguments torch lists in next_functions --------------------------------
+# indices and masks are never differentiable, so torch leaves them out
+GATHER.edges = (0,)
+SCATTER.edges = lambda args, attrs: (0, 2) if isinstance(args[2], Tensor) else (0,)
+SCATTER_ADD.edges = (0, 2)
+MASKED_FILL.edges = lambda args, attrs: (0, 2) if isinstance(args[2], Tensor) else (0,)
+MASKED_FILL.grad_name = name_by_args(lambda attrs, args: "MaskedFillBackward1" if isinstance(args[2], Tensor)
+                                     else "MaskedFillBackward0")

@@ -14,7 +14,7 @@ import numpy as np
 from .. import dtypes as D
 from ..autograd import grad_mode
 from ..autograd.node import node_class
-from ..dispatch import values, to_storage, apply
+from ..dispatch import values, to_storage, apply, TRACER
 from ..tensor import Tensor
 
 _grad = grad_mode._state
@@ -59,6 +59,10 @@ def commit(self: Tensor, r: Tensor) -> Tensor:
 
 
 def _snapshot(t: Tensor) -> Tensor:
+    if t._sym is not None:  # traced: keep the symbolic value, not a copy of its stand-in
+        from ..tracer.symbolic import snapshot
+
+        return snapshot(t)
     s = Tensor._make(t._data.copy(), t.dtype)
     s._requires_grad = t._requires_grad
     s.grad_fn = t.grad_fn
@@ -67,6 +71,9 @@ def _snapshot(t: Tensor) -> Tensor:
 
 
 def _write(self: Tensor, r: Tensor) -> None:
+    if TRACER[0] is not None:  # traced: the tracer records the write as a new value (functionalization)
+        TRACER[0].write(self, r)
+        return
     src = r._data if r.dtype is self.dtype else to_storage(values(r).astype(D.compute_np(self.dtype))
                                                            if self.dtype is not D.bfloat16 else values(r), self.dtype)
     if self._data.ndim == 0:
@@ -77,36 +84,52 @@ def _write(self: Tensor, r: Tensor) -> None:
 
 
 def _rebase(self: Tensor, r: Tensor) -> None:
+    """`self` now holds r's values: its history becomes r's node (torch's rebase_history)."""
+    node = r.grad_fn
     base = self._base
+    old_node = self.grad_fn
     if base is None:
-        self.grad_fn = r.grad_fn
+        self.grad_fn = node
         self._output_nr = r._output_nr
         self._requires_grad = True
+        _move_retained(self, old_node)
         return
-    # self is a view: the base's history gains a CopySlices step
-    pos = _view_positions(base, self)
-    fn = r.grad_fn
-    old = (base.grad_fn, base._output_nr) if base.grad_fn is not None else (
-        (_acc(base), 0) if base._requires_grad else (None, 0))
-    cs = node_class("CopySlices")(_copy_slices_vjp, (old,) + tuple(fn.next_functions[1:]),
-                                  ctx=(fn, pos, base.shape, base.dtype))
+    # self is a view: the base's history gains a CopySlices step that routes the gradient of
+    # the written region through `node`, and the view is re-derived from the new base
+    from ..autograd.node import CopySlices
+    from ..autograd.record import edge_of
+    from ..creation import from_values
+
+    pos = from_values(_view_positions(base, self), D.int64)
+    edges = (edge_of(base),) + tuple(node._edges[1:])
+    cs = CopySlices(copy_slices_vjp, edges, (), (node, pos, tuple(base.shape)), 1)
+    cs._in_dtypes = (base.dtype,) + tuple(node._in_dtypes[1:]) if node._in_dtypes is not None else None
     base.grad_fn = cs
     base._output_nr = 0
     base._requires_grad = True
-    # the view now reads from the new base
     from .movement import AS_STRIDED
 
     tmp = apply(AS_STRIDED, (base,), {"size": tuple(self.shape), "stride": self.stride(),
-                                      "offset": self.storage_offset() - base.storage_offset()})
+                                      "offset": self.storage_offset() - base.storage_offset(),
+                                      "in_stride": base.stride()})
     self.grad_fn = tmp.grad_fn
     self._output_nr = 0
     self._requires_grad = True
+    _move_retained(self, old_node)
 
 
-def _acc(t):
-    from ..autograd.engine import _accumulator
-
-    return _accumulator(t)
+def _move_retained(t: Tensor, old_node) -> None:
+    """retain_grad() follows the tensor to its new grad_fn, as in torch."""
+    if t._retains_grad and old_node is not None and old_node._retained:
+        ref = None
+        for nr, w in list(old_node._retained.items()):
+            if w() is t:
+                ref = w
+                del old_node._retained[nr]
+        if ref is not None and t.grad_fn is not None:
+            if t.grad_fn._retained is None:
+                t.grad_fn._retained = {}
+            t.grad_fn._retained[t._output_nr] = ref
 
 
 def _storage_offsets(a: np.ndarray, item: int, start: int = 0) -> np.ndarray:
@@ -129,20 +152,26 @@ def _view_positions(base: Tensor, view: Tensor) -> np.ndarray:
     return order[np.searchsorted(bpos[order], vpos)]
 
 
-def _copy_slices_vjp(ctx, saved, g):
-    fn, pos, shape, dtype = ctx
-    from ..creation import from_values
+def copy_slices_vjp(ctx, saved, g):
+    """CopySlices' rule: the base's gradient is g with the written region replaced by what the
+    in-place op sends to its `self` input; the op's other inputs get their gradients as usual.
+    Written with tracegrad ops (index / index_put on the flat gradient), so it records a graph
+    under create_graph=True."""
+    fn, pos, base_shape = ctx
+    from .index import INDEX, INDEX_PUT
 
-    gv = g._values()
-    flat = gv.reshape(-1)
-    g_view = from_values(flat[pos], g.dtype)
+    flat = g.reshape(-1)
+    g_view = apply(INDEX, (flat,), {"index": (pos._data,)})
     grads = fn.apply([g_view])
-    rest = flat.copy()
-    rest[pos.reshape(-1)] = 0
-    if grads[0] is not None:
-        rest[pos.reshape(-1)] = grads[0]._values().reshape(-1) if grads[0].shape == g_view.shape else \
-            np.broadcast_to(grads[0]._values(), g_view.shape).reshape(-1)
-    return (from_values(rest.reshape(shape), g.dtype),) + tuple(grads[1:])
+    g_self = grads[0]
+    if g_self is None:
+        g_self = g_view * 0
+    if g_self.dtype is not g.dtype:
+        g_self = g_self.to(g.dtype)
+    if tuple(g_self.shape) != tuple(pos.shape):
+        g_self = g_self.expand(pos.shape)
+    flat = apply(INDEX_PUT, (flat, g_self), {"index": (pos._data,), "accumulate": False})
+    return (flat.reshape(base_shape),) + tuple(grads[1:])
 
 
 def inplace(fn):

@@ -13,20 +13,29 @@ from .table import defop
 
 
 def _vjp_matmul(ctx, saved, g):
+    """Gradients of a @ b for every form the primitive runs: dot, mv, vector @ matrix, mm and
+    batched (broadcast batch dims are summed back with sum_to)."""
     a, b = saved
     ga = gb = None
-    if ctx.needs[0]:
-        ga = g @ b.transpose(-1, -2) if b.ndim > 1 else _outer_grad(g, b)
-        ga = sum_to(ga, ctx.shapes[0])
-    if ctx.needs[1]:
-        gb = a.transpose(-1, -2) @ g
-        gb = sum_to(gb, ctx.shapes[1])
+    if a.ndim == 1 and b.ndim == 1:  # dot: g is 0-d
+        ga = g * b if ctx.needs[0] else None
+        gb = g * a if ctx.needs[1] else None
+    elif b.ndim == 1:  # (.., n, k) @ (k,) -> (.., n)
+        if ctx.needs[0]:
+            ga = sum_to(g.unsqueeze(-1) * b, ctx.shapes[0])
+        if ctx.needs[1]:
+            gb = sum_to((a.transpose(-1, -2) @ g.unsqueeze(-1)).squeeze(-1), ctx.shapes[1])
+    elif a.ndim == 1:  # (k,) @ (.., k, p) -> (.., p)
+        if ctx.needs[0]:
+            ga = sum_to((b @ g.unsqueeze(-1)).squeeze(-1), ctx.shapes[0])
+        if ctx.needs[1]:
+            gb = sum_to(a.unsqueeze(-1) * g.unsqueeze(-2), ctx.shapes[1])
+    else:
+        if ctx.needs[0]:
+            ga = sum_to(g @ b.transpose(-1, -2), ctx.shapes[0])
+        if ctx.needs[1]:
+            gb = sum_to(a.transpose(-1, -2) @ g, ctx.shapes[1])
     return ga, gb
-
-
-def _outer_grad(g, b):
-    # a (.., n, k) @ b (k,) -> g (.., n); grad a = g[..., None] * b
-    return g.unsqueeze(-1) * b
 
 
 def _np_matmul(a, b):
@@ -118,7 +127,11 @@ def matmul(input, other, *, out=None):
         if input.shape[0] != other.shape[0]:
             raise RuntimeError(
                 f"mat1 and mat2 shapes cannot be multiplied (1x{input.shape[0]} and {other.shape[0]}x{other.shape[1]})")
-        return _out(out, mm(input.unsqueeze(0), other).squeeze(0))
+        from .movement import SQUEEZE
+
+        # torch squeezes in place here, which names the node SqueezeBackward4
+        r = mm(input.unsqueeze(0), other)
+        return _out(out, apply(SQUEEZE, (r,), {"dims": (0,), "explicit": 4}))
     if da == 2 and db == 2:
         return mm(input, other, out=out)
     # batched
@@ -133,13 +146,58 @@ def matmul(input, other, *, out=None):
             f"[{_prod(input.shape[:-2]) if da > 2 else 1}, {ka}] but got: [{_prod(other.shape[:-2])}, {kb}].")
     batch_a = input.shape[:-2] if da > 1 else ()
     batch_b = other.shape[:-2] if db > 1 else ()
-    broadcast_shapes(batch_a, batch_b)
+    batch = broadcast_shapes(batch_a, batch_b)
     _check_dtypes(input, other, "mm")
-    if da == 1:
-        r = _mm_apply(input.unsqueeze(0), other, "MmBackward0").squeeze(-2)
-    else:
-        r = _mm_apply(input, other, "BmmBackward0" if db > 1 else "MvBackward0")
-    return _out(out, r)
+    if _should_fold(input, other, out is not None):
+        return _out(out, _folded(input, other))
+    # batched: broadcast the batch dims, flatten them into one, bmm, view back (as torch does)
+    from .movement import UNSAFE_VIEW
+
+    n = input.shape[-2] if da > 1 else 1
+    p = other.shape[-1] if db > 1 else 1
+    a = input if da > 1 else input.unsqueeze(0)
+    b = other if db > 1 else other.unsqueeze(-1)
+    nb = _prod(batch)
+    a3 = a.expand(tuple(batch) + (n, ka)).reshape(nb, n, ka)
+    b3 = b.expand(tuple(batch) + (kb, p)).reshape(nb, kb, p)
+    r = _mm_apply(a3, b3, "BmmBackward0")
+    shape = tuple(batch) + ((n,) if da > 1 else ()) + ((p,) if db > 1 else ())
+    return _out(out, apply(UNSAFE_VIEW, (r,), {"shape": shape}))
+
+
+def _should_fold(t1, t2, has_out: bool) -> bool:
+    """torch's rule for computing a batched matmul as one mm/mv on a folded matrix: when the
+    larger operand is >= 3-D, the other <= 2-D, and folding needs no copy (or saves one in backward)."""
+    larger = t1.ndim >= t2.ndim
+    big = t1 if larger else t2.transpose(-1, -2)
+    small_dim = t2.ndim if larger else t1.ndim
+    if not (big.ndim >= 3 and small_dim <= 2):
+        return False
+    small_requires_grad = t2.requires_grad if larger else t1.requires_grad
+    if small_requires_grad and not has_out:
+        return True
+    if t1.ndim == 2:
+        return False
+    if big.numel() == 0:
+        return True
+    shape, strides = big.shape, big.stride()
+    return all(strides[i] == strides[i + 1] * shape[i + 1] for i in range(big.ndim - 2))
+
+
+def _folded(t1, t2):
+    """The folded form: (.., n, k) -> (N, k) @ matrix or vector, then viewed back to (.., n[, p])."""
+    from .movement import UNSAFE_VIEW
+
+    transpose = t2.ndim > t1.ndim
+    if transpose:  # vector/matrix @ batch: fold the batch's transpose instead
+        t1, t2 = t2.transpose(-1, -2), (t1.t() if t1.ndim == 2 else t1)
+    out_shape = tuple(t1.shape[:-1])
+    folded = t1.reshape(-1, t1.shape[-1])
+    if t2.ndim == 2:
+        out_shape = out_shape + (t2.shape[1],)
+        r = apply(UNSAFE_VIEW, (mm(folded, t2),), {"shape": out_shape})
+        return r.transpose(-1, -2).contiguous() if transpose else r
+    return apply(UNSAFE_VIEW, (mv(folded, t2),), {"shape": out_shape})
 
 
 def _prod(xs):
@@ -150,17 +208,35 @@ def _prod(xs):
 
 
 def outer(input, vec2):
-    return input.unsqueeze(-1) * vec2
+    return input.reshape(-1, 1) * vec2
 
 
 ger = outer
 
 
-def addmm(input, mat1, mat2, *, beta=1, alpha=1):
-    r = mm(mat1, mat2)
-    if alpha != 1:
-        r = r * alpha
-    return r + (input if beta == 1 else input * beta)
+def addmm(input, mat1, mat2, *, beta=1, alpha=1, out=None):
+    """beta * input + alpha * (mat1 @ mat2), one node (AddmmBackward0), as nn.Linear uses it."""
+    if mat1.ndim != 2:
+        raise RuntimeError("mat1 must be a matrix, got {}-D tensor".format(mat1.ndim))
+    if mat2.ndim != 2:
+        raise RuntimeError("mat2 must be a matrix, got {}-D tensor".format(mat2.ndim))
+    if mat1.shape[1] != mat2.shape[0]:
+        raise RuntimeError(
+            f"mat1 and mat2 shapes cannot be multiplied ({mat1.shape[0]}x{mat1.shape[1]} and "
+            f"{mat2.shape[0]}x{mat2.shape[1]})")
+    _check_dtypes(mat1, mat2, "mm")
+    shape = (mat1.shape[0], mat2.shape[1])
+    if tuple(broadcast_shapes(tuple(input.shape), shape)) != shape:
+        raise RuntimeError(
+            f"The expanded size of the tensor ({shape[-1]}) must match the existing size ({input.shape[-1]}) at "
+            f"non-singleton dimension {input.ndim - 1}.  Target sizes: [{shape[0]}, {shape[1]}].  Tensor sizes: "
+            f"[{', '.join(map(str, input.shape))}]")
+    if input.dtype is not mat1.dtype:
+        raise RuntimeError(f"expected m1 and m2 to have the same dtype, but got: {_tn(input.dtype)} != "
+                           f"{_tn(mat1.dtype)}")
+    from .nn_ops import ADDMM  # the primitive lives with Linear, its main user
+
+    return _out(out, apply(ADDMM, (input, mat1, mat2), {"beta": beta, "alpha": alpha}))
 
 
 def _out(out, r):

@@ -93,6 +93,8 @@ def _vjp_view(ctx, saved, g):
 
 
 VIEW = defop("view", "view", _np_view, vjp=_vjp_view, grad_name="ViewBackward0")
+# a view of a fresh copy (reshape's copying path, matmul's folding): torch names it UnsafeView
+UNSAFE_VIEW = defop("unsafe_view", "view", _np_view, vjp=_vjp_view, grad_name="UnsafeViewBackward0")
 
 
 def view(self, *shape):
@@ -121,7 +123,8 @@ def reshape(self, *shape):
     shape = infer_size(shape, self.numel())
     if view_strides(self._data.shape, self.stride(), shape) is not None:
         return apply(VIEW, (self,), {"shape": shape})
-    return apply(VIEW, (clone(self),), {"shape": shape})
+    # no view possible: a contiguous copy, viewed (torch: _unsafe_view(clone(contiguous)))
+    return apply(UNSAFE_VIEW, (apply(CONTIG, (self,)),), {"shape": shape})
 
 
 def view_as(self, other):
@@ -254,7 +257,7 @@ UNSQUEEZE = defop("unsqueeze", "view", lambda a, dim: np.expand_dims(a, dim),
                   vjp=lambda ctx, s, g: (g.squeeze(ctx.dim),))
 SQUEEZE = defop("squeeze", "view", lambda a, dims: np.squeeze(a, dims) if dims else a[...],
                 vjp=lambda ctx, s, g: (g.reshape(ctx.shapes[0]),),
-                grad_name=lambda a: "SqueezeBackward1" if a.get("explicit") else "SqueezeBackward0")
+                grad_name=lambda a: f"SqueezeBackward{int(a.get('explicit', 0))}")
 
 
 def unsqueeze(self, dim):
@@ -268,7 +271,7 @@ def squeeze(self, dim=None):
     else:
         ds = (dim,) if isinstance(dim, int) else tuple(dim)
         dims = tuple(d for d in (wrap_dim(x, self.ndim) for x in ds) if self.ndim and self.shape[d] == 1)
-    return apply(SQUEEZE, (self,), {"dims": dims, "explicit": dim is not None})
+    return apply(SQUEEZE, (self,), {"dims": dims, "explicit": 0 if dim is None else 1 if isinstance(dim, int) else 2})
 
 
 # ---- selecting parts: select, slice, narrow, split, unbind, as_strided, diagonal ----------------
@@ -277,6 +280,11 @@ _OVERLAPPING = ("as_strided", "unfold")  # views whose elements may alias each o
 
 def _np_view_scatter(g, shape, view, attrs):
     out = np.zeros(shape, dtype=g.dtype)
+    if view == "as_strided":
+        return _np_as_strided_scatter(g, out, attrs)
+    op = OPS[view]
+    if op.np_attrs is not None:
+        attrs = {k: v for k, v in attrs.items() if k in op.np_attrs}
     if view in _OVERLAPPING:
         # apply the same view to the flat positions, then add g at each position it names
         pos = OPS[view].numpy(np.arange(out.size).reshape(shape), **attrs)
@@ -284,6 +292,40 @@ def _np_view_scatter(g, shape, view, attrs):
         return acc.astype(g.dtype).reshape(shape)
     OPS[view].numpy(out, **attrs)[...] = g
     return out
+
+
+def _np_as_strided_scatter(g, out, attrs):
+    """as_strided's backward: each element of the view sits at a storage position; add its
+    gradient to the input element at that position (none there: dropped). Positions are
+    counted in elements from the input's first element, with the input's own strides."""
+    shape = out.shape
+    in_stride = attrs.get("in_stride") or _row_major(shape)
+
+    def positions(sizes, strides, start=0):
+        pos = np.full(sizes, start, dtype=np.int64)
+        for d, (n, st) in enumerate(zip(sizes, strides)):
+            view_shape = [1] * len(sizes)
+            view_shape[d] = n
+            pos = pos + (np.arange(n, dtype=np.int64) * st).reshape(view_shape)
+        return pos.reshape(-1)
+
+    in_pos = positions(shape, in_stride)
+    out_pos = positions(attrs["size"], attrs["stride"], attrs["offset"])
+    order = np.argsort(in_pos, kind="stable")
+    ranked = in_pos[order]
+    k = np.minimum(np.searchsorted(ranked, out_pos), max(ranked.size - 1, 0))
+    hit = ranked[k] == out_pos if ranked.size else np.zeros(out_pos.shape, bool)
+    flat = out.reshape(-1)
+    np.add.at(flat, order[k[hit]], g.reshape(-1)[hit])
+    return flat.reshape(shape)
+
+
+def _row_major(shape):
+    st, acc = [], 1
+    for n in reversed(shape):
+        st.append(acc)
+        acc *= n
+    return tuple(reversed(st))
 
 
 def _vjp_view_scatter(ctx, saved, g):
@@ -307,7 +349,25 @@ def _part_view(name, fn, grad_name=None):
 # the trailing Ellipsis keeps a 0-d result a view (NumPy would hand back a scalar copy)
 SELECT = _part_view("select", lambda a, dim, index: a[(slice(None),) * dim + (index, Ellipsis)])
 SLICE = _part_view("slice", lambda a, dim, start, stop, step: a[(slice(None),) * dim + (slice(start, stop, step),)])
-DIAGONAL = _part_view("diagonal", lambda a, offset, dim1, dim2: np.diagonal(a, offset, dim1, dim2))
+def _np_diagonal(a, offset, dim1, dim2):
+    """np.diagonal as a writable view: the other dims, then the diagonal as the last dim."""
+    n1, n2 = a.shape[dim1], a.shape[dim2]
+    length = max(min(n1, n2 - offset), 0) if offset >= 0 else max(min(n1 + offset, n2), 0)
+    keep = [i for i in range(a.ndim) if i not in (dim1, dim2)]
+    shape = tuple(a.shape[i] for i in keep) + (length,)
+    strides = tuple(a.strides[i] for i in keep) + (a.strides[dim1] + a.strides[dim2],)
+    if length == 0:
+        return np.zeros(shape, a.dtype)
+    # start from the diagonal's first element by slicing (a writable view of the same memory)
+    start = [slice(None)] * a.ndim
+    if offset >= 0:
+        start[dim2] = slice(offset, None)
+    else:
+        start[dim1] = slice(-offset, None)
+    return _np_strided_view(a[tuple(start)], shape, strides)
+
+
+DIAGONAL = _part_view("diagonal", _np_diagonal)
 
 
 def _np_as_strided(a, size, stride, offset):
@@ -368,7 +428,8 @@ def narrow(self, dim, start, length):
 def as_strided(self, size, stride, storage_offset=None):
     off = self.storage_offset() if storage_offset is None else storage_offset
     base_off = self.storage_offset()
-    return apply(AS_STRIDED, (self,), {"size": tuple(size), "stride": tuple(stride), "offset": off - base_off})
+    return apply(AS_STRIDED, (self,), {"size": tuple(size), "stride": tuple(stride), "offset": off - base_off,
+                                       "in_stride": self.stride()})
 
 
 def diagonal(self, offset=0, dim1=0, dim2=1):
@@ -383,7 +444,8 @@ def _vjp_split(ctx, saved, *gs):
     return (cat(list(gs), ctx.dim),)
 
 
-SPLIT = defop("split", "view", _np_split, vjp=_vjp_split, nout=0, grad_name="SplitBackward0")
+SPLIT = defop("split", "view", _np_split, vjp=_vjp_split, nout=0,
+              grad_name=lambda a: "SplitWithSizesBackward0" if a.get("sizes") else "SplitBackward0")
 
 
 def _np_unbind(a, dim):
@@ -419,7 +481,8 @@ def split(self, split_size_or_sections, dim=0):
         for s in sizes:
             bounds.append((acc, acc + s))
             acc += s
-    outs = _multi(SPLIT, self, {"dim": d, "bounds": tuple(bounds)}, len(bounds))
+    outs = _multi(SPLIT, self, {"dim": d, "bounds": tuple(bounds),
+                                "sizes": not isinstance(split_size_or_sections, int)}, len(bounds))
     return tuple(outs) if isinstance(outs, tuple) else (outs,)
 
 
@@ -433,10 +496,22 @@ def chunk(self, chunks, dim=0):
 
 
 def tensor_split(self, sections, dim=0):
+    """Pieces as slices (torch makes each one a SliceBackward0 view)."""
     d = wrap_dim(dim, self.ndim)
     n = self.shape[d]
-    q, r = divmod(n, sections)
-    return split(self, [q + 1] * r + [q] * (sections - r), d)
+    if isinstance(sections, int):
+        q, r = divmod(n, sections)
+        sizes = [q + 1] * r + [q] * (sections - r)
+        bounds, acc = [], 0
+        for k in sizes:
+            bounds.append((acc, acc + k))
+            acc += k
+    else:
+        cuts = [min(max(int(c), 0), n) for c in sections]
+        starts = [0] + cuts
+        ends = cuts + [n]
+        bounds = [(a, max(a, b)) for a, b in zip(starts, ends)]
+    return tuple(apply(SLICE, (self,), {"dim": d, "start": a, "stop": b, "step": 1}) for a, b in bounds)
 
 
 def unbind(self, dim=0):

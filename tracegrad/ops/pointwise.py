@@ -16,6 +16,7 @@ from ..dispatch import apply, binary
 from ..tensor import Tensor
 from .shape_util import broadcast_shapes, sum_to
 from .table import defop
+from ..autograd.record import name_by_args
 
 _DEFAULT = D.get_default_dtype
 
@@ -87,12 +88,16 @@ def _vjp_pow(ctx, saved, g):
         if a1 == 0:
             return (g * 0.0,)
         return (g * a1 * x ** (a1 - 1),)
-    if not isinstance(a0, Tensor):  # c ** x
-        out = saved[0]
-        return (g * out * math.log(a0) if a0 > 0 else g * out * float("nan") if a0 < 0 else g * 0.0 * out,)
+    if not isinstance(a0, Tensor):  # c ** x: saved (x, out)
+        x, out = saved
+        if a0 == 0:  # torch: 0 where the exponent is >= 0, else out * log(0)
+            return (where(x >= 0, g * 0.0, g * out * float("-inf")),)
+        return (g * out * (math.log(a0) if a0 > 0 else float("nan")),)
     x, y, out = saved
     gx = sum_to(g * y * where(y == 0, x * 0.0, x ** (y - 1)), ctx.shapes[0]) if ctx.needs[0] else None
-    gy = sum_to(g * out * where(x > 0, log(x), x * 0.0), ctx.shapes[1]) if ctx.needs[1] else None
+    # d/dy x**y = out * log(x); torch takes it as 0 where x == 0 and y >= 0 (and NaN for x < 0)
+    gy = sum_to(g * where(logical_and(x == 0, y >= 0), out * 0.0, out * log(x)), ctx.shapes[1]) \
+        if ctx.needs[1] else None
     return gx, gy
 
 
@@ -167,6 +172,14 @@ def _vjp_zero(ctx, saved, g):
     return tuple(sum_to(g * 0.0, s) if n else None for s, n in zip(ctx.shapes, ctx.needs))
 
 
+def _vjp_fmod(ctx, saved, g):
+    if len(ctx.shapes) == 1:
+        return (g if isinstance(ctx.args[0], Tensor) else g * 0.0,)
+    a, b = saved
+    gb = sum_to(-g * div(a, b, rounding_mode="trunc"), ctx.shapes[1]) if ctx.needs[1] else None
+    return (sum_to(g, ctx.shapes[0]) if ctx.needs[0] else None), gb
+
+
 def _vjp_remainder(ctx, saved, g):
     if len(ctx.shapes) == 1:
         return (g if isinstance(ctx.args[0], Tensor) else g * 0.0,)
@@ -192,7 +205,7 @@ _REMAINDER_LOWERING = {
 }
 REMAINDER = defop("remainder", "pointwise", _np_remainder, dtype=_promote, cast_inputs=True,
                   vjp=_vjp_remainder, save=(0, 1), lowering=_REMAINDER_LOWERING)
-FMOD = defop("fmod", "pointwise", np.fmod, dtype=_promote, cast_inputs=True, vjp=_vjp_remainder, save=(0, 1),
+FMOD = defop("fmod", "pointwise", np.fmod, dtype=_promote, cast_inputs=True, vjp=_vjp_fmod, save=(0, 1),
              lowering={"float": "libdevice.fmod({0}, {1})", "int": "{0} % {1}"})
 ATAN2 = defop("atan2", "pointwise", np.arctan2, dtype=_float_result, cast_inputs=True, save=(0, 1),
               vjp=lambda ctx, s, g: (sum_to(g * s[1] / (s[0] * s[0] + s[1] * s[1]), ctx.shapes[0]),
@@ -624,10 +637,14 @@ clip = clamp
 
 
 def clamp_min(input, min):
+    if not isinstance(min, Tensor):  # torch names this node ClampMinBackward0
+        return apply(CLAMP, (input,), {"lo": min, "hi": None, "name": "ClampMinBackward0"})
     return clamp(input, min=min)
 
 
 def clamp_max(input, max):
+    if not isinstance(max, Tensor):
+        return apply(CLAMP, (input,), {"lo": None, "hi": max, "name": "ClampMaxBackward0"})
     return clamp(input, max=max)
 
 
@@ -661,3 +678,16 @@ def lerp(input, end, weight, *, out=None):
 def to_dtype(x: Tensor, dtype: D.DType) -> Tensor:
     return apply(CAST, (x,), {"dtype": dtype})
 
+
+# ---- autograd: how torch lists these ops' inputs and names their nodes -----------------------
+# A Python number operand of add/sub/mul/div is wrapped into a tensor by torch, so it shows up
+# in next_functions as (None, 0); `rsub` takes it as a Scalar and does not list it.
+for _op in (ADD, MUL, DIV):
+    _op.edges = (0, 1)
+SUB.edges = lambda args, attrs: (1,) if attrs.get("rsub") else (0, 1)
+WHERE.edges = (1, 2)  # the condition is not differentiable, so torch does not list it
+CLAMP.grad_name = lambda attrs: attrs.get("name", "ClampBackward1")
+REMAINDER.grad_name = name_by_args(lambda attrs, args: "RemainderBackward1" if isinstance(args[1], Tensor)
+                                   else "RemainderBackward0")
+FMOD.grad_name = name_by_args(lambda attrs, args: "FmodBackward1" if isinstance(args[1], Tensor)
+                              else "FmodBackward0")

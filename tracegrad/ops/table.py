@@ -21,12 +21,12 @@ class Op:
     movement, random: the tracer's fusion pass groups nodes by it."""
 
     __slots__ = ("name", "kind", "numpy", "dtype", "vjp", "save", "grad_name", "lowering",
-                 "cast_inputs", "nout", "differentiable", "np_attrs", "quiet")
+                 "cast_inputs", "nout", "differentiable", "np_attrs", "quiet", "edges")
 
     def __init__(self, name: str, kind: str, numpy: Callable, *, dtype: Callable | None = None,
                  vjp: Callable | None = None, save: tuple = (), grad_name: str | None = None,
                  lowering=None, cast_inputs: bool = False, nout: int = 1, differentiable: bool = True,
-                 quiet: bool | None = None):
+                 quiet: bool | None = None, edges=None):
         self.name = name
         self.kind = kind
         self.numpy = numpy
@@ -42,6 +42,9 @@ class Op:
         # so ops that cannot raise those warnings in practice opt out with quiet=False
         self.quiet = quiet if quiet is not None else kind in ("pointwise", "reduce", "linalg", "scan")
         self.np_attrs = _accepted_kwargs(numpy)  # attrs the NumPy impl takes; the rest are for meta/vjp
+        # which arguments torch lists in grad_fn.next_functions (positions; a Python number shows as
+        # (None, 0)); None means every tensor argument. A callable gets (args, attrs).
+        self.edges = edges
 
 
 def _accepted_kwargs(fn):
