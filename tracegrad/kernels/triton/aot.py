@@ -26,7 +26,7 @@ from .launch import load
 from .render import KernelSource
 
 SM90 = 90
-_CACHE: dict[tuple[str, int], "Compiled"] = {}
+_CACHE: dict[tuple, "Compiled"] = {}
 
 
 @dataclass(frozen=True)
@@ -66,7 +66,8 @@ class Compiled:
 
 def compile_for(source: KernelSource, capability: int = SM90) -> Compiled:
     """Compile `source` for CUDA compute capability `capability` (90: H100) without a GPU."""
-    key = (source.text, capability)
+    # the text is dtype-generic (pointer types come with the signature): both make the key
+    key = (source.text, tuple(source.signature().items()), capability)
     hit = _CACHE.get(key)
     if hit is not None:
         return hit

@@ -17,7 +17,10 @@ the storage and the (shape, strides, offset) that describe the view in it.
 Triton's interpreter cannot call CUDA's libdevice; `LIBDEVICE` stands in for it
 with NumPy's functions of the same meaning, so the same source runs both ways.
 Likewise the generated `_tg_reduce_*` helpers (a `tl.reduce` with a jit combine,
-which the interpreter would run one element at a time) become NumPy reductions.
+which the interpreter would run one element at a time) become NumPy reductions,
+and `_tg_dot*` a NumPy matmul that reads bfloat16 bits as numbers (Triton's
+interpreter multiplies the raw uint16 bits) and rounds TF32 inputs as tensor
+cores do.
 
 How the interpreter is switched on: Triton reads its `TRITON_INTERPRET` knob when
 `@triton.jit` decorates a function. Generated modules are executed with the knob
@@ -220,6 +223,43 @@ def _reducer(np_fn):
     return call
 
 
+def _as_f32(t) -> np.ndarray:
+    """An interpreter tensor's values as float32 (bfloat16 arrives as its uint16 bits)."""
+    import triton.language as tl
+
+    data = t.handle.data
+    if t.dtype == tl.bfloat16:
+        return (data.astype(np.uint32) << 16).view(np.float32)
+    return data.astype(np.float32)
+
+
+def _round_tf32(x: np.ndarray) -> np.ndarray:
+    """float32 rounded to TF32's 10-bit mantissa (to nearest even), as tensor cores read it."""
+    b = x.astype(np.float32).view(np.uint32)
+    r = (b + np.uint32(0xFFF) + ((b >> 13) & np.uint32(1))) & np.uint32(0xFFFFE000)
+    return np.where(np.isfinite(x), r.view(np.float32), x)
+
+
+def _dot(precision: str):
+    """The matmul template's `_tg_dot*` helper on NumPy: products summed in the accumulator's type."""
+
+    def call(a, b, acc, *_, **__):
+        import triton.language as tl
+        from triton.runtime.interpreter import TensorHandle
+
+        acc_np = acc.handle.data
+        if acc_np.dtype == np.float64:
+            x, y = a.handle.data.astype(np.float64), b.handle.data.astype(np.float64)
+        else:
+            x, y = _as_f32(a), _as_f32(b)
+            if precision == "tf32":
+                x, y = _round_tf32(x), _round_tf32(y)
+        out = (np.matmul(x, y) + acc_np).astype(acc_np.dtype)
+        return tl.tensor(TensorHandle(out, acc.dtype), acc.type)
+
+    return call
+
+
 # the tree reductions of generated kernels, as NumPy reductions (np.max/np.min propagate NaN,
 # as torch's max does; np.sum sums pairwise, close to the GPU's tree)
 REDUCERS = {
@@ -227,4 +267,7 @@ REDUCERS = {
     "_tg_reduce_mul": _reducer(np.prod),
     "_tg_reduce_max": _reducer(np.max),
     "_tg_reduce_min": _reducer(np.min),
+    "_tg_dot": _dot("ieee"),
+    "_tg_dot_ieee": _dot("ieee"),
+    "_tg_dot_tf32": _dot("tf32"),
 }

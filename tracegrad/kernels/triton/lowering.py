@@ -170,8 +170,6 @@ def needs_result_cast(op: Op, natural: D.DType | None, out_ctype: D.DType) -> bo
     meets; smaller integer types widen against int32 literals, so they get a cast."""
     if natural is None:
         return True
-    if op.name == "to_copy":
-        return True
     return not (natural is out_ctype and natural in (D.float32, D.float64, D.int32, D.int64, D.bool_))
 
 
@@ -243,3 +241,9 @@ HELPERS = {
         f"    return tl.reduce(x, axis, _tg_{c}, keep_dims=True)\n")
     for c, body in _COMBINE_BODY.items()
 }
+# the matmul template's dot: a helper too, so that the interpreter can run it on NumPy
+# (Triton's interpreter multiplies bfloat16 operands as raw uint16 bits and ignores TF32)
+HELPERS["dot"] = "@triton.jit\ndef _tg_dot(a, b, acc):\n    return tl.dot(a, b, acc)\n"
+for _p in ("ieee", "tf32"):
+    HELPERS[f"dot_{_p}"] = (f"@triton.jit\ndef _tg_dot_{_p}(a, b, acc):\n"
+                            f"    return tl.dot(a, b, acc, input_precision=\"{_p}\")\n")

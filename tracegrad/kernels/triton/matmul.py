@@ -120,9 +120,12 @@ class MatmulRenderer(Renderer):
         else:
             body.append(f"    a_tile = tl.load(a_ptrs, mask=rk[None, :] < {K} - k, other=0.0)")
             body.append(f"    b_tile = tl.load(b_ptrs, mask=rk[:, None] < {K} - k, other=0.0)")
-        precision = "tf32" if (a.dtype is D.float32 and mm.allow_tf32) else "ieee"
-        prec = f', input_precision="{precision}"' if a.dtype in (D.float32, D.float64) else ""
-        body.append(f"    acc = tl.dot(a_tile, b_tile, acc{prec})")
+        if a.dtype in (D.float32, D.float64):
+            dot = "dot_tf32" if (a.dtype is D.float32 and mm.allow_tf32) else "dot_ieee"
+        else:
+            dot = "dot"
+        self.helpers.add(dot)
+        body.append(f"    acc = _tg_{dot}(a_tile, b_tile, acc)")
         body.append(f"    a_ptrs += BLOCK_K{_times(sak)}")
         body.append(f"    b_ptrs += BLOCK_K{_times(sbk)}")
         body += midx.lines() + nidx.lines()
@@ -154,6 +157,8 @@ class MatmulRenderer(Renderer):
             else:
                 body += self.step_lines(self.steps[name], casts)
         for st in spec.stores:
+            if st.value in (mm.a, mm.b):
+                raise LoweringError("a matmul kernel stores its epilogue's values, not its operands")
             key = ("store", st.name)
             body.append(self.store_line(st, offsets[key], mask_for(key)))
         constexprs = {"BLOCK_M": bm, "BLOCK_N": bn, "BLOCK_K": bk, "GROUP_M": gm}

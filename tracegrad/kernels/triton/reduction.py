@@ -195,8 +195,9 @@ class ReductionRenderer(Renderer):
                 body += self._post(st, red)
             else:
                 body += self._value_lines(name, casts)
-        for st in self.spec.stores:
-            body += self._store_lines(st)
+            for st in self.spec.stores:  # stored as soon as computed
+                if st.value == name:
+                    body += self._store_lines(st)
         return body
 
     def _order(self) -> list[str]:

@@ -220,7 +220,7 @@ class Renderer:
         if out_dt is D.bool_ and not op.cast_inputs:
             natural = D.bool_
         elif op.name == "to_copy":
-            natural = None
+            natural = step.attrs["dtype"]  # the lowering converts to the target's own type
         else:
             natural = key_ct
         if needs_result_cast(op, natural, out_ct):
@@ -292,10 +292,14 @@ class PointwiseRenderer(Renderer):
         shape = shapes[0]
         wide = numel >= 2 ** 31 or any(IX.max_offset(shape, s[0], o[2]) >= 2 ** 31
                                         for s, o in zip(strides, operands))
-        xblock = int(spec.options.get("XBLOCK", min(1024, max(32, next_pow2(numel)))))
-        num_warps = max(1, min(4, xblock // 128))
+        # at least 4 elements per thread (one 128-bit access of float32), 8 in big blocks
+        xblock = int(spec.options.get("XBLOCK", min(1024, max(128, next_pow2(numel)))))
+        num_warps = max(1, min(4, xblock // 256))
         idx = IX.LinearIndex("offs", shape, "x")
-        exprs = [IX.join_offsets([idx.expr(s[0])], o[2]) for s, o in zip(strides, operands)]
+        parts = [idx.expr(s[0]) for s in strides]
+        exprs = [IX.join_offsets([p], o[2]) for p, o in zip(parts, operands)]
+        # an operand that does not move with the index (a 0-dim tensor) is one scalar load, unmasked
+        moves = {o[0]: p is not None for p, o in zip(parts, operands)}
         body = ["pid = tl.program_id(0)" + (".to(tl.int64)" if wide else ""),
                 "offs = pid * XBLOCK + tl.arange(0, XBLOCK)"]
         mask = None
@@ -307,11 +311,14 @@ class PointwiseRenderer(Renderer):
         casts: dict = {}
         for name in self._order():
             if name in self.loads:
-                body.append(self.load_line(self.loads[name], expr_of[("load", name)], mask))
+                key = ("load", name)
+                body.append(self.load_line(self.loads[name], expr_of[key], mask if moves[key] else None))
             else:
                 body += self.step_lines(self.steps[name], casts)
-        for st in spec.stores:
-            body.append(self.store_line(st, expr_of[("store", st.name)], mask))
+            # store a value as soon as it exists: it need not stay in registers until the end
+            for st in spec.stores:
+                if st.value == name:
+                    body.append(self.store_line(st, expr_of[("store", st.name)], mask))
         return self.source("pointwise", {"XBLOCK": xblock}, (cdiv(numel, xblock),), num_warps, 1, body)
 
     def _order(self) -> list[str]:
