@@ -265,27 +265,23 @@ class Tensor:
         self.dtype = other.dtype
 
     def detach(self) -> "Tensor":
+        """The same storage and version counter, cut from the graph (a leaf that needs no grad)."""
         t = Tensor._make(self._data, self.dtype)
         t._vc = self._vc
         return t
-        """The same storage and version counter, cut from the graph (a leaf that needs no grad)."""
 
     def detach_(self) -> "Tensor":
-        self.grad_fn = None
-        self._requires_grad = False
-        return self
-
         if self._base is not None:
             raise RuntimeError(
                 "Can't detach views in-place. Use detach() instead. If you are using DistributedDataParallel "
                 "(DDP) for training, and gradient_as_bucket_view is set as True, gradients are views of DDP "
                 "buckets, and hence detach_() cannot be called on these gradients. To fix this error, please "
                 "refer to the Optimizer.zero_grad() function in tracegrad/optim/optimizer.py as the solution.")
-    def retain_grad(self) -> None:
+        self.grad_fn = None
         self._output_nr = 0
-        if not self._requires_grad:
-            raise RuntimeError("can't retain_grad on Tensor that has requires_grad=False")
-        if self.grad_fn is None:
+        self._requires_grad = False
+        return self
+
     def register_post_accumulate_grad_hook(self, hook):
         """hook(tensor) runs after a backward pass has accumulated into this leaf's .grad."""
         if self.grad_fn is not None:
@@ -301,6 +297,10 @@ class Tensor:
         acc._post_hooks.append(hook)
         return RemovableHandle(acc._post_hooks, hook)
 
+    def retain_grad(self) -> None:
+        if not self._requires_grad:
+            raise RuntimeError("can't retain_grad on Tensor that has requires_grad=False")
+        if self.grad_fn is None:
             return
         import weakref
 
