@@ -252,7 +252,8 @@ class _Reader:
             return items if kind == "list" else tuple(items) if kind == "tuple" else set(items)
         if kind in ("dict", "odict", "counter"):
             cls = {"dict": dict, "odict": OrderedDict, "counter": Counter}[kind]
-            out = cls((_hashable(self.decode(k)), self.decode(x)) for k, x in v["items"])
+            pairs = [(_hashable(self.decode(k)), self.decode(x)) for k, x in v["items"]]
+            out = Counter(dict(pairs)) if cls is Counter else cls(pairs)
             if "metadata" in v and kind == "odict":  # a Module state_dict's per-module versions
                 out._metadata = self.decode(v["metadata"])
             return out
