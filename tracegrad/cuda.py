@@ -1,16 +1,21 @@
 """`tracegrad.cuda`: queries that answer honestly on a machine without a GPU.
 
-The CUDA runtime (driver bindings, caching allocator, Triton launch) is not part
-of this build yet; until it is, no CUDA device is ever reported."""
+is_available() and device_count() ask the CUDA driver (through cuda-bindings,
+imported only here and only when asked); without the bindings, a driver or a
+device they answer False and 0, and never raise."""
 from __future__ import annotations
 
 
 def is_available() -> bool:
-    return False
+    from .kernels.cuda import driver
+
+    return driver.is_available()
 
 
 def device_count() -> int:
-    return 0
+    from .kernels.cuda import driver
+
+    return driver.device_count()
 
 
 def synchronize() -> None:
