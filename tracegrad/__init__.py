@@ -41,6 +41,7 @@ from .creation import (tensor, as_tensor, asarray, from_numpy, empty, zeros, one
 from .printing import set_printoptions
 from . import nn, optim, utils
 from .serialization import save, load
+from .tracer import trace, compile, explain
 
 float = float32
 double = float64

@@ -13,7 +13,7 @@ import numpy as np
 
 from . import dtypes as D
 from .device import check_device
-from .dispatch import to_storage
+from .dispatch import to_storage, TRACER as _TRACER
 from .tensor import Tensor
 
 
@@ -76,6 +76,8 @@ def set_rng_state(state) -> None:
 
 
 def _rng(generator):
+    if _TRACER[0] is not None:  # a random draw inside a traced function would be frozen into the graph
+        _TRACER[0].random_used()
     return (generator or default_generator)._rng
 
 
@@ -101,6 +103,8 @@ def from_values(arr: np.ndarray, dtype: D.DType, requires_grad: bool = False) ->
     t = Tensor._make(to_storage(np.asarray(arr), dtype), dtype)
     if requires_grad:
         t.requires_grad_(True)
+    if _TRACER[0] is not None:  # made while tracing: a constant of the graph
+        _TRACER[0].made(t)
     return t
 
 
@@ -109,6 +113,8 @@ def _finish(arr, dtype, device, requires_grad) -> Tensor:
     t = Tensor._make(arr, dtype)
     if requires_grad:
         t.requires_grad_(True)
+    if _TRACER[0] is not None:  # made while tracing: a constant of the graph
+        _TRACER[0].made(t)
     return t
 
 

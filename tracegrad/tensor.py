@@ -244,6 +244,10 @@ class Tensor:
                 raise RuntimeError("assigned grad has data of a different size")
             if value.dtype is not self.dtype:
                 raise RuntimeError("assigned grad has data of a different type")
+        from .dispatch import TRACER
+
+        if TRACER[0] is not None:  # traced: the tracer restores .grad afterwards and replays the change
+            TRACER[0].touch_grad(self)
         self._grad = value
 
     @property

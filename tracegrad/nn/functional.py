@@ -409,6 +409,15 @@ def _update_running(rm: Tensor, rv: Tensor, mean: Tensor, invstd: Tensor, eps: f
     """running = (1 - momentum) * running + momentum * batch stat, in place (a buffer update, no autograd)."""
     from ..dispatch import values, to_storage
 
+    if _tracing():  # traced: the same update as ops, which the tracer records (memory is not readable)
+        from ..autograd.grad_mode import no_grad
+
+        with no_grad():
+            var_t = (1.0 / (invstd * invstd) - eps) * (n / (n - 1))
+            for buf, stat in ((rm, mean), (rv, var_t)):
+                if buf is not None:
+                    buf.mul_(1 - momentum).add_(stat.to(buf.dtype) * momentum)
+        return
     m = values(mean).astype(np.float64)
     var = 1.0 / values(invstd).astype(np.float64) ** 2 - eps
     unbiased = var * n / (n - 1)
@@ -439,7 +448,7 @@ def embedding(input: Tensor, weight: Tensor, padding_idx: Optional[int] = None, 
             assert padding_idx >= -n, "Padding_idx must be within num_embeddings"
             padding_idx = n + padding_idx
     idx = input._data
-    if idx.size and (idx.min() < 0 or idx.max() >= n):
+    if idx.size and not _tracing() and (idx.min() < 0 or idx.max() >= n):  # traced: no values to check
         raise IndexError("index out of range in self")
     if max_norm is not None:
         _embedding_renorm(weight, idx, max_norm, norm_type)

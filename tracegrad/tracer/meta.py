@@ -1,0 +1,134 @@
+"""Output metadata of one op, derived from the op's own NumPy implementation.
+
+No op has a hand-written shape rule in the tracer. Each op kind is run on
+stand-ins that cost nothing:
+
+    view       the op's NumPy function runs on the input's stand-in array (fresh
+               zero pages, never written): the result is a NumPy view of it, with
+               exactly the shape, strides and offset eager mode gives.
+    pointwise  the output shape is the broadcast of the inputs' shapes (that is what
+               the kind means) and its memory order follows torch's rule for
+               elementwise results; the NumPy function still runs, on one-element
+               stand-ins, so an op that refuses its input dtypes raises here as it
+               would eagerly.
+    other      the NumPy function runs on zero-stride broadcast stand-ins of the full
+               shape (one element of memory each): reductions, matmul, indexing,
+               movement, scans return arrays of the right shape.
+
+Stand-ins hold zeros; an op that refuses zeros (an integer divisor) gets ones.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from .. import dtypes as D
+from ..tensor import Tensor
+from .graph import np_attrs
+
+
+def _value_dtype(a: Tensor, compute, op) -> np.dtype:
+    """The NumPy dtype `dispatch.apply` hands op.numpy for tensor `a`."""
+    if compute is not None and a.dtype is not compute:
+        return D.compute_np(compute)
+    if a.dtype is D.bfloat16 and op.kind != "view":
+        return np.dtype(np.float32)
+    return a._data.dtype
+
+
+def _is_const(a) -> bool:
+    s = a._sym
+    return s is not None and s.value is not None and s.value.kind == "const" and s.value.data is not None
+
+
+def _const_values(a, compute, op):
+    from ..dispatch import bf16_to_f32
+
+    arr = a._data
+    if a.dtype is D.bfloat16 and op.kind != "view":
+        arr = bf16_to_f32(arr)
+    want = _value_dtype(a, compute, op)
+    return arr if arr.dtype == want else arr.astype(want)
+
+
+def _fill(shape, dt, fill):
+    base = np.full(1, fill, dtype=dt)
+    return np.lib.stride_tricks.as_strided(base, tuple(shape), (0,) * len(shape))
+
+
+def _run(op, args, attrs, compute, shrink: bool, fill):
+    vals = []
+    for a in args:
+        if isinstance(a, Tensor):
+            if not shrink and _is_const(a):  # a constant's values are known: use them (a mask decides sizes)
+                vals.append(_const_values(a, compute, op))
+                continue
+            shape = (1,) * a.ndim if shrink else a._data.shape
+            vals.append(_fill(shape, _value_dtype(a, compute, op), fill))
+        elif type(a) is list or type(a) is tuple:
+            vals.append([_fill(x._data.shape, np.float32 if x.dtype is D.bfloat16 else x._data.dtype, fill)
+                         if isinstance(x, Tensor) else x for x in a])
+        else:
+            vals.append(a)
+    with np.errstate(all="ignore"):
+        return op.numpy(*vals, **np_attrs(op, attrs))
+
+
+def run_on_standins(op, args, attrs, compute, shrink: bool = False):
+    """op.numpy on stand-ins: zeros first, ones if the op refuses zeros."""
+    try:
+        return _run(op, args, attrs, compute, shrink, 0)
+    except Exception as first:  # noqa: BLE001 - retried, then re-raised as is
+        try:
+            return _run(op, args, attrs, compute, shrink, 1)
+        except Exception:  # noqa: BLE001
+            raise first from None
+
+
+def pointwise_layout(shape, tensors) -> tuple | None:
+    """The strides torch gives an elementwise result (None: row-major)."""
+    if len(shape) < 2:
+        return None
+    if all(t._data.flags.c_contiguous for t in tensors):
+        return None
+    try:
+        from ..ops.shape_util import pointwise_strides
+    except ImportError:  # pragma: no cover - older op library
+        return None
+    return pointwise_strides(shape, [(t._data.shape, t.stride()) for t in tensors])
+
+
+def infer(op, args, attrs, dtype, compute):
+    """Returns (kind, results): for views, the result arrays (views of the stand-ins);
+    otherwise a list of (shape, strides-or-None) per output."""
+    if op.kind == "view":
+        vals = [a._data if isinstance(a, Tensor) else a for a in args]
+        res = op.numpy(*vals, **np_attrs(op, attrs))
+        return "view", (res if op.nout != 1 else (res,))
+    tensors = [a for a in args if isinstance(a, Tensor)]
+    if op.kind == "pointwise":
+        run_on_standins(op, args, attrs, compute, shrink=True)
+        shape = np.broadcast_shapes(*[t._data.shape for t in tensors]) if tensors else ()
+        numel = 1
+        for s in shape:
+            numel *= s
+        strides = pointwise_layout(shape, tensors) if numel >= 2 else None
+        return "array", [(tuple(shape), strides)]
+    res = run_on_standins(op, args, attrs, compute)
+    if op.nout == 1:
+        res = (res,)
+    shapes = [tuple(np.shape(r)) for r in res]
+    if any((t.dtype is D.bool_ or not t.dtype.is_floating_point) and not _is_const(t) for t in tensors):
+        # a mask or an index may decide the output's size (masked_select): zeros and ones must agree
+        try:
+            other = _run(op, args, attrs, compute, False, 1)
+        except Exception:  # noqa: BLE001 - ones are not valid for every op; zeros decided
+            other = None
+        if other is not None:
+            other = (other,) if op.nout == 1 else other
+            if [tuple(np.shape(r)) for r in other] != shapes:
+                raise DataDependentShape(op.name)
+    return "array", [(s, None) for s in shapes]
+
+
+class DataDependentShape(Exception):
+    """The op's output shape depends on the values of its inputs."""
