@@ -109,7 +109,9 @@ def markdown(result: dict) -> str:
     parts += ["", f"Command: `{result['command']}`", "",
               "Times are medians per call. `a ÷ b` is a's time over b's (below 1: a is faster). "
               "`tg rate` is tracegrad eager's GB/s (one read of each input, one write of the "
-              "output) or GFLOP/s. FAIL: the output did not match torch, so it was not timed.", ""]
+              "output) or GFLOP/s. `kernels`: kernels launched per call, from `tracegrad.explain` "
+              "(blank while it does not exist). FAIL: the output did not match torch, so it "
+              "was not timed.", ""]
     parts.append(table(rows, result["systems"]))
     if result.get("targets"):
         parts += ["", "## Targets", ""] + targets_md(result["targets"])
