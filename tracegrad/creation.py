@@ -112,6 +112,8 @@ def _finish(arr, dtype, device, requires_grad) -> Tensor:
     check_device(device)
     t = Tensor._make(arr, dtype)
     if requires_grad:
+        if not dtype.is_floating_point:  # the factories' wording (capital O, "and complex")
+            raise RuntimeError("Only Tensors of floating point and complex dtype can require gradients")
         t.requires_grad_(True)
     if _TRACER[0] is not None:  # made while tracing: a constant of the graph
         _TRACER[0].made(t)

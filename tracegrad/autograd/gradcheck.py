@@ -120,6 +120,7 @@ def gradgradcheck(func: Callable, inputs, grad_outputs=None, *, eps: float = 1e-
     from ..creation import from_values
     from .. import dtypes as D
     from . import grad as autograd_grad
+    from .grad_mode import enable_grad
 
     inputs = _as_tuple(inputs) if not isinstance(inputs, list) else tuple(inputs)
     outs = _as_tuple(func(*inputs))
@@ -133,6 +134,10 @@ def gradgradcheck(func: Callable, inputs, grad_outputs=None, *, eps: float = 1e-
     diff = [x for x in inputs if isinstance(x, Tensor) and x.requires_grad]
 
     def first_grads(*args):
+        with enable_grad():  # gradcheck evaluates it under no_grad for the finite differences
+            return _first_grads(*args)
+
+    def _first_grads(*args):
         xs, gos = args[:n], args[n:]
         ys = [o for _, o in _float_outputs(_as_tuple(func(*xs))) if o.requires_grad]
         dxs = [x for x in xs if isinstance(x, Tensor) and x.requires_grad]

@@ -1,0 +1,671 @@
+"""The backward engine, grad_fn objects, hooks and grad mode, against torch.
+
+Each test writes its scenario once as `fn(m)` and runs it with `m = torch` and
+`m = tracegrad`; what the scenario returns (values, names, printed text, error
+type and message) must agree. Messages are compared with `tracegrad.` written
+as `torch.`. torch is only the reference; tracegrad never imports it."""
+from __future__ import annotations
+
+import gc
+import re
+import sys
+import warnings
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+
+import tracegrad  # noqa: E402
+
+LIBS = (torch, tracegrad)
+
+
+# ---------------------------------------------------------------------------
+# helpers
+# ---------------------------------------------------------------------------
+def _norm(text: str) -> str:
+    """Printed text with tracegrad. as torch. and object addresses blanked."""
+    text = text.replace("tracegrad.", "torch.").replace("tracegrad::", "torch::")
+    text = re.sub(r" \(Triggered internally at [^)]*\)", "", text)  # torch's C++ source location
+    return re.sub(r"0x[0-9a-fA-F]+", "0x?", text)
+
+
+def _plain(x):
+    """A comparable form of what a scenario returns: tensors become (values, dtype, requires_grad)."""
+    if isinstance(x, (torch.Tensor, tracegrad.Tensor)):
+        return ("tensor", np.asarray(x.detach().double().numpy()), str(x.dtype).split(".")[-1], x.requires_grad)
+    if isinstance(x, (list, tuple)):
+        return type(x).__name__, [_plain(v) for v in x]
+    if isinstance(x, str):
+        return _norm(x)
+    return x
+
+
+def _match(a, b) -> bool:
+    """Structural equality; tensor values within float32 (or float64) tolerance."""
+    if isinstance(a, np.ndarray) or isinstance(b, np.ndarray):
+        return (isinstance(a, np.ndarray) and isinstance(b, np.ndarray) and a.shape == b.shape
+                and np.allclose(a, b, rtol=2e-6, atol=1e-6, equal_nan=True))
+    if isinstance(a, tuple) and isinstance(b, tuple) or isinstance(a, list) and isinstance(b, list):
+        return len(a) == len(b) and all(_match(x, y) for x, y in zip(a, b))
+    if isinstance(a, float) and isinstance(b, float):
+        return a == b or abs(a - b) <= 1e-6 * max(1.0, abs(b)) or (a != a and b != b)
+    return a == b
+
+
+def both(fn):
+    """Run fn(torch) and fn(tracegrad); return both results (or the raised error)."""
+    out = []
+    for m in LIBS:
+        try:
+            out.append(("ok", _plain(fn(m))))
+        except Exception as e:  # compared below: same type, same message
+            out.append(("raised", type(e).__name__, _norm(str(e))))
+    return out
+
+
+def same(fn):
+    ref, ours = both(fn)
+    assert _match(ours, ref), f"\ntracegrad: {ours}\ntorch:     {ref}"
+    return ref
+
+
+def raises_same(fn, phrase=None):
+    """Both raise the same exception type with the same message (or share `phrase`)."""
+    ref, ours = both(fn)
+    assert ref[0] == "raised", f"torch did not raise: {ref}"
+    assert ours[0] == "raised", f"tracegrad did not raise (torch: {ref})"
+    assert ours[1] == ref[1]
+    if phrase is None:
+        assert ours[2] == ref[2]
+    else:
+        assert phrase in ours[2] and phrase in ref[2]
+
+
+def names(t, depth=3):
+    """The graph below t as nested (name, [children]) down to `depth`."""
+    def walk(fn, d):
+        if fn is None:
+            return None
+        if d == 0:
+            return type(fn).__name__
+        return (type(fn).__name__, [walk(n, d - 1) for n, _ in fn.next_functions])
+    return walk(t.grad_fn, depth)
+
+
+def leaf(m, values, dtype=None):
+    return m.tensor(values, dtype=dtype or m.float32, requires_grad=True)
+
+
+# ---------------------------------------------------------------------------
+# grad_fn objects: names, next_functions, printing
+# ---------------------------------------------------------------------------
+def test_printing_requires_grad_and_grad_fn():
+    def fn(m):
+        x = m.ones(2, 2, requires_grad=True)
+        y = x + 2
+        z = y * y * 3
+        out = z.mean()
+        return [str(x), str(y), str(z), str(out), repr(y.grad_fn).split(" object")[0],
+                str(m.ones(2) * 2), str(x.detach()), str((x * 2).sum(0))]
+    same(fn)
+
+
+@pytest.mark.parametrize("expr", [
+    "x + 2", "x * y", "(x * y).sum()", "(x * y).sum(0)", "x.mean()", "x.mean(1)", "x ** 2", "x ** y",
+    "2 ** x", "x.exp()", "x @ y.t()", "x.view(6)", "x.t()", "x[0]", "x[:, 1:]", "x[[0, 1]]",
+    "x.reshape(3, 2)", "x.t().reshape(6)", "x.unsqueeze(0).expand(2, 2, 3) @ y.t()", "x.relu()",
+    "x.sigmoid() * y.tanh()", "(x - y) / (y + 3)", "x.max(1)[0]", "x.permute(1, 0).contiguous()",
+])
+def test_graph_names_match_torch(expr):
+    """grad_fn names and the graph shape (three levels of next_functions), torch's names."""
+    def fn(m):
+        x = leaf(m, [[1., 2., 3.], [4., 5., 6.]])
+        y = leaf(m, [[0.5, -1., 2.], [1.5, 0.25, -2.]])
+        r = eval(expr, {"x": x, "y": y})
+        return names(r)
+    same(fn)
+
+
+def test_accumulate_grad_node():
+    def fn(m):
+        x = leaf(m, [1., 2.])
+        y = x * 2
+        acc, nr = y.grad_fn.next_functions[0]
+        return [type(acc).__name__, nr, acc.variable is x, acc.next_functions, acc.name(),
+                y.grad_fn.name(), x.grad_fn, x.is_leaf, y.is_leaf,
+                y.grad_fn.next_functions[0][0] is (x * 3).grad_fn.next_functions[0][0]]
+    same(fn)
+
+
+def test_output_nr_in_next_functions():
+    def fn(m):
+        x = leaf(m, [[1., 2.], [3., 4.]])
+        a, b = x.unbind(0)
+        z = b * 2
+        return [[nr for _, nr in z.grad_fn.next_functions], type(z.grad_fn.next_functions[0][0]).__name__]
+    same(fn)
+
+
+# ---------------------------------------------------------------------------
+# backward: gradients, accumulation, roots
+# ---------------------------------------------------------------------------
+def test_tutorial_mean_backward():
+    def fn(m):
+        x = m.ones(2, 2, requires_grad=True)
+        out = ((x + 2) * (x + 2) * 3).mean()
+        out.backward()
+        return x.grad
+    same(fn)
+
+
+def test_backward_with_gradient_vector():
+    def fn(m):
+        x = leaf(m, [0.5, -1.0, 2.0])
+        y = x * 2
+        for _ in range(3):
+            y = y * 2
+        y.backward(m.tensor([0.1, 1.0, 0.0001]))
+        return x.grad
+    same(fn)
+
+
+def test_gradients_accumulate_and_zero():
+    def fn(m):
+        w = leaf(m, [1.])
+        x = leaf(m, [2.])
+        y = m.mul(m.add(w, x), m.add(w, 1))
+        y.backward()
+        first = w.grad.clone()
+        w.sum().backward()
+        second = w.grad.clone()
+        w.grad.data.zero_()
+        w.sum().backward()
+        return [first, second, w.grad, x.grad]
+    same(fn)
+
+
+def test_diamond_and_reuse():
+    """A tensor used on several paths gets the sum of their gradients."""
+    def fn(m):
+        x = leaf(m, [[1., -2.], [3., 0.5]])
+        y = x * 2
+        z = y * y + y.exp() - (y @ y).sum(1, keepdim=True) + y[0]
+        ((z + 1) ** 2).mean().backward()
+        return x.grad
+    same(fn)
+
+
+def test_multiple_roots_and_grad_tensors():
+    def fn(m):
+        x = leaf(m, [1., 2., 3.])
+        a = x * 2
+        b = (x ** 2).sum()
+        m.autograd.backward([a, b], [m.tensor([1., 0.5, 0.25]), m.tensor(2.)])
+        return x.grad
+    same(fn)
+
+
+def test_backward_on_leaf_and_inputs_argument():
+    def fn(m):
+        x = leaf(m, [1., 2.])
+        y = leaf(m, [3., 4.])
+        x.backward(m.tensor([5., 6.]))  # a leaf as the root
+        z = (x * y).sum()
+        z.backward(inputs=[y])  # only y accumulates
+        return [x.grad, y.grad]
+    same(fn)
+
+
+def test_mixed_dtype_gradients_have_input_dtypes():
+    def fn(m):
+        a = leaf(m, [1., 2.], m.float32)
+        b = leaf(m, [3., 4.], m.float64)
+        c = leaf(m, [0.5, 0.25], m.float16)
+        ((a * b + c) ** 2).sum().backward()
+        return [a.grad, b.grad, c.grad]
+    same(fn)
+
+
+def test_integer_outputs_do_not_require_grad():
+    def fn(m):
+        x = leaf(m, [3., 1., 2.])
+        v, i = x.max(0)
+        return [v.requires_grad, i.requires_grad, i.grad_fn, x.argmax().requires_grad, (x > 1).requires_grad,
+                x.long().requires_grad]
+    same(fn)
+
+
+def test_multi_output_node_with_unused_outputs():
+    def fn(m):
+        x = leaf(m, [[1., 2., 3.], [4., 5., 6.]])
+        a, b, c = x.unbind(1)
+        (b * 3).sum().backward()
+        p, q = x.split([1, 2], 1)
+        (q ** 2).sum().backward()
+        return x.grad
+    same(fn)
+
+
+# ---------------------------------------------------------------------------
+# backward errors
+# ---------------------------------------------------------------------------
+def test_implicit_gradient_needs_scalar():
+    raises_same(lambda m: (leaf(m, [1., 2.]) ** 2).backward())
+
+
+def test_shape_mismatch_message():
+    raises_same(lambda m: (leaf(m, [1., 2., 3.]) * 2).backward(m.ones(2)))
+
+
+def test_no_grad_fn_message():
+    raises_same(lambda m: m.ones(3).sum().backward())
+
+
+def test_one_element_non_scalar_is_fine():
+    same(lambda m: [(lambda x: ((x * 3).backward(), x.grad)[1])(leaf(m, [2.]))])
+
+
+def test_backward_twice_through_saved_tensors_raises():
+    def fn(m):
+        x = leaf(m, [1., 2.])
+        z = (x * x).sum()
+        z.backward()
+        z.backward()
+    raises_same(fn)
+
+
+def test_backward_twice_without_saved_tensors_is_fine():
+    def fn(m):
+        x = leaf(m, [1., 2.])
+        z = (x + 1).sum()
+        z.backward()
+        z.backward()
+        return x.grad
+    same(fn)
+
+
+def test_retain_graph_allows_second_backward():
+    def fn(m):
+        x = leaf(m, [1., 2.])
+        z = (x * x).exp().sum()
+        z.backward(retain_graph=True)
+        z.backward()
+        return x.grad
+    same(fn)
+
+
+def test_grad_twice_raises_and_retain_graph_allows():
+    def fn(m):
+        x = leaf(m, [1., 2.])
+        z = (x.sin() * x).sum()
+        g1 = m.autograd.grad(z, x, retain_graph=True)
+        g2 = m.autograd.grad(z, x)
+        return [g1, g2]
+    same(fn)
+
+    def fn2(m):
+        x = leaf(m, [1., 2.])
+        z = (x.sin() * x).sum()
+        m.autograd.grad(z, x)
+        m.autograd.grad(z, x)
+    raises_same(fn2)
+
+
+# ---------------------------------------------------------------------------
+# retain_grad and .grad of non-leaves
+# ---------------------------------------------------------------------------
+def test_non_leaf_grad_is_none_with_warning():
+    def fn(m):
+        x = leaf(m, [1., 2.])
+        y = x * 2
+        with warnings.catch_warnings(record=True) as w:
+            warnings.simplefilter("always")
+            g = y.grad
+        return [g, [str(i.message) for i in w], [i.category.__name__ for i in w]]
+    ref, ours = both(fn)
+    assert ours[1][1][0] is None and ref[1][1][0] is None
+    assert ours[1][1][2] == ref[1][1][2] == ("list", ["UserWarning"])
+    assert ours[1][1][1][1][0].startswith("The .grad attribute of a Tensor that is not a leaf Tensor is being accessed.")
+    assert ours[1][1][1][1][0] == ref[1][1][1][1][0]
+
+
+def test_retain_grad():
+    def fn(m):
+        x = leaf(m, [1., 2., 3.])
+        y = x * 2
+        y.retain_grad()
+        z = y * y
+        z.retain_grad()
+        w = z.sum()
+        w.backward(retain_graph=True)
+        first = y.grad.clone()
+        w.backward()  # accumulates into the retained grad too
+        return [first, y.grad, z.grad, y.retains_grad, x.retains_grad, z.grad.requires_grad]
+    same(fn)
+
+
+def test_retain_grad_errors():
+    raises_same(lambda m: m.ones(2).retain_grad())
+
+
+def test_retain_grad_on_leaf_is_noop():
+    def fn(m):
+        x = leaf(m, [1.])
+        x.retain_grad()
+        (x * 2).sum().backward()
+        return [x.grad, x.retains_grad]
+    same(fn)
+
+
+# ---------------------------------------------------------------------------
+# autograd.grad
+# ---------------------------------------------------------------------------
+def test_grad_basic_and_non_leaf_inputs():
+    def fn(m):
+        x = leaf(m, [1., 2., 3.])
+        y = x * x
+        z = (y.sin() * 3).sum()
+        gy, gx = m.autograd.grad(z, [y, x], retain_graph=True)
+        (gx2,) = m.autograd.grad([z], (x,), grad_outputs=[m.tensor(2.)])
+        return [gy, gx, gx2, x.grad]
+    same(fn)
+
+
+def test_grad_allow_unused_and_materialize():
+    def fn(m):
+        x = leaf(m, [1., 2.])
+        u = leaf(m, [5.])
+        z = (x * 2).sum()
+        a = m.autograd.grad(z, [x, u], allow_unused=True, retain_graph=True)
+        b = m.autograd.grad(z, [x, u], materialize_grads=True)
+        return [a, b]
+    same(fn)
+
+
+def test_grad_unused_raises():
+    def fn(m):
+        x = leaf(m, [1., 2.])
+        u = leaf(m, [5.])
+        m.autograd.grad((x * 2).sum(), [x, u])
+    raises_same(fn)
+
+
+def test_grad_input_not_requiring_grad_raises():
+    raises_same(lambda m: m.autograd.grad((leaf(m, [1.]) * 2).sum(), [m.ones(1)]))
+
+
+def test_grad_does_not_touch_dot_grad_or_other_branches():
+    def fn(m):
+        x = leaf(m, [1., 2.])
+        w = leaf(m, [3., 4.])
+        z = (x * w).sum() + (w * w).sum()
+        (gx,) = m.autograd.grad(z, x)
+        return [gx, x.grad, w.grad]
+    same(fn)
+
+
+# ---------------------------------------------------------------------------
+# higher-order gradients
+# ---------------------------------------------------------------------------
+def test_create_graph_second_derivative():
+    def fn(m):
+        x = leaf(m, [0.5, -1.5, 2.0])
+        y = (x ** 3 + x.sin() * x).sum()
+        (g,) = m.autograd.grad(y, x, create_graph=True)
+        (gg,) = m.autograd.grad(g.sum(), x)
+        return [g, gg, g.requires_grad]
+    same(fn)
+
+
+def test_create_graph_backward_sets_grad_with_history():
+    def fn(m):
+        x = leaf(m, [1., 2.])
+        y = (x.exp() * x).sum()
+        y.backward(create_graph=True)
+        g = x.grad
+        has_fn = g.grad_fn is not None
+        x.grad = None
+        g.sum().backward()
+        return [has_fn, x.grad]
+    same(fn)
+
+
+def test_third_derivative_through_ops():
+    def fn(m):
+        x = leaf(m, [[0.3, -0.7], [1.1, 0.2]])
+        y = (x.tanh() @ x).sigmoid().sum() + (x * x).logsumexp(1).sum()
+        (g1,) = m.autograd.grad(y, x, create_graph=True)
+        (g2,) = m.autograd.grad(g1.pow(2).sum(), x, create_graph=True)
+        (g3,) = m.autograd.grad(g2.sum(), x)
+        return [g1, g2, g3]
+    same(fn)
+
+
+@pytest.mark.parametrize("op", [
+    lambda x: (x ** 3).sum(), lambda x: x.exp().mean(), lambda x: (x.sigmoid() * x.tanh()).sum(),
+    lambda x: x.norm(), lambda x: (x @ x.t()).logsumexp(1).sum(), lambda x: x.std(1).sum(),
+    lambda x: x.softmax(1)[:, 0].sum() if hasattr(x, "softmax") else x.sum(),
+    lambda x: x.prod(1).sum(), lambda x: x.cumprod(1).sum(), lambda x: x.max(1)[0].sum(),
+    lambda x: (x.abs() + 1).log().var(), lambda x: x.reshape(-1)[[0, 2, 2]].pow(2).sum(),
+])
+def test_gradgradcheck_ops(op):
+    x = tracegrad.tensor([[0.3, -0.7, 1.2], [1.1, 0.2, -0.4]], dtype=tracegrad.float64, requires_grad=True)
+    assert tracegrad.autograd.gradgradcheck(op, (x,))
+
+
+# ---------------------------------------------------------------------------
+# hooks
+# ---------------------------------------------------------------------------
+def test_tensor_hooks_on_leaf_and_non_leaf():
+    def fn(m):
+        seen = []
+        x = leaf(m, [1., 2.])
+        h1 = x.register_hook(lambda g: seen.append(("x", g.tolist())) or g * 10)
+        y = x * 3
+        y.register_hook(lambda g: seen.append(("y", g.tolist())))
+        y.register_hook(lambda g: g + 1)
+        (y * y).sum().backward()
+        first = x.grad.clone()
+        h1.remove()
+        x.grad = None
+        (x * 3).sum().backward()
+        return [first, x.grad, seen]
+    same(fn)
+
+
+def test_hook_on_tensor_without_grad_raises():
+    raises_same(lambda m: m.ones(2).register_hook(lambda g: g))
+
+
+def test_node_hooks_and_prehooks():
+    def fn(m):
+        seen = []
+        x = leaf(m, [1., 2.])
+        y = x.exp()
+        y.grad_fn.register_prehook(lambda go: seen.append(("pre", go[0].tolist())))
+        y.grad_fn.register_hook(lambda gi, go: seen.append(("post", gi[0].tolist(), go[0].tolist())))
+        z = (y * 2).sum()
+        z.grad_fn.register_hook(lambda gi, go: (gi[0] * 0.5,))
+        z.backward()
+        return [x.grad, seen]
+    same(fn)
+
+
+def test_post_accumulate_grad_hook():
+    def fn(m):
+        seen = []
+        x = leaf(m, [1., 2.])
+        x.register_post_accumulate_grad_hook(lambda t: seen.append(t.grad.tolist()))
+        (x * 2).sum().backward()
+        (x * 3).sum().backward()
+        return seen
+    same(fn)
+
+
+# ---------------------------------------------------------------------------
+# grad mode
+# ---------------------------------------------------------------------------
+def test_no_grad_context_and_decorators():
+    def fn(m):
+        x = leaf(m, [1., 2.])
+        res = [x.requires_grad, (x ** 2).requires_grad]
+        with m.no_grad():
+            y = x ** 2
+            res += [y.requires_grad, y.grad_fn, y.is_leaf, m.is_grad_enabled()]
+            with m.enable_grad():
+                res.append((x * 2).requires_grad)
+
+        @m.no_grad()
+        def f(t):
+            return t * 2
+
+        @m.no_grad
+        def g(t):
+            return t * 2
+
+        @m.enable_grad()
+        def h(t):
+            return t * 2
+
+        res += [f(x).requires_grad, g(x).requires_grad, m.is_grad_enabled()]
+        with m.no_grad():
+            res.append(h(x).requires_grad)
+        return res
+    same(fn)
+
+
+def test_set_grad_enabled_forms():
+    def fn(m):
+        x = leaf(m, [1.])
+        res = []
+        with m.set_grad_enabled(False):
+            res.append((x * 2).requires_grad)
+        res.append(m.is_grad_enabled())
+        m.set_grad_enabled(False)  # a plain call switches
+        res.append((x * 2).requires_grad)
+        m.set_grad_enabled(True)
+
+        @m.set_grad_enabled(False)
+        def f(t):
+            return t * 2
+
+        res += [m.is_grad_enabled(), f(x).requires_grad, m.is_grad_enabled()]
+        return res
+    same(fn)
+
+
+def test_inference_mode():
+    def fn(m):
+        x = leaf(m, [1., 2.])
+        with m.inference_mode():
+            y = x * 2
+            res = [y.requires_grad, m.is_grad_enabled(), m.is_inference_mode_enabled()]
+        with m.inference_mode(False):
+            res.append((x * 2).requires_grad)
+
+        @m.inference_mode()
+        def f(t):
+            return t * 2
+
+        return res + [f(x).requires_grad, m.is_inference_mode_enabled(), m.is_grad_enabled()]
+    same(fn)
+
+
+def test_no_grad_is_restored_after_exception():
+    def fn(m):
+        try:
+            with m.no_grad():
+                raise ValueError("boom")
+        except ValueError:
+            pass
+        return m.is_grad_enabled()
+    same(fn)
+
+
+# ---------------------------------------------------------------------------
+# requires_grad, detach, .data
+# ---------------------------------------------------------------------------
+def test_requires_grad_messages_for_integer_tensors():
+    raises_same(lambda m: m.tensor([1, 2], requires_grad=True))
+    raises_same(lambda m: m.ones(2, dtype=m.long).requires_grad_())
+    raises_same(lambda m: setattr(m.ones(2, dtype=m.int32), "requires_grad", True))
+    raises_same(lambda m: m.zeros(2, dtype=m.int64, requires_grad=True))
+
+
+def test_requires_grad_false_on_non_leaf_raises():
+    raises_same(lambda m: (leaf(m, [1.]) * 2).requires_grad_(False))
+
+
+def test_requires_grad_flag_roundtrip():
+    def fn(m):
+        a = m.ones(2)
+        r = [a.requires_grad, a.requires_grad_().requires_grad, a.is_leaf]
+        a.requires_grad = False
+        r.append(a.requires_grad)
+        b = (leaf(m, [1.]) * 2)
+        return r + [b.requires_grad_(True).requires_grad]  # requires_grad_(True) is fine on a non-leaf
+    same(fn)
+    raises_same(lambda m: setattr(leaf(m, [1.]) * 2, "requires_grad", True))  # the attribute is not
+
+
+def test_detach_and_data():
+    def fn(m):
+        x = leaf(m, [1., 2.])
+        y = x * 2
+        d = y.detach()
+        dd = y.data
+        r = [d.requires_grad, d.is_leaf, d.grad_fn, d._base is None, dd.requires_grad,
+             d.data_ptr() == y.data_ptr(), dd.data_ptr() == y.data_ptr()]
+        d.add_(1)  # shares the version counter with y
+        r += [y._version, d._version, dd._version, y.tolist()]
+        dd.mul_(2)  # .data has its own counter
+        r += [y._version, dd._version, y.tolist()]
+        y.detach_()
+        r += [y.requires_grad, y.grad_fn, y.is_leaf]
+        return r
+    same(fn)
+
+
+def test_detach_of_view_in_place_raises():
+    raises_same(lambda m: leaf(m, [1., 2.])[:1].detach_(), "Can't detach views in-place. Use detach() instead.")
+
+
+def test_numpy_of_tensor_requiring_grad_raises():
+    raises_same(lambda m: leaf(m, [1.]).numpy())
+
+
+def test_modifying_dot_data_is_not_tracked():
+    def fn(m):
+        x = leaf(m, [1., 2.])
+        z = (x * x).sum()
+        x.data.mul_(3)  # no version change seen by autograd: uses the new values silently
+        z.backward()
+        return [x.grad, x._version]
+    same(fn)
+
+
+# ---------------------------------------------------------------------------
+# deep graphs
+# ---------------------------------------------------------------------------
+def test_deep_chain_backward_and_free():
+    """100k chained ops: backward needs no recursion, and dropping the graph frees it."""
+    limit = sys.getrecursionlimit()
+    x = tracegrad.tensor([1.0], requires_grad=True)
+    y = x
+    for _ in range(100_000):
+        y = y * 1.0
+    y.sum().backward()
+    assert x.grad.tolist() == [1.0]
+    assert sys.getrecursionlimit() == limit
+    # a second chain, this time never backpropagated: deleting its head frees all of it
+    import weakref
+
+    z = x
+    for _ in range(100_000):
+        z = z + 0.0
+    probe = weakref.ref(z.grad_fn)
+    del z, y
+    gc.collect()
+    assert probe() is None
