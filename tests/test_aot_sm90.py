@@ -44,14 +44,14 @@ def test_compiles_for_sm90_without_spills(case):
 
 def test_every_generated_kernel_is_compiled_here():
     """The interpreter tests draw their kernels from the same list this file compiles."""
-    import test_triton_interpret  # noqa: F401  (its kernels are built inline; they are small variants)
     import test_triton_matmul
     import test_triton_pointwise
     import test_triton_reduction
+    import test_triton_spec
 
     ids = {c.id for c in CASES}
     used = {c.id for c in test_triton_pointwise.OP_CASES + test_triton_pointwise.OTHER_CASES
-            + test_triton_reduction.CASES + test_triton_matmul.CASES}
+            + test_triton_reduction.CASES + test_triton_matmul.CASES + test_triton_spec.CASES}
     assert used <= ids
 
 

@@ -498,9 +498,11 @@ def chain_cases() -> list[Case]:
                       [Store("out", "v")])
     cases.append(Case("chain-contiguous-f32", spec, lambda t: {"out": torch.relu(t["x"] * t["y"] + 1.0)}))
     # half precision: float16 math runs in float32 and is rounded once, at the store; mixed halves promote
-    body = [Step("eh", "exp", ("h",)), Step("s", "add", ("h", "b")), Step("w", "to_copy", ("eh",), {"dtype": D.float32})]
+    body = [Step("eh", "exp", ("h",)), Step("s", "add", ("h", "b")),
+            Step("w", "to_copy", ("eh",), {"dtype": D.float32})]
     spec = KernelSpec("half_io", (4, 32), [Load("h", "float16"), Load("b", "bfloat16")], body,
-                      [Store("half", "eh"), Store("wide", "w"), Store("sum", "s"), Store("as_bf16", "s", dtype="bfloat16")])
+                      [Store("half", "eh"), Store("wide", "w"), Store("sum", "s"),
+                       Store("as_bf16", "s", dtype="bfloat16")])
     cases.append(Case("chain-half-io", spec, lambda t: {
         "half": torch.exp(t["h"]), "wide": torch.exp(t["h"]).float(), "sum": t["h"] + t["b"],
         "as_bf16": (t["h"] + t["b"]).to(torch.bfloat16)}))
@@ -533,7 +535,7 @@ def layout_cases() -> list[Case]:
     return cases
 
 
-# ---- 2. reductions --------------------------------------------------------------------------------------------------------
+# ---- 2. reductions ------------------------------------------------------------------------
 def _red(x, op, keep=True, dims=(-1,)):
     if op == "sum":
         return x.sum(dims, keepdim=keep)
@@ -639,7 +641,7 @@ def layer_norm_case(dt, shape, opts, tag) -> Case:
     return Case(f"layer-norm-{dt}-{tag}", spec, ref, {}, {"rstd": (1e-5, 1e-5)})
 
 
-# ---- 3. matmul ----------------------------------------------------------------------------------------------------------
+# ---- 3. matmul -----------------------------------------------------------------------------------
 def matmul_cases() -> list[Case]:
     cases = []
     M, K, N = 40, 24, 36
@@ -677,6 +679,53 @@ def matmul_cases() -> list[Case]:
     return cases
 
 
+# ---- 4. specs built from graph nodes (what the tracer's fusion groups look like) ------------------------
+class GValue:
+    """A stand-in for the tracer's Value: name, shape, dtype, strides, offset."""
+
+    def __init__(self, name, shape, dtype="float32", strides=None, offset=0):
+        self.name, self.shape, self.dtype = name, tuple(shape), D._NAMES[dtype]
+        self.strides = tuple(strides) if strides is not None else contiguous_strides(shape)
+        self.offset = offset
+
+
+class GNode:
+    """A stand-in for the tracer's Node: op, args, attrs, dtype, compute, outputs."""
+
+    def __init__(self, op, args, out, attrs=None, compute=None):
+        from tracegrad.ops.table import OPS
+
+        self.op, self.args, self.attrs = OPS[op], tuple(args), dict(attrs or {})
+        self.dtype, self.compute, self.outputs = out.dtype, compute, [out]
+
+
+def graph_cases() -> list[Case]:
+    from tracegrad.kernels.triton.spec import from_nodes
+
+    cases = []
+    x = GValue("x", (6, 24))
+    m, s = GValue("m", (6, 1)), GValue("s", (6, 1))
+    d, e, y = GValue("d", (6, 24)), GValue("e", (6, 24)), GValue("y", (6, 24))
+    nodes = [GNode("amax", [x], m, {"dims": (1,), "keepdim": True, "is_max": True}),
+             GNode("sub", [x, m], d), GNode("exp", [d], e),
+             GNode("sum", [e], s, {"dims": (1,), "keepdim": True}), GNode("div", [e, s], y)]
+    cases.append(Case("graph-softmax", from_nodes("g_softmax", nodes, [y, s]), lambda t: {
+        "y": torch.softmax(t["x"], -1), "s": torch.exp(t["x"] - t["x"].amax(-1, True)).sum(-1, True)}))
+    # x @ w.t() + b, relu: the weight value is a transposed view, the bias broadcasts
+    a, wt, b = GValue("a", (10, 16)), GValue("wt", (16, 12), strides=(1, 16)), GValue("b", (12,))
+    mm, t, r = GValue("mm", (10, 12)), GValue("t", (10, 12)), GValue("r", (10, 12))
+    nodes = [GNode("matmul", [a, wt], mm), GNode("add", [mm, b], t), GNode("relu", [t], r)]
+    cases.append(Case("graph-linear-relu", from_nodes("g_linear", nodes, [r]),
+                      lambda t: {"r": torch.relu(t["a"] @ t["wt"] + t["b"])}))
+    # a pointwise chain with an int input promoted by the recorded dtypes
+    i, f = GValue("i", (3, 7), "int32"), GValue("f", (3, 7), "float16")
+    u, v = GValue("u", (3, 7), "float16"), GValue("v", (3, 7), "float16")
+    nodes = [GNode("add", [i, f], u, compute=D.float16), GNode("mul", [u, 0.5], v, compute=D.float16)]
+    cases.append(Case("graph-pointwise-promotion", from_nodes("g_pw", nodes, [v]),
+                      lambda t: {"v": (t["i"] + t["f"]) * 0.5}))
+    return cases
+
+
 def all_cases() -> list[Case]:
     return (op_cases() + [promotion_case(), scalar_case()] + chain_cases() + layout_cases() + reduction_cases()
-            + matmul_cases())
+            + matmul_cases() + graph_cases())

@@ -26,6 +26,7 @@ from .launch import load
 from .render import KernelSource
 
 SM90 = 90
+_VECTOR = re.compile(r"ld\.global(\.\w+)*\.(v4\.b32|v4\.f32|v4\.u32|v2\.b64|v2\.f64)")
 _CACHE: dict[tuple, "Compiled"] = {}
 
 
@@ -57,7 +58,7 @@ class Compiled:
 
     def vector_loads(self) -> int:
         """Global loads that move 128 bits per thread (4 x 32-bit, 2 x 64-bit or 8 x 16-bit)."""
-        return sum(1 for ln in self.global_loads() if re.search(r"ld\.global(\.\w+)*\.(v4\.b32|v4\.f32|v2\.b64|v2\.f64|v4\.u32)", ln))
+        return sum(1 for ln in self.global_loads() if _VECTOR.search(ln))
 
     def summary(self) -> str:
         return (f"{self.name}: sm_{self.capability}, {self.num_warps} warps, {self.n_regs} registers, "

@@ -372,3 +372,63 @@ def pointwise(name: str, shape: Sequence[int], loads: Iterable[Load], body: Iter
               stores: Iterable[Store], **options) -> KernelSpec:
     """Shorthand for a pointwise KernelSpec."""
     return KernelSpec(name, tuple(shape), tuple(loads), tuple(body), tuple(stores), options=options)
+
+
+def from_nodes(name: str, nodes: Sequence[Any], outputs: Sequence[Any], *, allow_tf32: bool = False) -> KernelSpec:
+    """A spec from one fusion group of a traced graph.
+
+    nodes: the group's graph nodes in execution order; each has `.op` (an Op), `.args`
+    (values or Python numbers), `.attrs`, `.dtype`, `.compute` and `.outputs`.
+    outputs: the values the group must write. A value has `.name`, `.shape`, `.dtype`,
+    `.strides` and `.offset` (elements into the memory the kernel is handed for it).
+    Values read but not produced inside the group become loads. A reduction must
+    reduce trailing dims (the planner permutes first); a matmul must come first,
+    the rest of the group being its epilogue."""
+    from .lowering import LoweringError
+
+    produced: set[str] = set()
+    loads: list[Load] = []
+    body: list[Step] = []
+    matmul = None
+    shape: tuple | None = None
+    reduce_ndim = 0
+
+    def ref(a):
+        if hasattr(a, "shape") and hasattr(a, "name"):
+            if a.name not in produced and all(ld.name != a.name for ld in loads):
+                loads.append(Load(a.name, a.dtype, tuple(a.shape), tuple(a.strides), int(getattr(a, "offset", 0))))
+            return a.name
+        if isinstance(a, (bool, int, float)):
+            return a
+        raise LoweringError(f"argument {a!r} is neither a value nor a number")
+
+    for i, node in enumerate(nodes):
+        op = node.op
+        if len(node.outputs) != 1:
+            raise LoweringError(f"op {op.name!r} has {len(node.outputs)} outputs; kernels take one-output ops")
+        out = node.outputs[0]
+        if op.kind == "linalg" and op.lowering == "matmul":
+            if i != 0:
+                raise LoweringError("a matmul must open its fusion group")
+            a, b = (ref(x) for x in node.args[:2])
+            matmul = MatMul(out.name, a, b, allow_tf32)
+            shape = tuple(out.shape)
+        elif op.kind == "reduce":
+            src = node.args[0]
+            dims = tuple(node.attrs.get("dims", ()))
+            nd = len(src.shape)
+            if sorted(d % nd for d in dims) != list(range(nd - len(dims), nd)):
+                raise LoweringError(f"{op.name} over dims {dims} of a {nd}-d tensor: only trailing dims reduce")
+            if shape is not None and reduce_ndim and (tuple(src.shape) != shape or len(dims) != reduce_ndim):
+                raise LoweringError("reductions of one kernel must share their rows")
+            shape, reduce_ndim = tuple(src.shape), len(dims)
+            body.append(Step(out.name, op.name, (ref(src),), node.attrs, node.dtype, node.compute))
+        else:
+            args = tuple(ref(x) for x in node.args)
+            body.append(Step(out.name, op.name, args, node.attrs, node.dtype, node.compute))
+            if shape is None or (not reduce_ndim and matmul is None and len(out.shape) >= len(shape)):
+                shape = tuple(out.shape)
+        produced.add(out.name)
+    stores = [Store(v.name, v.name, v.dtype, tuple(v.shape), tuple(v.strides), int(getattr(v, "offset", 0)))
+              for v in outputs]
+    return KernelSpec(name, shape or (), tuple(loads), tuple(body), tuple(stores), reduce_ndim, matmul)

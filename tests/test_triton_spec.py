@@ -1,0 +1,38 @@
+"""KernelSpecs built from a traced graph's nodes (what the fusion planner hands the codegen)."""
+from __future__ import annotations
+
+import pytest
+
+import triton  # noqa: F401  (the test extra installs it: these tests must fail, not skip, without it)
+import triton_cases as C
+from tracegrad.kernels.triton import LoweringError
+from tracegrad.kernels.triton.spec import from_nodes
+
+CASES = C.graph_cases()
+
+
+@pytest.mark.parametrize("case", CASES, ids=lambda c: c.id)
+def test_group_from_nodes(case, seed):
+    C.check(case, seed)
+
+
+def test_shapes_and_kinds_come_from_the_nodes():
+    softmax, linear, chain = (c.spec for c in CASES)
+    assert (softmax.kind, softmax.shape, softmax.reduce_ndim) == ("reduction", (6, 24), 1)
+    assert [ld.name for ld in softmax.loads] == ["x"]
+    assert (linear.kind, linear.matmul.a, linear.matmul.b) == ("matmul", "a", "wt")
+    assert linear.load("wt").strides == (1, 16)
+    assert chain.kind == "pointwise" and chain.body[0].compute.name == "float16"
+
+
+def test_reducing_a_leading_dim_is_refused():
+    x, s = C.GValue("x", (4, 5)), C.GValue("s", (1, 5))
+    with pytest.raises(LoweringError, match="only trailing dims"):
+        from_nodes("bad", [C.GNode("sum", [x], s, {"dims": (0,), "keepdim": True})], [s])
+
+
+def test_matmul_must_open_the_group():
+    a, b = C.GValue("a", (4, 4)), C.GValue("b", (4, 4))
+    t, mm = C.GValue("t", (4, 4)), C.GValue("mm", (4, 4))
+    with pytest.raises(LoweringError, match="open its fusion group"):
+        from_nodes("bad", [C.GNode("neg", [a], t), C.GNode("matmul", [t, b], mm)], [mm])
