@@ -74,3 +74,14 @@ def test_every_benchmark_number_comes_from_the_linked_results():
     for ln in bench_part.splitlines():
         if ln.startswith("|") or measured.search(ln):
             assert ln in lines, f"not copied from {m.group(1)}: {ln}"
+
+
+def test_tracer_example_runs():
+    import tracegrad
+
+    blocks = [code for lang, code in _code_blocks(README) if lang == "python"]
+    assert len(blocks) >= 2
+    buf = io.StringIO()
+    with contextlib.redirect_stdout(buf):
+        exec(blocks[1], {"torch": tracegrad})
+    assert "def f(" in buf.getvalue()
