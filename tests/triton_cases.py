@@ -287,6 +287,17 @@ UNARY = {
     "isnan": (torch.isnan, ("special",), FLOATS + ["int32"]),
     "isinf": (torch.isinf, ("special",), FLOATS + ["int32"]),
     "isfinite": (torch.isfinite, ("special",), FLOATS + ["int32"]),
+    # nn activations (tracegrad/ops/nn_ops.py)
+    "gelu": (F.gelu, ("any",), FLOATS),
+    "silu": (F.silu, ("any",), FLOATS),
+}
+# activations with attrs: op -> [(attrs, torch function)]
+ACTIVATIONS = {
+    "gelu": [({"approximate": "tanh"}, lambda x: F.gelu(x, approximate="tanh"))],
+    "leaky_relu": [({"negative_slope": 0.2}, lambda x: F.leaky_relu(x, 0.2))],
+    "elu": [({"alpha": 1.5}, lambda x: F.elu(x, 1.5))],
+    "softplus": [({"beta": 2.0, "threshold": 3.0}, lambda x: F.softplus(x, 2.0, 3.0))],
+    "hardtanh": [({"lo": -0.5, "hi": 2.0}, lambda x: F.hardtanh(x, -0.5, 2.0))],
 }
 _ARITH = FLOATS + INTS
 BINARY = {
@@ -344,6 +355,8 @@ def _op_case(op: str, ref_fn, domains, dtypes, attrs=None, suffix="") -> Case:
 def op_cases() -> list[Case]:
     cases = [_op_case(op, fn, doms, dts) for op, (fn, doms, dts) in UNARY.items()]
     cases += [_op_case(op, fn, doms, dts) for op, (fn, doms, dts) in BINARY.items()]
+    cases += [_op_case(op, fn, ("any",), FLOATS, attrs, f"-{i}") for op, variants in ACTIVATIONS.items()
+              for i, (attrs, fn) in enumerate(variants)]
     # where: a bool condition picks between two tensors of each dtype
     loads, body, stores = [Load("c", "bool")], [], []
     wdts = FLOATS + INTS + ["bool"]
@@ -671,6 +684,11 @@ def matmul_cases() -> list[Case]:
     loads = [Load("a", "float32", (3, 17, 21)), Load("b", "float32", (21, 19))]
     spec = KernelSpec("bmm_broadcast", (3, 17, 19), loads, [], [Store("out", "acc")], matmul=MatMul("acc", "a", "b"))
     cases.append(Case("matmul-batched-broadcast", spec, lambda t: {"out": t["a"] @ t["b"]}))
+    # the gelu primitive of the op table as the epilogue, output rows written with a stride
+    loads = [Load("a", "float32", (24, 40)), Load("b", "float32", (40, 20))]
+    spec = KernelSpec("mm_gelu", (24, 20), loads, [Step("g", "gelu", ("acc",), {"approximate": "none"})],
+                      [Store("out", "g", shape=(24, 20), strides=(32, 1))], matmul=MatMul("acc", "a", "b"))
+    cases.append(Case("matmul-gelu-strided-out", spec, lambda t: {"out": F.gelu(t["a"] @ t["b"])}))
     # transposed A (a column-major view) and an output with a scale epilogue
     loads = [Load("at", "bfloat16", (48, 32), (1, 48)), Load("b", "bfloat16", (32, 64))]
     spec = KernelSpec("mm_at_scale", (48, 64), loads, [Step("y", "mul", ("acc", 0.125))], [Store("out", "y")],

@@ -433,7 +433,15 @@ def _vjp_gelu(ctx, saved, g):
     return (g * d,)
 
 
-GELU = defop("gelu", "pointwise", _np_gelu, dtype=_first_dtype, vjp=_vjp_gelu, save=(0,), grad_name="GeluBackward0")
+def _gelu_lowering(attrs):
+    if attrs.get("approximate", "none") == "tanh":
+        return ("{k:0.5} * {0} * (1.0 + libdevice.tanh({k:0.7978845608028654} * "
+                "({0} + {k:0.044715} * {0} * {0} * {0})))")
+    return "{k:0.5} * {0} * (1.0 + libdevice.erf({0} * {k:0.7071067811865476}))"
+
+
+GELU = defop("gelu", "pointwise", _np_gelu, dtype=_first_dtype, vjp=_vjp_gelu, save=(0,), grad_name="GeluBackward0",
+             lowering=_gelu_lowering)
 
 
 def gelu(x, approximate="none"):
@@ -457,7 +465,8 @@ def _vjp_silu(ctx, saved, g):
     return (g * s * (1 + x * (1 - s)),)
 
 
-SILU = defop("silu", "pointwise", _np_silu, dtype=_first_dtype, vjp=_vjp_silu, save=(0,), grad_name="SiluBackward0")
+SILU = defop("silu", "pointwise", _np_silu, dtype=_first_dtype, vjp=_vjp_silu, save=(0,), grad_name="SiluBackward0",
+             lowering="{0} / (1.0 + tl.exp(-{0}))")
 
 
 def silu(x):
@@ -474,7 +483,7 @@ def _vjp_leaky_relu(ctx, saved, g):
 
 
 LEAKY_RELU = defop("leaky_relu", "pointwise", _np_leaky_relu, dtype=_first_dtype, vjp=_vjp_leaky_relu, save=(0,),
-                   grad_name="LeakyReluBackward0")
+                   grad_name="LeakyReluBackward0", lowering="tl.where({0} > 0, {0}, {0} * {negative_slope})")
 
 
 def leaky_relu(x, negative_slope=0.01):
@@ -491,7 +500,8 @@ def _vjp_elu(ctx, saved, g):
     return (P.where(x > 0, g, g * ctx.alpha * P.exp(P.clamp(x, max=0))),)
 
 
-ELU = defop("elu", "pointwise", _np_elu, dtype=_first_dtype, vjp=_vjp_elu, save=(0,), grad_name="EluBackward0")
+ELU = defop("elu", "pointwise", _np_elu, dtype=_first_dtype, vjp=_vjp_elu, save=(0,), grad_name="EluBackward0",
+            lowering="tl.where({0} > 0, {0}, {alpha} * libdevice.expm1(tl.minimum({0}, 0.0)))")
 
 
 def elu(x, alpha=1.0):
@@ -512,7 +522,9 @@ def _vjp_softplus(ctx, saved, g):
 
 
 SOFTPLUS = defop("softplus", "pointwise", _np_softplus, dtype=_first_dtype, vjp=_vjp_softplus, save=(0,),
-                 grad_name="SoftplusBackward0")
+                 grad_name="SoftplusBackward0",
+                 lowering="tl.where({0} * {beta} > {threshold}, {0}, (tl.maximum({0} * {beta}, 0.0) + "
+                          "libdevice.log1p(tl.exp(-tl.abs({0} * {beta})))) / {beta})")
 
 
 def softplus(x, beta=1.0, threshold=20.0):
@@ -530,7 +542,8 @@ def _vjp_hardtanh(ctx, saved, g):
 
 
 HARDTANH = defop("hardtanh", "pointwise", _np_hardtanh, dtype=_first_dtype, vjp=_vjp_hardtanh, save=(0,),
-                 grad_name="HardtanhBackward0")
+                 grad_name="HardtanhBackward0", lowering="tl.minimum(tl.maximum({0}, {lo}, propagate_nan="
+                 "tl.PropagateNan.ALL), {hi}, propagate_nan=tl.PropagateNan.ALL)")
 
 
 def hardtanh(x, lo=-1.0, hi=1.0):

@@ -77,5 +77,7 @@ def launch(source: KernelSource, buffers: Mapping[str, Any], *, interpret: bool 
         return  # an empty tensor: nothing to do, and Triton rejects empty grids
     fn = load(source, interpret)
     args = arguments(source, buffers)
+    # FMA contraction on, as nvcc compiles torch's own kernels (said explicitly: Triton warns otherwise)
+    opts = {"num_warps": source.num_warps, "num_stages": source.num_stages, "enable_fp_fusion": True}
     with interpret_mode(interpret):
-        fn[source.grid](*args, **source.constexprs, num_warps=source.num_warps, num_stages=source.num_stages)
+        fn[source.grid](*args, **source.constexprs, **opts)

@@ -4,8 +4,9 @@ Each primitive's Triton form lives in its `Op.lowering` (tracegrad/ops/*.py); th
 module only reads it. A lowering is one of
 
     "tl.exp({0})"                  a format string over the already-loaded arguments
-                                   {0} {1} {2}, the op's attrs by name ({lo}, {dtype})
-                                   and {ctype}, the Triton type the op computes in
+                                   {0} {1} {2}, the op's attrs by name ({lo}, {dtype}),
+                                   {ctype}, the Triton type the op computes in, and
+                                   {k:0.5}, a constant in that type (not a float32 literal)
     {"float32": ..., "int": ...}   forms per compute dtype: its name, then its
                                    category ("float", "int", "bool"), then "default"
     callable(attrs)                returns one of the above (clamp with or without bounds)
@@ -20,6 +21,7 @@ they are stored or explicitly cast; every other dtype computes as itself.
 from __future__ import annotations
 
 import math
+import string
 from typing import Any, Mapping
 
 import numpy as np
@@ -109,7 +111,7 @@ def extreme(dt: D.DType, lowest: bool):
     if dt.category == D._FLOAT:
         return -math.inf if lowest else math.inf
     if dt is D.bool_:
-        return not lowest and True
+        return not lowest
     info = np.iinfo(dt.np)
     return int(info.min if lowest else info.max)
 
@@ -173,9 +175,33 @@ def needs_result_cast(op: Op, natural: D.DType | None, out_ctype: D.DType) -> bo
     return not (natural is out_ctype and natural in (D.float32, D.float64, D.int32, D.int64, D.bool_))
 
 
+class _Formatter(string.Formatter):
+    """str.format, plus `{k:0.7071067811865476}`: a number in the op's compute type.
+
+    A bare float literal in Triton source is a float32 constant; an op computing in
+    float64 must not have its constants rounded to float32 first."""
+
+    _K = object()
+
+    def __init__(self, consts: Constants, ctype: D.DType):
+        super().__init__()
+        self.consts, self.ctype = consts, ctype
+
+    def get_value(self, key, args, kwargs):
+        if key == "k":
+            return self._K
+        return super().get_value(key, args, kwargs)
+
+    def format_field(self, value, spec):
+        if value is self._K:
+            return self.consts(float(spec), self.ctype)
+        return super().format_field(value, spec)
+
+
 def format_expr(template: str, args: list[str], attrs: Mapping[str, Any], ctype: D.DType,
                 consts: Constants) -> str:
-    """Fill a lowering string: {0}.. are argument expressions, attrs are rendered as Triton source."""
+    """Fill a lowering string: {0}.. are argument expressions, attrs are rendered as Triton source,
+    {ctype} is the compute type and {k:<number>} a constant of that type."""
     kw = {"ctype": TL[ctype]}
     for k, v in attrs.items():
         if isinstance(v, D.DType):
@@ -186,7 +212,10 @@ def format_expr(template: str, args: list[str], attrs: Mapping[str, Any], ctype:
             kw[k] = consts(v, ctype)
         else:
             kw[k] = repr(v)
-    return template.format(*args, **kw)
+    try:
+        return _Formatter(consts, ctype).format(template, *args, **kw)
+    except (KeyError, IndexError) as e:
+        raise LoweringError(f"lowering {template!r} needs {e}, which the step does not give") from None
 
 
 # ---- reductions ----------------------------------------------------------------------------

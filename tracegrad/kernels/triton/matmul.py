@@ -163,6 +163,8 @@ class MatmulRenderer(Renderer):
             body.append(self.store_line(st, offsets[key], mask_for(key)))
         constexprs = {"BLOCK_M": bm, "BLOCK_N": bn, "BLOCK_K": bk, "GROUP_M": gm}
         grid = (cdiv(M, bm) * cdiv(N, bn), max(1, _prod(batch)))
+        if grid[1] > 65535:  # CUDA's limit on gridDim.y
+            raise LoweringError(f"a batch of {grid[1]} matrices exceeds the grid's second dimension")
         return self.source("matmul", constexprs, grid, tiles["num_warps"], tiles["num_stages"], body)
 
     @staticmethod
