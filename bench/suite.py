@@ -274,6 +274,8 @@ def evaluate_targets(workloads: list[Workload], rows: list[dict]) -> list[dict]:
     out = []
     for w in workloads:
         for tg in w.targets:
+            if not any(tg.system in r.get("systems", {}) for r in rows):
+                continue  # that system is not in this run (--no-compile, or not built yet)
             label = w.size_label(tg.size)
             row = next((r for r in rows if r["workload"] == w.name and r["size"] == label), None)
             ratio = row["ratios"].get(f"{tg.system}/{tg.baseline}") if row else None

@@ -181,7 +181,8 @@ def cpu_workloads(quick: bool) -> list[Workload]:
     ws = _overhead("cpu", quick)
     for n_ops in (1, 4, 8, 16):
         fn, fn_np = make_chain(n_ops)
-        targets = (Target(10_000_000, "numpy", 1.1),) if n_ops == 4 else ()
+        targets = (Target(10_000_000, "numpy", 1.1),
+                   Target(10_000_000, "numpy", 1.1, system="tracegrad.compile")) if n_ops == 4 else ()
         ws.append(Workload(
             name=f"chain{n_ops}", group="pointwise chain",
             sizes=[1_000, 100_000, 1_000_000, 10_000_000],

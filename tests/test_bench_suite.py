@@ -156,7 +156,7 @@ def test_builtin_workloads_are_well_formed_and_discovery_reports_broken_modules(
         assert needed in names
     chain4 = next(w for w in ws if w.name == "chain4")
     assert 10_000_000 in chain4.sizes_for(quick=True)
-    assert chain4.targets and chain4.targets[0].max_ratio == 1.1
+    assert chain4.targets and chain4.targets[0].max_ratio == 1.1 and chain4.targets[0].baseline == "numpy"
     assert all(isinstance(p, str) for p in problems)
     assert [w.name for w in suite.select(ws, ["chain1"])] == ["chain1"]
     assert [w.name for w in suite.select(ws, ["overhead"])][:2] == ["overhead_add", "overhead_mul"]
