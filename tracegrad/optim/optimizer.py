@@ -125,7 +125,7 @@ class Optimizer:
                 if g is None:
                     continue
                 if set_to_none:
-                    p._grad = None
+                    p.grad = None  # (the setter: a tracer sees the change)
                 else:
                     if g.grad_fn is not None:
                         g.detach_()

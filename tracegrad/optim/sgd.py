@@ -40,6 +40,11 @@ class SGD(Optimizer):
     @counts_step
     def step(self, closure: Optional[Callable] = None):
         loss = self._closure(closure)
+        from ..dispatch import TRACER
+
+        if TRACER[0] is not None:  # inside tracegrad.compile: the same update in tensor ops, which it records
+            self._step_ops()
+            return loss
         for group in self.param_groups:
             lr, momentum, dampening = float(group["lr"]), group["momentum"], group["dampening"]
             wd, nesterov, maximize = group["weight_decay"], group["nesterov"], group["maximize"]
@@ -68,3 +73,27 @@ class SGD(Optimizer):
                 pa.a += tmp
                 pa.done()
         return loss
+
+    def _step_ops(self) -> None:
+        """`step` written with tensor ops (what a traced training step records)."""
+        from ..autograd.grad_mode import no_grad
+
+        with no_grad():
+            for group in self.param_groups:
+                lr, momentum, dampening = float(group["lr"]), group["momentum"], group["dampening"]
+                wd, nesterov, maximize = group["weight_decay"], group["nesterov"], group["maximize"]
+                for p in group["params"]:
+                    if p._grad is None:
+                        continue
+                    g = -p._grad if maximize else p._grad
+                    if wd != 0:
+                        g = g + wd * p
+                    if momentum != 0:
+                        state = self.state[p]
+                        buf = state.get("momentum_buffer")
+                        if buf is None:
+                            buf = state["momentum_buffer"] = g.clone()
+                        else:
+                            buf.mul_(momentum).add_(g if dampening == 0 else (1 - dampening) * g)
+                        g = g + momentum * buf if nesterov else buf
+                    p.add_(g * -lr)

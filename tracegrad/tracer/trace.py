@@ -520,8 +520,11 @@ def _run_forward(tr: Tracer, cap: Capture, fn, args, kwargs, arg_names):
 def _arg_names(fn, args, kwargs, leaves) -> list:
     """A readable name for each flattened argument: the parameter names of fn when possible."""
     names = []
+    target = getattr(fn, "module", fn)  # compile(model) traces a wrapper of the module's call
+    if _is_module(target):
+        target = target.forward
     try:
-        params = list(inspect.signature(fn).parameters.values())
+        params = list(inspect.signature(target).parameters.values())
     except (TypeError, ValueError):
         params = []
     pos_names = [p.name for p in params if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]

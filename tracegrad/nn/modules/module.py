@@ -425,7 +425,7 @@ class Module:
             if g is None:
                 continue
             if set_to_none:
-                p._grad = None
+                p.grad = None  # (the setter: a tracer sees the change)
             else:
                 if g.grad_fn is not None:
                     g.detach_()

@@ -198,12 +198,18 @@ class _G:
             self.red_size = -1
 
 
+def _broadcasts_into(small: int, big: int) -> bool:
+    """A pointwise value of `small` elements used by ops over `big` elements (a row bias, a scalar)
+    is cheap to compute where it is used."""
+    return 0 < small <= big and big % small == 0
+
+
 def _legal_kinds(p: _G, c: _G, consumers_are_anchor: bool) -> bool:
     pk, ck = p.kind, c.kind
     if pk == "pointwise" and ck == "pointwise":
-        return p.size == c.size
+        return _broadcasts_into(p.size, c.size)
     if pk == "pointwise" and ck == "reduction":
-        return p.size in (c.size, c.red_size)
+        return p.size in (c.size, c.red_size) or _broadcasts_into(p.size, c.size)
     if pk == "reduction" and ck == "pointwise":
         return c.size in (p.size, p.red_size)
     if pk == "reduction" and ck == "reduction":
@@ -212,7 +218,7 @@ def _legal_kinds(p: _G, c: _G, consumers_are_anchor: bool) -> bool:
         return c.size == p.size
     if pk == "pointwise" and ck == "matmul":
         # a pointwise producer may feed the matmul's epilogue (not the matmul itself)
-        return not consumers_are_anchor and p.size == c.size
+        return not consumers_are_anchor and _broadcasts_into(p.size, c.size)
     return False
 
 
@@ -242,6 +248,8 @@ def _merge(a: _G, b: _G, owner: dict) -> _G:
         a.domain, a.dims, a.size, a.red_size = b.domain, b.dims, b.size, b.red_size
     elif b.kind == "matmul" and a.kind != "matmul":
         a.domain, a.dims, a.size, a.red_size = b.domain, b.dims, b.size, b.red_size
+    elif a.kind == b.kind == "pointwise" and b.size > a.size:  # a broadcast producer joined a bigger consumer
+        a.domain, a.size = b.domain, b.size
     a.kind = kind
     a.nodes.extend(b.nodes)
     for n in b.nodes:
