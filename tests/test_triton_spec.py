@@ -17,12 +17,24 @@ def test_group_from_nodes(case, seed):
 
 
 def test_shapes_and_kinds_come_from_the_nodes():
-    softmax, linear, chain = (c.spec for c in CASES)
+    softmax, linear, chain = (c.spec for c in CASES[:3])
     assert (softmax.kind, softmax.shape, softmax.reduce_ndim) == ("reduction", (6, 24), 1)
     assert [ld.name for ld in softmax.loads] == ["x"]
     assert (linear.kind, linear.matmul.a, linear.matmul.b) == ("matmul", "a", "wt")
     assert linear.load("wt").strides == (1, 16)
     assert chain.kind == "pointwise" and chain.body[0].compute.name == "float16"
+
+
+def test_view_nodes_become_strided_loads():
+    spec = next(c for c in CASES if c.id == "graph-views").spec
+    assert {ld.name: ld.strides for ld in spec.loads} == {"rt": (1, 5), "p": (8, 1), "qe": (0, 1)}
+    assert [st.op for st in spec.body] == ["exp", "mul", "add"]
+
+
+def test_a_view_of_a_register_value_is_refused():
+    a, t, tt = C.GValue("a", (4, 6)), C.GValue("t", (4, 6)), C.GValue("tt", (6, 4), strides=(1, 6))
+    with pytest.raises(LoweringError, match="computed in registers"):
+        from_nodes("bad", [C.GNode("neg", [a], t), C.GNode("permute", [t], tt, {"dims": (1, 0)})], [tt])
 
 
 def test_reducing_a_leading_dim_is_refused():

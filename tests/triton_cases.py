@@ -741,6 +741,14 @@ def graph_cases() -> list[Case]:
     nodes = [GNode("add", [i, f], u, compute=D.float16), GNode("mul", [u, 0.5], v, compute=D.float16)]
     cases.append(Case("graph-pointwise-promotion", from_nodes("g_pw", nodes, [v]),
                       lambda t: {"v": (t["i"] + t["f"]) * 0.5}))
+    # view nodes inside the group: a transpose and a broadcast become strides of their loads
+    p, r, q = GValue("p", (5, 8)), GValue("r", (8, 5)), GValue("q", (8,))
+    rt, qe = GValue("rt", (5, 8), strides=(1, 5)), GValue("qe", (5, 8), strides=(0, 1))
+    w, pq, z = GValue("w", (5, 8)), GValue("pq", (5, 8)), GValue("z", (5, 8))
+    nodes = [GNode("permute", [r], rt, {"dims": (1, 0)}), GNode("expand", [q], qe, {"size": (5, 8)}),
+             GNode("exp", [rt], w), GNode("mul", [p, qe], pq), GNode("add", [pq, w], z)]
+    cases.append(Case("graph-views", from_nodes("g_views", nodes, [w, z]), lambda t: {
+        "w": torch.exp(t["rt"]), "z": t["p"] * t["qe"] + torch.exp(t["rt"])}))
     return cases
 
 

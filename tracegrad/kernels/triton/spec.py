@@ -381,7 +381,10 @@ def from_nodes(name: str, nodes: Sequence[Any], outputs: Sequence[Any], *, allow
     (values or Python numbers), `.attrs`, `.dtype`, `.compute` and `.outputs`.
     outputs: the values the group must write. A value has `.name`, `.shape`, `.dtype`,
     `.strides` and `.offset` (elements into the memory the kernel is handed for it).
-    Values read but not produced inside the group become loads. A reduction must
+    Values read but not produced inside the group become loads. A view node of the
+    group (permute, expand, slicing...) emits nothing: its output is read directly
+    as a load with the view's strides and offset, from its base's memory (so the
+    launcher passes the base's storage under the view's name). A reduction must
     reduce trailing dims (the planner permutes first); a matmul must come first,
     the rest of the group being its epilogue."""
     from .lowering import LoweringError
@@ -407,6 +410,12 @@ def from_nodes(name: str, nodes: Sequence[Any], outputs: Sequence[Any], *, allow
         if len(node.outputs) != 1:
             raise LoweringError(f"op {op.name!r} has {len(node.outputs)} outputs; kernels take one-output ops")
         out = node.outputs[0]
+        if op.kind == "view":
+            src = next((a for a in node.args if hasattr(a, "shape")), None)
+            if src is not None and src.name in produced:
+                raise LoweringError(f"{op.name} of {src.name!r}, a value computed in registers: it has no memory "
+                                    "to view")
+            continue  # read through its strides where it is used
         if op.kind == "linalg" and op.lowering == "matmul":
             if i != 0:
                 raise LoweringError("a matmul must open its fusion group")
