@@ -139,6 +139,14 @@ def test_invalid_specs_raise(make, phrase):
         make()
 
 
+def test_a_store_that_would_race_is_refused():
+    """Storing a (4, 3) result through a broadcast (stride 0) view would write each address 4 times."""
+    spec = KernelSpec("race", (4, 3), [Load("x", "float32")], [Step("y", "exp", ("x",))],
+                      [Store("o", "y", shape=(4, 3), strides=(0, 1))])
+    with pytest.raises(LoweringError, match="stride 0 along dim 0"):
+        render(spec)
+
+
 def test_unknown_dtype_name_raises_type_error():
     with pytest.raises(TypeError, match="unknown dtype"):
         Load("x", "float128")

@@ -545,6 +545,10 @@ def layout_cases() -> list[Case]:
                       [Step("s", "sub", ("x", "z")), Step("a", "abs", ("s",))],
                       [Store("out", "a", shape=ps, strides=os_, offset=oo)])
     cases.append(Case("layout-permuted-3d-out-transposed", spec, lambda t: {"out": torch.abs(t["x"] - t["z"])}))
+    # 0-dim tensors only: a one-element kernel
+    spec = KernelSpec("scalar_only", (), [Load("a", "float32", ()), Load("b", "float64", ())],
+                      [Step("s", "mul", ("a", "b")), Step("t", "add", ("s", 1.0))], [Store("out", "t", shape=())])
+    cases.append(Case("layout-zero-dim", spec, lambda t: {"out": t["a"] * t["b"] + 1.0}))
     return cases
 
 
@@ -609,6 +613,11 @@ def reduction_cases() -> list[Case]:
     spec = KernelSpec("sum_last2", (3, 4, 10), [Load("x", "float32")], [Step("s", "sum", ("x",))],
                       [Store("out", "s", shape=(3,))], reduce_ndim=2)
     cases.append(Case("reduce-last-two-dims", spec, lambda t: {"out": t["x"].sum((-2, -1))}))
+    # every dim at once: one row, a 0-dim result (a loss), with a pointwise prologue
+    spec = KernelSpec("sum_all", (7, 9), [Load("x", "float32")], [Step("sq", "mul", ("x", "x")),
+                                                                   Step("s", "mean", ("sq",))],
+                      [Store("loss", "s", shape=())], reduce_ndim=2)
+    cases.append(Case("reduce-everything", spec, lambda t: {"loss": (t["x"] * t["x"]).mean()}))
     M, Nc = 30, 7
     spec = KernelSpec("column_sum", (Nc, M), [Load("x", "float32", (Nc, M), (1, Nc))],
                       [Step("s", "sum", ("x",)), Step("m", "amax", ("x",), {"is_max": True})],
@@ -689,6 +698,10 @@ def matmul_cases() -> list[Case]:
     spec = KernelSpec("mm_gelu", (24, 20), loads, [Step("g", "gelu", ("acc",), {"approximate": "none"})],
                       [Store("out", "g", shape=(24, 20), strides=(32, 1))], matmul=MatMul("acc", "a", "b"))
     cases.append(Case("matmul-gelu-strided-out", spec, lambda t: {"out": F.gelu(t["a"] @ t["b"])}))
+    # a dot product: a 1x1 output tile
+    loads = [Load("u", "float32", (1, 33)), Load("v", "float32", (33, 1))]
+    spec = KernelSpec("dot_1x1", (1, 1), loads, [], [Store("out", "acc")], matmul=MatMul("acc", "u", "v"))
+    cases.append(Case("matmul-1x1", spec, lambda t: {"out": t["u"] @ t["v"]}))
     # transposed A (a column-major view) and an output with a scale epilogue
     loads = [Load("at", "bfloat16", (48, 32), (1, 48)), Load("b", "bfloat16", (32, 64))]
     spec = KernelSpec("mm_at_scale", (48, 64), loads, [Step("y", "mul", ("acc", 0.125))], [Store("out", "y")],

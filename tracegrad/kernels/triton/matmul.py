@@ -78,9 +78,13 @@ class MatmulRenderer(Renderer):
         midx = IX.LinearIndex("rm", shapes[1], "m")
         nidx = IX.LinearIndex("rn", shapes[2], "n")
         offsets, moves = {}, {}
-        for (key, _, off), (bs, ms, ns) in zip(operands, strides):  # the epilogue's operands
+        for (key, aligned, off), (bs, ms, ns) in zip(operands, strides):  # the epilogue's operands
             offsets[key] = IX.join_offsets([bidx.expr(bs), midx.expr(ms), nidx.expr(ns)], off)
             moves[key] = (any(ms), any(ns))
+            if key[0] == "store":
+                self.check_store(self.stores[key[1]], aligned, range(len(kshape)))
+                if not any(ms) and not any(ns):  # a 1x1 output: give the pointer the tile's shape
+                    offsets[key] = IX.join_offsets(["rm * 0 + rn * 0", offsets[key] or None], 0)
 
         even_m, even_n, even_k = M % bm == 0, N % bn == 0, K % bk == 0
         sak, sbk = a_str[-1], b_str[-2]

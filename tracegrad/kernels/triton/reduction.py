@@ -63,6 +63,16 @@ class ReductionRenderer(Renderer):
             self.has_r[key] = any(s != 0 for s in rs)
             self.has_c[key] = any(s != 0 for s in cs)
         self._ranks()
+        nrows = len(rows_shape)
+        for key, aligned, off in operands:
+            if key[0] != "store":
+                continue
+            st = self.stores[key[1]]
+            full = self.full[st.value]
+            self.check_store(st, aligned, range(len(spec.shape)) if full else range(nrows))
+            if not self.has_r[key] and not (full and self.has_c[key]):
+                # one row (and a row value): the pointer still needs the block's [ROWS, 1] shape
+                self.offsets[key] = IX.join_offsets(["rows * 0", self.offsets[key] or None], 0)
         self.rmask = "rmask" if R % rows_block else None
         self.cmask = "cmask" if N % rblock else None
         self.N = N

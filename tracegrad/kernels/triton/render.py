@@ -117,6 +117,7 @@ class Renderer:
         self.deps = uses(spec)
         self.steps = {st.out: st for st in spec.body}
         self.loads = {ld.name: ld for ld in spec.loads}
+        self.stores = {st.name: st for st in spec.stores}
         for name in self.dtypes:
             self.var[name] = self._take(_identifier(name))
         self.ptr: dict[tuple[str, str], str] = {}
@@ -177,6 +178,13 @@ class Renderer:
         if ct is not ld.dtype:
             text += f".to({TL[ct]})"
         return f"{self.var[ld.name]} = {text}"
+
+    def check_store(self, st: Store, aligned, dims) -> None:
+        """A store must give each element its own address along `dims` (a stride of 0 would be a race)."""
+        for d in dims:
+            if self.spec.shape[d] > 1 and aligned[d] == 0:
+                raise LoweringError(f"store {st.name!r} has stride 0 along dim {d} of {self.spec.shape}: "
+                                    "every element would write the same address")
 
     def store_line(self, st: Store, offset_expr: str, mask: str | None) -> str:
         ptr = self.ptr[("store", st.name)]
@@ -300,6 +308,11 @@ class PointwiseRenderer(Renderer):
         exprs = [IX.join_offsets([p], o[2]) for p, o in zip(parts, operands)]
         # an operand that does not move with the index (a 0-dim tensor) is one scalar load, unmasked
         moves = {o[0]: p is not None for p, o in zip(parts, operands)}
+        for i, (key, aligned, off) in enumerate(operands):
+            if key[0] == "store":
+                self.check_store(self.stores[key[1]], aligned, range(len(spec.shape)))
+                if not moves[key]:  # one element: the pointer still needs the block's shape
+                    exprs[i] = IX.join_offsets(["offs * 0"], off)
         body = ["pid = tl.program_id(0)" + (".to(tl.int64)" if wide else ""),
                 "offs = pid * XBLOCK + tl.arange(0, XBLOCK)"]
         mask = None
