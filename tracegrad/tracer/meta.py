@@ -55,11 +55,16 @@ def _fill(shape, dt, fill):
     return np.lib.stride_tricks.as_strided(base, tuple(shape), (0,) * len(shape))
 
 
-def _run(op, args, attrs, compute, shrink: bool, fill):
+def _run(op, args, attrs, compute, shrink: bool, fill, real: bool = False):
     vals = []
     for a in args:
         if isinstance(a, Tensor):
             if not shrink and _is_const(a):  # a constant's values are known: use them (a mask decides sizes)
+                vals.append(_const_values(a, compute, op))
+                continue
+            if real and a.dtype.is_floating_point:
+                # the stand-in itself: real strides (so the result is laid out as eager lays it out) and
+                # contiguous memory, so matmul and conv run at BLAS speed on zero pages
                 vals.append(_const_values(a, compute, op))
                 continue
             shape = (1,) * a.ndim if shrink else a._data.shape
@@ -73,10 +78,10 @@ def _run(op, args, attrs, compute, shrink: bool, fill):
         return op.numpy(*vals, **np_attrs(op, attrs))
 
 
-def run_on_standins(op, args, attrs, compute, shrink: bool = False):
+def run_on_standins(op, args, attrs, compute, shrink: bool = False, real: bool = False):
     """op.numpy on stand-ins: zeros first, ones if the op refuses zeros."""
     try:
-        return _run(op, args, attrs, compute, shrink, 0)
+        return _run(op, args, attrs, compute, shrink, 0, real)
     except Exception as first:  # noqa: BLE001 - retried, then re-raised as is
         try:
             return _run(op, args, attrs, compute, shrink, 1)
@@ -113,10 +118,11 @@ def infer(op, args, attrs, dtype, compute):
             numel *= s
         strides = pointwise_layout(shape, tensors) if numel >= 2 else None
         return "array", [(tuple(shape), strides)]
-    res = run_on_standins(op, args, attrs, compute)
+    res = run_on_standins(op, args, attrs, compute, real=True)
     if op.nout == 1:
         res = (res,)
     shapes = [tuple(np.shape(r)) for r in res]
+    strides = [_result_strides(r) for r in res]
     if any((t.dtype is D.bool_ or not t.dtype.is_floating_point) and not _is_const(t) for t in tensors):
         # a mask or an index may decide the output's size (masked_select): zeros and ones must agree
         try:
@@ -127,7 +133,18 @@ def infer(op, args, attrs, dtype, compute):
             other = (other,) if op.nout == 1 else other
             if [tuple(np.shape(r)) for r in other] != shapes:
                 raise DataDependentShape(op.name)
-    return "array", [(s, None) for s in shapes]
+    return "array", list(zip(shapes, strides))
+
+
+def _result_strides(r) -> tuple | None:
+    """The element strides of a result (None: row-major), as eager mode would keep them."""
+    if type(r) is not np.ndarray or r.ndim < 2 or r.size < 2 or r.flags.c_contiguous:
+        return None
+    item = r.itemsize
+    st = tuple(s // item for s in r.strides)
+    if any(s <= 0 for s, n in zip(st, r.shape) if n > 1):
+        return None
+    return st
 
 
 class DataDependentShape(Exception):
