@@ -343,3 +343,22 @@ def test_debug_level_2_adds_the_source(monkeypatch, capsys):
     tracegrad.compile(lambda x: x.exp() + 1)(tracegrad.ones(3))
     err = capsys.readouterr().err
     assert "def forward(" in err and "_u_exp" in err
+
+
+def test_writing_a_saved_input_fails_at_backward_as_eagerly():
+    def f(L, w):
+        y = (w * w).sum()
+        with L.no_grad():
+            w.add_(1)  # w was saved for the backward of w * w
+        return y
+
+    wr = torch.ones(3, requires_grad=True)
+    yr = f(torch, wr)
+    with pytest.raises(RuntimeError, match="modified by an inplace operation") as theirs:
+        yr.backward()
+    w = tracegrad.ones(3, requires_grad=True)
+    y = tracegrad.compile(lambda w: f(tracegrad, w))(w)  # the call itself works, as eagerly
+    assert_values(w.detach(), wr.detach())
+    with pytest.raises(RuntimeError, match="modified by an inplace operation"):
+        y.backward()
+    assert type(theirs.value) is RuntimeError

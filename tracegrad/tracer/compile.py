@@ -5,8 +5,8 @@
     loss = step(x2, y2)                     # same signature: the cached program runs
 
 The cache key of a call is its signature: grad mode, and for every tensor
-argument its dtype, shape, strides (None when contiguous), requires_grad and
-whether its .grad is set; other arguments by value. Tensors the function
+argument its dtype, shape, strides (None when contiguous), requires_grad,
+whether its .grad is set, and device; other arguments by value. Tensors the function
 reaches without being passed (parameters, closures) are guarded the same way.
 A new signature is traced again (TRACEGRAD_DEBUG says which part changed); an
 entry is never used for another signature.
@@ -74,6 +74,9 @@ class CompiledFunctionBackward(Node):
 
 def _backward_vjp(ctx, saved, *grads):
     entry, arrays = ctx
+    if entry.bwd is None and entry.backward_error is not None:
+        kind, args = entry.backward_error
+        raise kind(*args)
     if _grad["enabled"]:
         raise RuntimeError("tracegrad.compile: double backward (create_graph=True) through a compiled function "
                            "is not supported; call the function without compile to differentiate twice")
@@ -173,8 +176,6 @@ class Entry:
         arrays = [resolve(s)._data for s in self.fwd_sources]
         outs = self.fwd(*arrays)
         n_user, n_eff = self.n_user, self.n_eff
-        if self.effects:
-            self._apply_effects(outs[n_user:n_user + n_eff], resolve)
         results = []
         seen = set()
         for k in range(n_user):
@@ -194,7 +195,11 @@ class Entry:
                 t._vc = base._vc
             results.append(t)
         if self.requires_grad and _grad["enabled"] and any(self.requires_grad):
+            # before the effects: the node records the versions of the inputs it reads, so a write
+            # into one of them (an effect of this very call) is caught at backward, as eagerly
             self._attach(results, outs[n_user + n_eff:], resolve)
+        if self.effects:
+            self._apply_effects(outs[n_user:n_user + n_eff], resolve)
         return results
 
     def _apply_effects(self, vals, resolve) -> None:
@@ -228,8 +233,10 @@ class Entry:
         if self.bwd is None:
             if self.backward_error is None:
                 return
+            # tracing the backward failed the way backward() would fail eagerly: fail then
             node = CompiledFunctionBackward(_backward_vjp, (), (), (self, ()), len(need))
-            node._freed = True
+            if len(need) > 1:
+                node._out_meta = [(self.out_values[k].shape, self.out_dtypes[k]) for k in need]
         else:
             edges = tuple(_edge(resolve(s)) for s in self.grad_sources)
             saved_t = tuple(resolve(s) for s in self.saved_inputs)
@@ -272,7 +279,8 @@ def _static_key(a):
         return ("s", t.__name__, a)
     if isinstance(a, Tensor):
         d = a._data
-        return (a.dtype, d.shape, None if d.flags.c_contiguous else d.strides, a._requires_grad, a._grad is None)
+        return (a.dtype, d.shape, None if d.flags.c_contiguous else d.strides, a._requires_grad, a._grad is None,
+                a.device)
     if t is tuple or t is list:
         return ("seq", t.__name__) + tuple(_static_key(x) for x in a)
     if t is dict:
@@ -309,7 +317,7 @@ class CompiledFunction:
             if isinstance(a, Tensor):
                 d = a._data
                 key.append((a.dtype, d.shape, None if d.flags.c_contiguous else d.strides, a._requires_grad,
-                            a._grad is None))
+                            a._grad is None, a.device))
             else:
                 key.append(_static_key(a))
         if kwargs:

@@ -47,11 +47,11 @@ def describe_change(old_key: tuple | None, new_key: tuple, names: list) -> str:
     return "; ".join(parts) or "captured tensors changed"
 
 
-_FIELDS = ("dtype", "shape", "strides", "requires_grad", "grad is None")
+_FIELDS = ("dtype", "shape", "strides", "requires_grad", "grad is None", "device")
 
 
 def _diff(a, b) -> str:
-    if isinstance(a, tuple) and isinstance(b, tuple) and len(a) == len(b) == 5 and a[:1] != ("s",):
+    if isinstance(a, tuple) and isinstance(b, tuple) and len(a) == len(b) == len(_FIELDS) and a[:1] != ("s",):
         out = []
         for f, x, y in zip(_FIELDS, a, b):
             if x != y:

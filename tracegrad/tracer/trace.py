@@ -573,12 +573,11 @@ def _trace_backward(tr: Tracer, cap: Capture, out_tensors: list):
     try:
         res = engine.run_backward(roots, tangents, retain_graph=True, create_graph=False, inputs=leaves,
                                   allow_unused=True)
-    except RuntimeError as e:
-        if "backward through the graph a second time" in str(e):
-            cap.backward_error = str(e)
-            cap.grad_inputs = []
-            return [], tangents
-        raise
+    except (RuntimeError, NotImplementedError) as e:
+        # eagerly this error would come from backward(), not from the call: keep it for then
+        cap.backward_error = (type(e), e.args)  # not the exception: its traceback holds the trace's frames
+        cap.grad_inputs = []
+        return [], tangents
     finally:
         tr.phase = "forward"
     return [tr.value_of(g) if g is not None else None for g in res], tangents
