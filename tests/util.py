@@ -135,12 +135,14 @@ def rand_array(shape, name: str, rng: np.random.Generator, domain: str = "any") 
 
 
 def _from_numpy_both(arr: np.ndarray, name: str):
-    if name == "bfloat16":
-        ours = tracegrad.tensor(arr, dtype=tracegrad.bfloat16)
-        theirs = torch.from_numpy(np.array(arr, copy=True)).to(torch.bfloat16)
-    else:
-        ours = tracegrad.tensor(arr)
-        theirs = torch.from_numpy(np.array(arr, copy=True)).clone()  # a storage torch may resize (out=)
+    ours = tracegrad.tensor(arr, dtype=tg_dtype(name))
+    if not arr.size:
+        # torch.tensor(ndarray) would copy NumPy's all-zero strides of an empty array, which no torch
+        # factory gives; an empty tensor from torch.empty has the row-major strides we compare with
+        return ours, torch.empty(arr.shape, dtype=torch_dtype(name))
+    # a copy with its own (resizable) storage and row-major strides; bfloat16 rounds from float32 values
+    # that are already on the bfloat16 grid, so both libraries hold the same bits
+    theirs = torch.tensor(arr).to(torch_dtype(name))
     return ours, theirs
 
 
@@ -211,7 +213,8 @@ def make_pair(shape, name: str, layout: str = "contig", rng: np.random.Generator
     ours, theirs = view(ours), view(theirs)
     assert tuple(ours.shape) == tuple(theirs.shape) == tuple(shape), (layout, shape)
     assert dtype_name(ours.dtype) == dtype_name(theirs.dtype) == name, (name, ours.dtype, theirs.dtype)
-    assert ours.stride() == theirs.stride(), f"layout {layout}: strides {ours.stride()} vs {theirs.stride()}"
+    if theirs.numel():  # (an empty tensor's strides are not a contract)
+        assert ours.stride() == theirs.stride(), f"layout {layout}: strides {ours.stride()} vs {theirs.stride()}"
     return ours, theirs
 
 

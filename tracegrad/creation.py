@@ -110,6 +110,11 @@ def from_values(arr: np.ndarray, dtype: D.DType, requires_grad: bool = False) ->
 
 def _finish(arr, dtype, device, requires_grad) -> Tensor:
     check_device(device)
+    if arr.size == 0 and arr.ndim > 1:  # keep torch's strides on empty tensors (NumPy would zero them)
+        from numpy.lib.stride_tricks import as_strided
+        from .tensor import _contiguous_strides
+
+        arr = as_strided(np.empty(1, arr.dtype), arr.shape, [s * arr.itemsize for s in _contiguous_strides(arr.shape)])
     t = Tensor._make(arr, dtype)
     if requires_grad:
         if not dtype.is_floating_point:  # the factories' wording (capital O, "and complex")

@@ -18,16 +18,28 @@ from .autograd.record import Ctx, record as _record_grad  # noqa: F401  (the aut
 
 _grad = grad_mode._state
 TRACER = [None]  # set by tracegrad.tracer while tracing; None otherwise
+# True while the caller already holds np.errstate(all="ignore") (the autograd engine does, around a
+# whole backward pass), so ops skip entering their own (~1 us each)
+QUIET = [False]
 _EMPTY: dict = {}
 
 
 def bf16_to_f32(u: np.ndarray) -> np.ndarray:
+    # keep u's memory order only when it is dense (say, transposed): a broadcast or step-sliced view
+    # widens row-major, so copies made from the result get torch's layouts
+    if u.ndim > 1 and not u.flags.c_contiguous:
+        from .ops.shape_util import is_non_overlapping_and_dense
+
+        if not is_non_overlapping_and_dense(u.shape, [s // 2 for s in u.strides]):
+            return (u.astype(np.uint32, order="C") << 16).view(np.float32)
     return (u.astype(np.uint32) << 16).view(np.float32)
 
 
 def f32_to_bf16(f: np.ndarray) -> np.ndarray:
     """Round to nearest even, as torch does when it narrows to bfloat16."""
-    f = np.ascontiguousarray(f, dtype=np.float32)
+    f = np.asarray(f, dtype=np.float32)  # keeps f's memory layout, as torch's outputs do
+    if f.ndim == 0:  # (arithmetic on 0-d arrays gives NumPy scalars, which cannot be assigned into)
+        return f32_to_bf16(f.reshape(1)).reshape(())
     b = f.view(np.uint32)
     r = ((b + np.uint32(0x7FFF) + ((b >> 16) & np.uint32(1))) >> 16).astype(np.uint16)
     nan = np.isnan(f)
@@ -70,6 +82,10 @@ def apply(op, args: tuple, attrs: dict = _EMPTY, dtype: D.DType | None = None,
     tr = TRACER[0]
     if tr is not None:
         return tr.record(op, args, attrs, dtype, compute)
+    if len(args) == 1 and op.kind == "pointwise" and not attrs and dtype is None and compute is None:
+        r = _unary(op, args[0])  # exp, tanh, neg...: the cached-dtype fast path below
+        if r is not None:
+            return r
     Tensor = _Tensor
 
     if dtype is None:
@@ -90,12 +106,14 @@ def apply(op, args: tuple, attrs: dict = _EMPTY, dtype: D.DType | None = None,
         elif type(a) is list or type(a) is tuple:
             vals.append([values(x) if isinstance(x, Tensor) else x for x in a])
             rg = rg or any(isinstance(x, Tensor) and x._requires_grad for x in a)
+        elif type(a) is int and compute is not None and compute.category == D._INT:
+            vals.append(D.wrap_int(a, compute))  # torch wraps: uint8_tensor + -1 adds 255
         else:
             vals.append(a)
     all_attrs = attrs
     if attrs and op.np_attrs is not None and not op.np_attrs.issuperset(attrs):
         attrs = {k: v for k, v in attrs.items() if k in op.np_attrs}
-    if op.quiet:
+    if op.quiet and not QUIET[0]:
         with np.errstate(all="ignore"):
             res = op.numpy(*vals, **attrs)
     else:
@@ -131,6 +149,12 @@ def _wrap(arr, dtype, op, args):
         return t
     if type(arr) is not np.ndarray:
         arr = np.asarray(arr)
+    if op.kind == "pointwise":  # torch's elementwise outputs keep their inputs' memory order
+        from .ops.shape_util import match_layout
+
+        arr = match_layout(arr, [a for a in args if isinstance(a, Tensor)])
+    elif op.kind in ("reduce", "scan") and not arr.flags.c_contiguous:
+        arr = np.ascontiguousarray(arr)  # torch allocates reduction and scan outputs row-major
     return Tensor._make(to_storage(arr, dtype), dtype)
 
 
@@ -184,7 +208,9 @@ def binary(op, a, b):
         x = x.astype(comp.np)
     if key[2] is not comp and tb is not float and tb is not int and tb is not bool:
         y = y.astype(comp.np)
-    if op.quiet:
+    elif tb is int and comp.category == D._INT:
+        y = D.wrap_int(y, comp)
+    if op.quiet and not QUIET[0]:
         with np.errstate(all="ignore"):
             res = op.numpy(x, y)
     else:
@@ -193,10 +219,51 @@ def binary(op, a, b):
         res = np.asarray(res)
     if res.dtype is not out_dt.np and res.dtype != out_dt.np:
         res = to_storage(res, out_dt)
+    if res.ndim > 1 and not (a._data.flags.c_contiguous and (tb in _SCALARS or (
+            b._data.flags.c_contiguous and a._data.shape == b._data.shape))):
+        # torch's memory order for non-contiguous inputs
+        res = _match_layout(res, [a] if tb in _SCALARS else [a, b])
     out = _Tensor._make(res, out_dt)
     if rg and _grad["enabled"] and op.vjp is not None:
         _record_grad(op, (a, b), _EMPTY, (out,))
     return out
 
 
+def _unary(op, a):
+    """apply(op, (a,)) for a one-input pointwise op on a plain CPU tensor, or None to take the
+    general path. Same results as apply; the output dtype comes from a cache keyed by the input's
+    dtype instead of the promotion rules on every call (the backward of a unary op is usually
+    one of these too, so this is most of an elementwise chain's time)."""
+    if type(a) is not _Tensor or op.nout != 1:
+        return None
+    ad = a.dtype
+    if ad is _BF16:
+        return None
+    key = (op, ad)
+    r = _DTYPE_CACHE.get(key)
+    if r is None:
+        out_dt = op.dtype((a,), _EMPTY) if op.dtype is not None else ad
+        r = _DTYPE_CACHE[key] = (out_dt, out_dt if op.cast_inputs else ad)
+    out_dt, comp = r
+    x = a._data
+    if ad is not comp:
+        x = x.astype(comp.np)
+    if op.quiet and not QUIET[0]:
+        with np.errstate(all="ignore"):
+            res = op.numpy(x)
+    else:
+        res = op.numpy(x)
+    if type(res) is not np.ndarray:
+        res = np.asarray(res)
+    if res.dtype is not out_dt.np and res.dtype != out_dt.np:
+        res = to_storage(res, out_dt)
+    if res.ndim > 1 and not x.flags.c_contiguous:  # torch's memory order for non-contiguous inputs
+        res = _match_layout(res, [a])
+    out = _Tensor._make(res, out_dt)
+    if a._requires_grad and _grad["enabled"] and op.vjp is not None:
+        _record_grad(op, (a,), _EMPTY, (out,))
+    return out
+
+
 from .tensor import Tensor as _Tensor  # noqa: E402  (tensor.py does not import this module at load time)
+from .ops.shape_util import match_layout as _match_layout  # noqa: E402

@@ -125,6 +125,8 @@ def _invert(self):
 
     if self.dtype is D.bool_:
         return P.logical_not(self)
+    if self.dtype.is_floating_point:
+        raise TypeError("~ (operator.invert) is only implemented on integer and Boolean-type tensors")
     return P.bitwise_not(self)
 
 

@@ -16,6 +16,7 @@ import numpy as np
 from . import dtypes as D
 from .device import CPU, check_device
 from .autograd import grad_mode
+from . import autograd as _autograd  # Tensor.backward calls into it
 
 _grad = grad_mode._state
 
@@ -157,6 +158,8 @@ class Tensor:
 
     def stride(self, dim: int | None = None):
         st = tuple(s // self.dtype.itemsize for s in self._data.strides)
+        if self._data.size == 0 and not any(st) and st:  # NumPy zeroes an empty array's strides; torch does not
+            st = _contiguous_strides(self._data.shape)
         if dim is None:
             return st
         return st[_wrap_dim(dim, self._data.ndim)]
@@ -327,9 +330,8 @@ class Tensor:
         return _Handle(lst, hook)
 
     def backward(self, gradient=None, retain_graph=None, create_graph=False, inputs=None) -> None:
-        from .autograd import backward
-
-        backward(self, gradient, retain_graph=retain_graph, create_graph=create_graph, inputs=inputs)
+        """Accumulate the gradient of this tensor into the leaves' .grad (see tracegrad.autograd.backward)."""
+        _autograd.backward(self, gradient, retain_graph=retain_graph, create_graph=create_graph, inputs=inputs)
 
     # ---- conversion ---------------------------------------------------------------
     def numpy(self, *, force: bool = False) -> np.ndarray:
@@ -539,11 +541,25 @@ class _Storage:
         return self._root.nbytes
 
 
+def _contiguous_strides(shape) -> tuple:
+    """Row-major strides as torch computes them (a size-0 dim counts as size 1)."""
+    st, acc = [], 1
+    for n in reversed(shape):
+        st.append(acc)
+        acc *= max(n, 1)
+    return tuple(reversed(st))
+
+
 def _root(a: np.ndarray) -> np.ndarray:
     """The array that owns the memory a view looks into."""
-    while isinstance(a.base, np.ndarray):
-        a = a.base
-    return a
+    while True:
+        b = a.base
+        if isinstance(b, np.ndarray):
+            a = b
+        elif isinstance(getattr(b, "base", None), np.ndarray):  # as_strided's wrapper object
+            a = b.base
+        else:
+            return a
 
 
 def _wrap_dim(dim: int, ndim: int) -> int:

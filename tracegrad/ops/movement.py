@@ -13,7 +13,7 @@ from numpy.lib.stride_tricks import as_strided as _np_strided_view
 from .. import dtypes as D
 from ..dispatch import apply
 from ..tensor import Tensor, Size
-from .shape_util import broadcast_shapes, sum_to, wrap_dim
+from .shape_util import broadcast_shapes, is_non_overlapping_and_dense, sum_to, wrap_dim
 from .table import defop, OPS
 
 
@@ -80,11 +80,15 @@ def view_strides(oldshape, oldstride, newshape):
     return tuple(newstride)
 
 
-def _np_view(a, shape):
-    if a.flags.c_contiguous:
-        return a.reshape(shape)
+def _np_view(a, shape, strides=None):
+    """`a` seen with a new shape; `strides` (in elements) are torch's for the view when known: they
+    differ from NumPy's only on size-1 dims, where torch's rule gives them from their neighbours."""
     item = a.itemsize
-    st = view_strides(a.shape, tuple(s // item for s in a.strides), shape)
+    if a.flags.c_contiguous:
+        r = a.reshape(shape)
+        if strides is None or r.strides == tuple(s * item for s in strides):
+            return r
+    st = strides if strides is not None else view_strides(a.shape, tuple(s // item for s in a.strides), shape)
     return _np_strided_view(a, shape, tuple(s * item for s in st))
 
 
@@ -103,12 +107,13 @@ def view(self, *shape):
     if len(shape) == 1 and not isinstance(shape[0], int):
         shape = tuple(shape[0])
     shape = infer_size(shape, self.numel())
-    if view_strides(self._data.shape, self.stride(), shape) is None:
+    st = view_strides(self._data.shape, self.stride(), shape)
+    if st is None:
         raise RuntimeError(
             "view size is not compatible with input tensor's size and stride (at least one dimension spans "
             "across two contiguous subspaces). Use .reshape(...) instead."
         )
-    return apply(VIEW, (self,), {"shape": shape})
+    return apply(VIEW, (self,), {"shape": shape, "strides": st})
 
 
 def _view_dtype(self, dt):
@@ -121,8 +126,9 @@ def reshape(self, *shape):
     if len(shape) == 1 and not isinstance(shape[0], int):
         shape = tuple(shape[0])
     shape = infer_size(shape, self.numel())
-    if view_strides(self._data.shape, self.stride(), shape) is not None:
-        return apply(VIEW, (self,), {"shape": shape})
+    st = view_strides(self._data.shape, self.stride(), shape)
+    if st is not None:
+        return apply(VIEW, (self,), {"shape": shape, "strides": st})
     # no view possible: a contiguous copy, viewed (torch: _unsafe_view(clone(contiguous)))
     return apply(UNSAFE_VIEW, (apply(CONTIG, (self,)),), {"shape": shape})
 
@@ -205,6 +211,10 @@ def _np_expand(a, shape):
     lead = len(shape) - a.ndim
     strides = (0,) * lead + tuple(0 if (n == 1 and s != 1) else st
                                   for n, s, st in zip(a.shape, shape[lead:], a.strides))
+    if a.flags.c_contiguous and a.size:
+        # the same view, built by the ndarray constructor over a's buffer: ~10x cheaper than
+        # as_strided, which matters on the backward path (every reduction's vjp expands)
+        return np.ndarray(shape, a.dtype, a, 0, strides)
     return _np_strided_view(a, shape, strides)
 
 
@@ -253,7 +263,15 @@ def broadcast_tensors(*tensors):
     return tuple(expand(t, shape) for t in tensors)
 
 
-UNSQUEEZE = defop("unsqueeze", "view", lambda a, dim: np.expand_dims(a, dim),
+def _np_unsqueeze(a, dim):
+    r = np.expand_dims(a, dim)
+    # torch keeps every stride and gives the new dim size * stride of the dim after it (1 at the end);
+    # NumPy's reshape may renumber the strides of size-1 dims
+    want = a.strides[:dim] + (a.shape[dim] * a.strides[dim] if dim < a.ndim else a.itemsize,) + a.strides[dim:]
+    return r if r.strides == want else _np_strided_view(a, r.shape, want)
+
+
+UNSQUEEZE = defop("unsqueeze", "view", _np_unsqueeze,
                   vjp=lambda ctx, s, g: (g.squeeze(ctx.dim),))
 SQUEEZE = defop("squeeze", "view", lambda a, dims: np.squeeze(a, dims) if dims else a[...],
                 vjp=lambda ctx, s, g: (g.reshape(ctx.shapes[0]),),
@@ -521,7 +539,18 @@ def unbind(self, dim=0):
 
 
 # ---- copies: clone, contiguous, flip, repeat, cat, stack ----------------------------------------
-CLONE = defop("clone", "movement", lambda a: np.array(a, copy=True, order="K") if a.ndim else a.copy(),
+def _np_preserve_copy(a):
+    """A copy laid out as torch's preserve_format does: a dense input (say a transposed one) keeps its
+    strides; anything else (step-sliced, expanded) becomes row-major."""
+    if a.ndim < 2:
+        return a.copy()
+    item = a.itemsize
+    if all(s >= 0 for s in a.strides) and is_non_overlapping_and_dense(a.shape, [s // item for s in a.strides]):
+        return np.array(a, copy=True, order="K")
+    return np.array(a, copy=True, order="C")
+
+
+CLONE = defop("clone", "movement", _np_preserve_copy,
               vjp=lambda ctx, s, g: (g,), lowering="{0}")
 
 
@@ -540,7 +569,13 @@ CONTIG = defop("contiguous", "movement", lambda a: np.ascontiguousarray(a), vjp=
                grad_name="CloneBackward0", lowering="{0}")
 
 
-FLIP = defop("flip", "movement", lambda a, dims: np.flip(a, dims).copy(), vjp=lambda ctx, s, g: (g.flip(ctx.dims),))
+def _np_flip(a, dims):
+    r = _np_preserve_copy(a)  # the output takes the input's layout, then we write the flipped values
+    r[...] = np.flip(a, dims)
+    return r
+
+
+FLIP = defop("flip", "movement", _np_flip, vjp=lambda ctx, s, g: (g.flip(ctx.dims),))
 
 
 def flip(self, *dims):
@@ -594,8 +629,26 @@ def tile(self, *reps):
     return repeat(self, reps)
 
 
+def _channels_last(a) -> bool:
+    """torch's test for a 4-d NCHW tensor stored as NHWC (its suggest_memory_format)."""
+    if a.ndim != 4:
+        return False
+    st = [s // a.itemsize for s in a.strides]
+    if st[1] == 0:
+        return False
+    lo = 0
+    for d in (1, 3, 2, 0):
+        if a.shape[d] == 0 or st[d] < lo or (d == 0 and lo == st[1]):
+            return False
+        lo = st[d] * (a.shape[d] if a.shape[d] > 1 else 1)
+    return True
+
+
 def _np_cat(arrays, dim):
-    return np.concatenate(arrays, axis=dim)
+    r = np.concatenate(arrays, axis=dim)
+    if r.ndim == 4 and all(_channels_last(a) for a in arrays):  # torch keeps a shared channels-last format
+        return np.ascontiguousarray(r.transpose(0, 2, 3, 1)).transpose(0, 3, 1, 2)
+    return np.ascontiguousarray(r)  # otherwise row-major, whatever the inputs' layouts
 
 
 def _vjp_cat(ctx, saved, g):
@@ -665,7 +718,7 @@ def stack(tensors, dim=0, *, out=None):
     return r
 
 
-STACK = defop("stack", "movement", lambda arrays, dim: np.stack(arrays, axis=dim),
+STACK = defop("stack", "movement", lambda arrays, dim: np.ascontiguousarray(np.stack(arrays, axis=dim)),
               vjp=lambda ctx, s, g: tuple(g.unbind(ctx.dim)))
 
 

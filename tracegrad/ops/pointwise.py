@@ -42,6 +42,11 @@ def _same(args, attrs=None):
     return args[0].dtype
 
 
+def _refuse(kernel: str, dt: D.DType):
+    """torch's error for a dtype a kernel has no implementation for."""
+    raise NotImplementedError(f'"{kernel}" not implemented for \'{dt.short}\'')
+
+
 def _zero_grads(ctx):
     return tuple(None for _ in ctx.shapes)
 
@@ -118,17 +123,28 @@ def _unary(name, fn, lowering, vjp=None, save=(0,), dtype=_float_result, grad_na
 
 
 # ---- the primitives ---------------------------------------------------------------
-ADD = defop("add", "pointwise", np.add, dtype=_promote, cast_inputs=True, vjp=_vjp_add, lowering="{0} + {1}",
-            quiet=False)
+# add/sub/mul stay quiet (NumPy warns on inf - inf, inf * 0 and float overflow; torch never does);
+# comparisons cannot warn, so they skip the errstate
+ADD = defop("add", "pointwise", np.add, dtype=_promote, cast_inputs=True, vjp=_vjp_add, lowering="{0} + {1}")
 SUB = defop("sub", "pointwise", np.subtract, dtype=_promote, cast_inputs=True, vjp=_vjp_sub, lowering="{0} - {1}",
-            quiet=False,
             grad_name=lambda a: "RsubBackward1" if a.get("rsub") else "SubBackward0")
-MUL = defop("mul", "pointwise", np.multiply, dtype=_promote, cast_inputs=True, vjp=_vjp_mul, save=(0, 1), quiet=False,
+MUL = defop("mul", "pointwise", np.multiply, dtype=_promote, cast_inputs=True, vjp=_vjp_mul, save=(0, 1),
             lowering="{0} * {1}")
 DIV = defop("div", "pointwise", np.true_divide, dtype=_float_result, cast_inputs=True, vjp=_vjp_div, save=(0, 1),
             lowering={"float32": "tl.math.div_rn({0}, {1})", "default": "{0} / {1}"})
 # pow has three forms (x ** c, x ** y, c ** x) that save different things
-POW = defop("pow", "pointwise", np.power, dtype=_promote, cast_inputs=True, vjp=_vjp_pow,
+def _np_pow(a, b):
+    bk = np.asarray(b).dtype.kind
+    if bk == "i" and np.asarray(a).dtype.kind in "iu" and np.any(np.asarray(b) < 0):
+        # integer a ** -k truncates 1 / a**k: 1 for a == 1, +-1 for a == -1, else 0 (NumPy refuses)
+        neg = np.asarray(b) < 0
+        r = np.power(a, np.where(neg, 0, b))
+        alt = np.where(a == 1, 1, np.where(a == -1, np.where(np.asarray(b) % 2 == 0, 1, -1), 0))
+        return np.where(neg, alt, r).astype(r.dtype)
+    return np.power(a, b)
+
+
+POW = defop("pow", "pointwise", _np_pow, dtype=_promote, cast_inputs=True, vjp=_vjp_pow,
             save=lambda a: {0: (0,), 1: (0, 1, "out"), 2: (1, "out")}[a["form"]],
             lowering={"float": "libdevice.pow({0}, {1})",  # integers: exact in float64 below 2**53
                       "int": "libdevice.rint(libdevice.pow(tl.cast({0}, tl.float64), tl.cast({1}, tl.float64)))"
@@ -205,7 +221,16 @@ _REMAINDER_LOWERING = {
 }
 REMAINDER = defop("remainder", "pointwise", _np_remainder, dtype=_promote, cast_inputs=True,
                   vjp=_vjp_remainder, save=(0, 1), lowering=_REMAINDER_LOWERING)
-FMOD = defop("fmod", "pointwise", np.fmod, dtype=_promote, cast_inputs=True, vjp=_vjp_fmod, save=(0, 1),
+def _np_fmod(a, b):
+    if isinstance(a, np.ndarray) and a.dtype.kind in "iub" and not (isinstance(b, float) or
+                                                                    getattr(b, "dtype", None) is not None and
+                                                                    b.dtype.kind == "f"):
+        if np.any(np.asarray(b) == 0):
+            raise RuntimeError("ZeroDivisionError")
+    return np.fmod(a, b)
+
+
+FMOD = defop("fmod", "pointwise", _np_fmod, dtype=_promote, cast_inputs=True, vjp=_vjp_fmod, save=(0, 1),
              lowering={"float": "libdevice.fmod({0}, {1})", "int": "{0} % {1}"})
 ATAN2 = defop("atan2", "pointwise", np.arctan2, dtype=_float_result, cast_inputs=True, save=(0, 1),
               vjp=lambda ctx, s, g: (sum_to(g * s[1] / (s[0] * s[0] + s[1] * s[1]), ctx.shapes[0]),
@@ -225,9 +250,6 @@ for _name, _fn, _low in [("eq", np.equal, "{0} == {1}"), ("ne", np.not_equal, "{
 
 def _bitwise(name, fn, low):
     def np_fn(a, b):
-        for x in (a, b):
-            if isinstance(x, np.ndarray) and x.dtype.kind == "f" or isinstance(x, float):
-                raise RuntimeError(f'"{name}_cpu" not implemented for \'Float\'')
         return fn(a, b)
 
     return defop(name, "pointwise", np_fn, dtype=_promote, cast_inputs=True, lowering=low)
@@ -274,14 +296,15 @@ def _np_sigmoid(x):
 
 # spelled out rather than tl.sigmoid, a @jit function of Triton's standard library that the
 # interpreter cannot call unless TRITON_INTERPRET was set before Triton was imported
-SIGMOID = _unary("sigmoid", _np_sigmoid, "1.0 / (1.0 + tl.exp(-{0}))",  _g(lambda out: out * (1 - out)), save=("out",))
+SIGMOID = _unary("sigmoid", _np_sigmoid, "1.0 / (1.0 + tl.exp(-{0}))", _g(lambda out: out * (1 - out)), save=("out",))
 RECIPROCAL = _unary("reciprocal", np.reciprocal, "1.0 / {0}", _g(lambda out: -out * out), save=("out",))
 
 
 def _np_erf(x):
-    # NumPy has no erf; math.erf elementwise is exact and fast enough for CPU tensors
-    flat = x.reshape(-1)
-    return np.fromiter((math.erf(v) for v in flat.tolist()), dtype=x.dtype, count=flat.size).reshape(x.shape)
+    # NumPy has no erf: a vectorised polynomial fit, within 2 ulps of math.erf (see ops/special.py)
+    from .special import erf_np
+
+    return erf_np(x)
 
 
 ERF = _unary("erf", _np_erf, "libdevice.erf({0})", _g(lambda x: (2 / math.sqrt(math.pi)) * exp(-x * x)))
@@ -289,7 +312,7 @@ ERF = _unary("erf", _np_erf, "libdevice.erf({0})", _g(lambda x: (2 / math.sqrt(m
 # ops that keep the input's dtype (integers stay integers)
 NEG = _unary("neg", np.negative, "-{0}", lambda ctx, s, g: (-g,), save=(), dtype=_same)
 ABS = _unary("abs", np.abs, "tl.abs({0})", _g(lambda x: sign(x)), dtype=_same)
-SIGN = _unary("sign", np.sign, "({0} > 0).to({ctype}) - ({0} < 0).to({ctype})",
+SIGN = _unary("sign", lambda x: x.copy() if x.dtype == np.bool_ else np.where(x != x, 0, np.sign(x)).astype(x.dtype), "({0} > 0).to({ctype}) - ({0} < 0).to({ctype})",
               lambda ctx, s, g: (g * 0.0,), save=(), dtype=_same)
 RELU = _unary("relu", lambda x: np.maximum(x, 0).astype(x.dtype, copy=False),
               "tl.maximum({0}, 0, propagate_nan=tl.PropagateNan.ALL)",
@@ -416,7 +439,37 @@ def _binary(op, a, b, attrs=None):
 
 def _checked_binary(op, a, b):
     _check(a, b)
+    if op is SUB:
+        _check_sub(a, b)
     return apply(op, (a, b))
+
+
+def _is_bool(x) -> bool:
+    return type(x) is bool or getattr(x, "dtype", None) is D.bool_
+
+
+def _check_sub(a, b) -> None:
+    """torch refuses `-` with a bool operand (a Python bool counts as a bool tensor)."""
+    if _is_bool(a) and _is_bool(b):
+        raise RuntimeError("Subtraction, the `-` operator, with two bool tensors is not supported. "
+                           "Use the `^` or `logical_xor()` operator instead.")
+    if _is_bool(a) or _is_bool(b):
+        raise RuntimeError("Subtraction, the `-` operator, with a bool tensor is not supported. If you are trying "
+                           "to invert a mask, use the `~` or `logical_not()` operator instead.")
+
+
+def _no_bool(kernel: str, a, b) -> None:
+    """Division-like kernels have no bool version (an int operand promotes them away from bool)."""
+    if isinstance(a, Tensor) or isinstance(b, Tensor):
+        dt = D.result_type(a, b)
+        if dt is D.bool_:
+            _refuse(kernel, dt)
+
+
+def _ints_only(kernel: str, a, b) -> None:
+    dt = D.result_type(a, b)
+    if dt.is_floating_point:
+        _refuse(kernel, dt)
 
 
 _dispatch.SLOW_BINARY[0] = _checked_binary
@@ -425,8 +478,13 @@ _dispatch.SLOW_BINARY[0] = _checked_binary
 def fast_binary_method(op):
     """`Tensor.__add__` and friends: straight to the dispatcher's fast path."""
 
-    def method(self, other):
-        return binary(op, self, other)
+    if op is SUB:
+        def method(self, other):
+            _check_sub(self, other)
+            return binary(op, self, other)
+    else:
+        def method(self, other):
+            return binary(op, self, other)
 
     return method
 
@@ -445,20 +503,27 @@ def _out(out, r):
     return write_out(out, r)
 
 
+def _with_alpha(op, input, other, alpha):
+    """input (op) alpha * other, in the dtype of input (op) other: alpha never promotes."""
+    dt = D.result_type(input, other)
+    if dt.category == D._INT and isinstance(alpha, float):
+        raise RuntimeError("For integral input tensors, argument alpha must not be a floating point number.")
+    r = _binary(op, input, other * alpha)
+    return r if r.dtype is dt else r.to(dt)
+
+
 def add(input, other, *, alpha=1, out=None):
     if alpha == 1 and out is None and isinstance(input, Tensor):
         return binary(ADD, input, other)
     if alpha != 1:
-        other = other * alpha
+        return _out(out, _with_alpha(ADD, input, other, alpha))
     return _out(out, _binary(ADD, input, other))
 
 
 def sub(input, other, *, alpha=1, out=None):
-    if isinstance(input, Tensor) and input.dtype is D.bool_ and getattr(other, "dtype", None) is D.bool_:
-        raise RuntimeError("Subtraction, the `-` operator, with two bool tensors is not supported. "
-                           "Use the `^` or `logical_xor()` operator instead.")
+    _check_sub(input, other)
     if alpha != 1:
-        other = other * alpha
+        return _out(out, _with_alpha(SUB, input, other, alpha))
     return _out(out, _binary(SUB, input, other))
 
 
@@ -466,6 +531,7 @@ subtract = sub
 
 
 def rsub(input, other, *, alpha=1):
+    _check_sub(input, other)
     if alpha != 1:
         input = input * alpha
     return _binary(SUB, other, input, {"rsub": True})
@@ -485,8 +551,10 @@ def div(input, other, *, rounding_mode=None, out=None):
     if rounding_mode is None:
         r = _binary(DIV, input, other)
     elif rounding_mode == "floor":
+        _no_bool("div_floor_cpu", input, other)
         r = _binary(FLOOR_DIVIDE, input, other)
     elif rounding_mode == "trunc":
+        _no_bool("div_trunc_cpu", input, other)
         r = _binary(TRUNC_DIVIDE, input, other)
     else:
         raise ValueError(f"div expected rounding_mode to be one of None, 'trunc', or 'floor' but found '{rounding_mode}'")
@@ -501,18 +569,22 @@ def true_divide(input, other, *, out=None):
 
 
 def floor_divide(input, other, *, out=None):
+    _no_bool("div_floor_cpu", input, other)
     return _out(out, _binary(FLOOR_DIVIDE, input, other))
 
 
 def remainder(input, other, *, out=None):
+    _no_bool("remainder_cpu", input, other)
     return _out(out, _binary(REMAINDER, input, other))
 
 
 def fmod(input, other, *, out=None):
+    _no_bool("fmod_cpu", input, other)
     return _out(out, _binary(FMOD, input, other))
 
 
 def atan2(input, other, *, out=None):
+    _tensor_arg("atan2", other)
     return _out(out, _binary(ATAN2, input, other))
 
 
@@ -522,20 +594,34 @@ arctan2 = atan2
 def pow(input, exponent, *, out=None):
     if isinstance(input, Tensor) and not isinstance(exponent, Tensor):
         form = 0
-        if input.dtype.category == D._INT and isinstance(exponent, int) and exponent < 0:
+        if input.dtype.category <= D._INT and isinstance(exponent, int) and exponent < 0:
             raise RuntimeError("Integers to negative integer powers are not allowed.")
     else:
         form = 2 if not isinstance(input, Tensor) else 1
     _check(input, exponent)
+    if form == 1:
+        _no_bool("pow", input, exponent)
     r = apply(POW, (input, exponent), {"form": form})
+    if form == 2 and not r._data.flags.c_contiguous:
+        # torch's pow(Scalar, Tensor) returns a row-major result whatever the exponent's layout;
+        # r is brand new, so swapping its array is invisible to anyone else
+        r._data = np.ascontiguousarray(r._data)
     return _out(out, r)
 
 
+def _tensor_arg(name: str, other) -> None:
+    """Ops whose `other` must be a tensor in torch (a Python number is a TypeError there)."""
+    if not isinstance(other, Tensor):
+        raise TypeError(f"{name}(): argument 'other' (position 2) must be Tensor, not {type(other).__name__}")
+
+
 def maximum(input, other, *, out=None):
+    _tensor_arg("maximum", other)
     return _out(out, _binary(MAXIMUM, input, other, {"is_max": True}))
 
 
 def minimum(input, other, *, out=None):
+    _tensor_arg("minimum", other)
     return _out(out, _binary(MINIMUM, input, other, {"is_max": False}))
 
 
@@ -551,6 +637,8 @@ def _cmp(name):
     op = _CMP[name]
 
     def f(input, other, *, out=None):
+        if name.startswith("logical"):
+            _tensor_arg(name, other)
         if not isinstance(input, Tensor):
             input = _as_tensor(input)
         _check(input, other)
@@ -568,14 +656,17 @@ logical_and, logical_or, logical_xor = (_cmp(n) for n in ("logical_and", "logica
 
 
 def bitwise_and(input, other, *, out=None):
+    _ints_only("bitwise_and_cpu", input, other)
     return _out(out, _binary(BITWISE_AND, input, other))
 
 
 def bitwise_or(input, other, *, out=None):
+    _ints_only("bitwise_or_cpu", input, other)
     return _out(out, _binary(BITWISE_OR, input, other))
 
 
 def bitwise_xor(input, other, *, out=None):
+    _ints_only("bitwise_xor_cpu", input, other)
     return _out(out, _binary(BITWISE_XOR, input, other))
 
 
@@ -583,11 +674,57 @@ def equal(input, other) -> bool:
     return input.shape == other.shape and bool(eq(input, other).all())
 
 
+def _refuse_bool(kernel):
+    def check(dt):
+        if dt is D.bool_:
+            _refuse(kernel, dt)
+
+    return check
+
+
+def _refuse_float(kernel):
+    def check(dt):
+        if dt.is_floating_point:
+            _refuse(kernel, dt)
+
+    return check
+
+
+def _neg_check(dt):
+    if dt is D.bool_:
+        raise RuntimeError("Negation, the `-` operator, on a bool tensor is not supported. If you are trying to "
+                           "invert a mask, use the `~` or `logical_not()` operator instead.")
+
+
+def _relu_check(dt):
+    if dt is D.bool_:
+        raise RuntimeError("Boolean inputs not supported for relu")
+
+
+# the input dtypes torch has no kernel for, per unary op
+_UNARY_CHECKS = {"neg": _neg_check, "relu": _relu_check, "abs": _refuse_bool("abs_cpu"),
+                 "floor": _refuse_bool("floor_vml_cpu"), "ceil": _refuse_bool("ceil_vml_cpu"),
+                 "trunc": _refuse_bool("trunc_vml_cpu"), "round": _refuse_bool("round_vml_cpu"),
+                 "bitwise_not": _refuse_float("bitwise_not_cpu")}
+
+
+def _out_exact(out, r):
+    """out= for ops whose result keeps the input's dtype: torch wants out of exactly that dtype."""
+    if out is not None and out.dtype is not r.dtype:
+        raise RuntimeError(f"Found dtype {out.dtype.short} but expected {r.dtype.short}")
+    return _out(out, r)
+
+
 def _un(op, check_float=False):
+    check = _UNARY_CHECKS.get(op.name)
+    write = _out_exact if op.dtype is _same else _out
+
     def f(input, *, out=None):
         if not isinstance(input, Tensor):
             raise TypeError(f"{op.name}(): argument 'input' (position 1) must be Tensor, not {type(input).__name__}")
-        return _out(out, apply(op, (input,)))
+        if check is not None:
+            check(input.dtype)
+        return write(out, apply(op, (input,)))
 
     f.__name__ = op.name
     f.__doc__ = f"Elementwise `{op.name}`."
@@ -607,17 +744,25 @@ isnan, isinf, isfinite = _un(ISNAN), _un(ISINF), _un(ISFINITE)
 
 def round(input, *, decimals: int = 0, out=None):
     if decimals:
-        s = 10.0 ** decimals
-        return _out(out, apply(ROUND, (input * s,)) / s)
-    return _out(out, apply(ROUND, (input,)))
+        if not input.dtype.is_floating_point:
+            _refuse("round_cpu", input.dtype)
+        # torch scales in float32 for half and bfloat16 and rounds to the dtype once, at the end
+        x = input.float() if input.dtype.itemsize == 2 else input
+        r = apply(ROUND, (x * 10.0 ** decimals,)) / 10.0 ** decimals if decimals > 0 else \
+            apply(ROUND, (x / 10.0 ** -decimals,)) * 10.0 ** -decimals
+        return _out_exact(out, r.to(input.dtype))
+    _UNARY_CHECKS["round"](input.dtype)
+    return _out_exact(out, apply(ROUND, (input,)))
 
 
 def square(input, *, out=None):
     return _out(out, pow(input, 2))
 
 
-def frac(input):
-    return input - trunc(input)
+def frac(input, *, out=None):
+    if not input.dtype.is_floating_point:
+        _refuse("frac_cpu", input.dtype)
+    return _out_exact(out, input - trunc(input))
 
 
 def clamp(input, min=None, max=None, *, out=None):
@@ -630,7 +775,16 @@ def clamp(input, min=None, max=None, *, out=None):
         if max is not None:
             r = minimum(r, max)
         return _out(out, r)
-    return _out(out, apply(CLAMP, (input,), {"lo": min, "hi": max}))
+    if input.dtype.category == D._INT:  # integer bounds must fit the tensor's dtype (floats promote)
+        for v in (min, max):
+            if v is not None:
+                D.check_int_fits(v, input.dtype)
+    lo, hi = min, max
+    dt = D.result_type(input, *(v for v in (min, max) if v is not None))
+    if dt.category == D._INT:  # bounds in range now; negative ones wrap for unsigned types, as in torch
+        lo = None if min is None else D.wrap_int(int(min), dt)
+        hi = None if max is None else D.wrap_int(int(max), dt)
+    return _out_exact(out, apply(CLAMP, (input,), {"lo": lo, "hi": hi}, dtype=dt))
 
 
 clip = clamp
@@ -672,7 +826,30 @@ def _where(c, a, b, dt):
 
 
 def lerp(input, end, weight, *, out=None):
-    return _out(out, input + weight * (end - input))
+    """input + weight * (end - input), with torch's two-sided formula (exact at weight 0 and 1)
+    computed in float32 for half and bfloat16, rounding once."""
+    wt = isinstance(weight, Tensor)
+    if not input.dtype.is_floating_point:
+        _refuse("lerp_kernel_tensor" if wt else "lerp_kernel_scalar", input.dtype)
+    if end.dtype is not input.dtype:
+        raise RuntimeError(f"expected dtype {_c_name(input.dtype)} for `end` but got dtype {_c_name(end.dtype)}")
+    low = input.dtype.itemsize == 2
+    a, b = (input.float(), end.float()) if low else (input, end)
+    w = weight.to(a.dtype) if wt and weight.dtype is not a.dtype else weight
+    diff = b - a
+    if wt:
+        r = where(w.abs() < 0.5, a + w * diff, b - diff * (1 - w))
+    else:  # the weight in the compute dtype, so 1 - w rounds as torch's does
+        w = np.asarray(w, dtype=D.compute_np(a.dtype))
+        r = a + float(w) * diff if np.abs(w) < 0.5 else b - diff * float(np.subtract(1, w, dtype=w.dtype))
+    return _out(out, r.to(input.dtype) if low else r)
+
+
+def _c_name(dt: D.DType) -> str:
+    """The C++ type name torch uses in some messages ('float', 'double', 'c10::Half')."""
+    return {"float32": "float", "float64": "double", "float16": "c10::Half", "bfloat16": "c10::BFloat16",
+            "int64": "long int", "int32": "int", "int16": "short int", "int8": "signed char",
+            "uint8": "unsigned char", "bool": "bool"}[dt.name]
 
 
 def to_dtype(x: Tensor, dtype: D.DType) -> Tensor:
@@ -691,3 +868,54 @@ REMAINDER.grad_name = name_by_args(lambda attrs, args: "RemainderBackward1" if i
                                    else "RemainderBackward0")
 FMOD.grad_name = name_by_args(lambda attrs, args: "FmodBackward1" if isinstance(args[1], Tensor)
                               else "FmodBackward0")
+
+
+# ---- autograd: fused backward ops -------------------------------------------------------------
+# A unary op's vjp is `g * f'(x or out)`, a few ops when written with tracegrad ops. During an
+# ordinary backward (grad mode off) each of those would pay the dispatcher once, so the common
+# rules also exist as one backward primitive each, like torch's tanh_backward/sigmoid_backward:
+# NumPy formula (torch's own, for the same rounding) and Triton lowering, over (g, saved).
+# With grad mode on (create_graph=True, a double backward) the rule's op-by-op form runs
+# instead, so the backward is itself recorded and differentiable.
+def _fuse_backward(op, np_fn, lowering):
+    composite = op.vjp
+    bop = defop(op.name + "_backward", "pointwise", np_fn, dtype=lambda args, attrs: args[0].dtype,
+                cast_inputs=True, lowering=lowering, quiet=True)
+    grad_state = _dispatch._grad
+
+    def vjp(ctx, saved, g):
+        if grad_state["enabled"]:
+            return composite(ctx, saved, g)
+        return (apply(bop, (g,) + tuple(saved)),)
+
+    vjp.__doc__ = f"{op.name}'s vjp: one `{bop.name}` op, or {composite.__name__} when recording."
+    op.vjp = vjp
+    return bop
+
+
+_LN2, _LN10, _2_SQRTPI = math.log(2.0), math.log(10.0), 2.0 / math.sqrt(math.pi)
+_FUSED = [  # op, NumPy (g, saved), Triton ({0} = g, {1} = saved)
+    (EXP2, lambda g, out: g * out * _LN2, "{0} * {1} * 0.6931471805599453"),
+    (EXPM1, lambda g, out: g * (out + 1), "{0} * ({1} + 1)"),
+    (LOG, lambda g, x: g / x, "{0} / {1}"),
+    (LOG2, lambda g, x: g / (x * _LN2), "{0} / ({1} * 0.6931471805599453)"),
+    (LOG10, lambda g, x: g / (x * _LN10), "{0} / ({1} * 2.302585092994046)"),
+    (LOG1P, lambda g, x: g / (x + 1), "{0} / ({1} + 1)"),
+    (SQRT, lambda g, out: g / (2 * out), "{0} / (2 * {1})"),
+    (RSQRT, lambda g, out: -0.5 * g * out * out * out, "-0.5 * {0} * {1} * {1} * {1}"),
+    (SIN, lambda g, x: g * np.cos(x), "{0} * tl.cos({1})"),
+    (COS, lambda g, x: g * -np.sin(x), "{0} * -tl.sin({1})"),
+    (TAN, lambda g, out: g * (1 + out * out), "{0} * (1 + {1} * {1})"),
+    (ASIN, lambda g, x: g / np.sqrt(1 - x * x), "{0} * libdevice.rsqrt(1 - {1} * {1})"),
+    (ACOS, lambda g, x: -g / np.sqrt(1 - x * x), "-{0} * libdevice.rsqrt(1 - {1} * {1})"),
+    (ATAN, lambda g, x: g / (x * x + 1), "{0} / ({1} * {1} + 1)"),
+    (SINH, lambda g, x: g * np.cosh(x), "{0} * libdevice.cosh({1})"),
+    (COSH, lambda g, x: g * np.sinh(x), "{0} * libdevice.sinh({1})"),
+    (TANH, lambda g, out: g * (1 - out * out), "{0} * (1 - {1} * {1})"),
+    (SIGMOID, lambda g, out: g * (1 - out) * out, "{0} * (1 - {1}) * {1}"),
+    (RECIPROCAL, lambda g, out: -g * (out * out), "-{0} * ({1} * {1})"),
+    (ERF, lambda g, x: _2_SQRTPI * np.exp(-(x * x)) * g, "1.1283791670955126 * tl.exp(-({1} * {1})) * {0}"),
+    (ABS, lambda g, x: g * np.sign(x), "{0} * tl.where({1} > 0, 1, tl.where({1} < 0, -1, 0))"),
+    (RELU, lambda g, out: np.where(out > 0, g, 0).astype(g.dtype, copy=False), "tl.where({1} > 0, {0}, 0)"),
+]
+FUSED_BACKWARD = {op.name: _fuse_backward(op, f, low) for op, f, low in _FUSED}

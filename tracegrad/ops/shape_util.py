@@ -136,13 +136,28 @@ def pointwise_strides(shape, operands):
     return tuple(strides)
 
 
+def _canonical(a) -> bool:
+    """Row-major with torch's strides on size-1 dims too, or fully broadcast (all strides 0)."""
+    if not any(a.strides):
+        return True
+    expected = a.itemsize
+    for n, st in zip(reversed(a.shape), reversed(a.strides)):
+        if st != expected:
+            return False
+        expected *= n if n else 1
+    return True
+
+
 def match_layout(arr, tensors):
     """`arr` (an elementwise result) laid out in memory as torch lays out that op's output."""
     import numpy as np
 
     if arr.ndim < 2 or arr.size < 2:
         return arr
-    if arr.flags.c_contiguous and all(t._data.flags.c_contiguous for t in tensors):
+    if arr.flags.c_contiguous and all(t._data.flags.c_contiguous or not any(t._data.strides) for t in tensors) \
+            and (all(t._data.shape == arr.shape for t in tensors) or all(_canonical(t._data) for t in tensors)):
+        # row-major and fully broadcast (all-zero strides) inputs give a row-major output; when shapes
+        # differ, a size-1 dim with an unusual stride (left by a permute) can reorder torch's output
         return arr
     want = pointwise_strides(arr.shape, [(t._data.shape, t.stride()) for t in tensors])
     if want is None:

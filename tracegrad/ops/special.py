@@ -53,6 +53,8 @@ def _horner(coefs, x: np.ndarray) -> np.ndarray:
 def erf_np(x: np.ndarray) -> np.ndarray:
     """erf of a float array, same dtype out (float16 is computed in float32)."""
     x = np.asarray(x)
+    if x.ndim == 0:  # NumPy turns 0-d results into scalars, which the out= steps below cannot take
+        return erf_np(x.reshape(1)).reshape(())
     if x.dtype.kind != "f":
         x = x.astype(np.float64)
     if x.dtype == np.float16:
