@@ -362,3 +362,18 @@ def test_writing_a_saved_input_fails_at_backward_as_eagerly():
     with pytest.raises(RuntimeError, match="modified by an inplace operation"):
         y.backward()
     assert type(theirs.value) is RuntimeError
+
+
+def test_outputs_mixing_a_returned_input_and_computed_values():
+    def f(x, y):
+        return x, (x * y).sum(), y * 3
+
+    for_torch = [torch.ones(3, requires_grad=True), torch.full((3,), 2.0, requires_grad=True)]
+    ours = [tracegrad.ones(3, requires_grad=True), tracegrad.full((3,), 2.0, requires_grad=True)]
+    a, b, c = tracegrad.compile(f)(*ours)
+    ar, br, cr = f(*for_torch)
+    assert a is ours[0]  # returned as is, like eager
+    (a.sum() * 2 + b + c.sum()).backward()
+    (ar.sum() * 2 + br + cr.sum()).backward()
+    for o, t in zip(ours, for_torch):
+        assert_values(o.grad, t.grad)

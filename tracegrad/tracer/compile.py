@@ -32,7 +32,8 @@ import numpy as np
 
 from .. import dtypes as D
 from ..autograd import grad_mode
-from ..autograd.node import FREED_MSG, Node
+from ..autograd.engine import _accumulator
+from ..autograd.node import Node
 from ..tensor import Tensor
 from .. import dispatch
 from . import debug, pytree
@@ -80,9 +81,11 @@ def _backward_vjp(ctx, saved, *grads):
     if _grad["enabled"]:
         raise RuntimeError("tracegrad.compile: double backward (create_graph=True) through a compiled function "
                            "is not supported; call the function without compile to differentiate twice")
+    by_output = dict(zip(entry.node_outputs, grads))
     gs = []
-    for g, (shape, dt) in zip(grads, entry.tangent_meta):
-        if g is None:
+    for k, (shape, dt) in zip(entry.tangent_of, entry.tangent_meta):
+        g = by_output.get(k)
+        if g is None:  # an output whose gradient never arrived (or an input returned as is)
             gs.append(np.zeros(shape, dt.np))
             continue
         if g.dtype is not dt:
@@ -97,8 +100,6 @@ def _edge(t: Tensor):
         return (None, 0)
     if t.grad_fn is not None:
         return (t.grad_fn, t._output_nr)
-    from ..autograd.engine import _accumulator
-
     return (_accumulator(t), 0)
 
 
@@ -132,6 +133,10 @@ class Entry:
         self.guards = _guards(cap.sources)
         self.backward_error = cap.backward_error
         self.requires_grad = list(cap.out_requires_grad)
+        # the outputs that get the node (an input returned as is keeps its own history)
+        self.node_outputs = [k for k, r in enumerate(self.requires_grad) if r and self.out_input[k] is None]
+        self.node_meta = [(self.out_values[k].shape, self.out_dtypes[k]) for k in self.node_outputs]
+        self.tangent_of = list(cap.tangent_of)
         B = split.backward
         if B is not None:
             n_saved = len(split.saved)
@@ -227,7 +232,7 @@ class Entry:
                 obj._requires_grad = False
 
     def _attach(self, results, saved_arrays, resolve) -> None:
-        need = [k for k, r in enumerate(self.requires_grad) if r and self.out_input[k] is None]
+        need = self.node_outputs
         if not need:
             return
         if self.bwd is None:
@@ -235,14 +240,12 @@ class Entry:
                 return
             # tracing the backward failed the way backward() would fail eagerly: fail then
             node = CompiledFunctionBackward(_backward_vjp, (), (), (self, ()), len(need))
-            if len(need) > 1:
-                node._out_meta = [(self.out_values[k].shape, self.out_dtypes[k]) for k in need]
         else:
             edges = tuple(_edge(resolve(s)) for s in self.grad_sources)
             saved_t = tuple(resolve(s) for s in self.saved_inputs)
             node = CompiledFunctionBackward(_backward_vjp, edges, saved_t, (self, tuple(saved_arrays)), len(need))
-            if len(need) > 1:
-                node._out_meta = [(self.out_values[k].shape, self.out_dtypes[k]) for k in need]
+        if len(need) > 1:
+            node._out_meta = self.node_meta
         for j, k in enumerate(need):
             t = results[k]
             t.grad_fn = node

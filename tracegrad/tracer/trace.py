@@ -183,8 +183,11 @@ class Tracer:
 
     def _tensor_for(self, value: Value, like: np.ndarray) -> SymbolicTensor:
         """A standalone symbolic tensor for a value (not tied to any storage)."""
-        arr = stand_in(value.shape, value.strides, like.dtype if like is not None else value.dtype.np)
-        self.standin_roots.add(id(_root(arr)))
+        if value.kind == "const" and value.data is not None:
+            arr = value.data
+        else:
+            arr = stand_in(value.shape, value.strides, like.dtype if like is not None else value.dtype.np)
+            self.standin_roots.add(id(_root(arr)))
         t = make_symbolic(arr, value.dtype, Sym(value, Storage(value, arr), True))
         self.symbolic.append(t)
         return t
@@ -675,18 +678,18 @@ def trace(fn: Callable, *example_inputs, **kwargs) -> Graph:
     """Trace `fn` on symbolic stand-ins of `example_inputs`; returns the forward Graph.
 
     The graph prints as a Python program; `graph.as_function()` runs it. Module
-    calls trace through (their parameters become graph inputs). The backward
-    graph (when inputs require grad) is in `graph.meta["backward"]` as a Graph;
-    `tracegrad.explain` shows both after optimisation and fusion."""
+    calls trace through (their parameters become graph inputs, named after the
+    parameters). When inputs require grad, the backward graph is in
+    `graph.meta["backward"]`. This is the graph as traced (before optimisation);
+    `tracegrad.explain` shows the optimised, partitioned and fused stages."""
     from .partition import split_joint
 
     names = None
-    target = fn
-    cap_names = None
     if _is_module(fn):
-        cap_names = {id(p): n for n, p in fn.named_parameters()}
-        cap_names.update({id(b): n for n, b in getattr(fn, "named_buffers", lambda: [])()})
-    cap = capture(target, example_inputs, kwargs, backward=True, arg_names=names, capture_names=cap_names,
+        names = {id(p): n for n, p in fn.named_parameters()}
+        if hasattr(fn, "named_buffers"):
+            names.update({id(b): n for n, b in fn.named_buffers()})
+    cap = capture(fn, example_inputs, kwargs, backward=True, capture_names=names,
                   name=getattr(fn, "__name__", type(fn).__name__))
     fwd, bwd = split_joint(cap, optimize=False)
     if bwd is not None:
