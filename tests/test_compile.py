@@ -377,3 +377,21 @@ def test_outputs_mixing_a_returned_input_and_computed_values():
     (ar.sum() * 2 + br + cr.sum()).backward()
     for o, t in zip(ours, for_torch):
         assert_values(o.grad, t.grad)
+
+
+def test_results_of_earlier_calls_are_never_overwritten():
+    """Temporaries live in buffers reused across calls; what a call returns must not."""
+    def f(L, x):
+        t = (x * 2).exp()  # a temporary
+        return t.sum(0), t * x, x.t().contiguous()
+
+    cf = tracegrad.compile(lambda x: f(tracegrad, x))
+    (x1, x1r), (x2, x2r) = _both((4, 3), 1), _both((4, 3), 2)
+    first = cf(x1)
+    kept = [o.numpy().copy() for o in first]
+    second = cf(x2)
+    for o, k, r in zip(first, kept, f(torch, x1r)):
+        assert np.array_equal(o.numpy(), k)
+        assert_values(o, r)
+    for o, r in zip(second, f(torch, x2r)):
+        assert_values(o, r)

@@ -49,6 +49,12 @@ def _fix(r, dt: D.DType):
     return r
 
 
+def _own(r):
+    """r, or a copy of it if it views memory it does not own (a generic op may hand back a view of its
+    input, and a value leaving the program must not share memory with a buffer reused next call)."""
+    return r if r.base is None else r.copy()
+
+
 def _empty(shape, dtype, strides=None):
     if strides is None:
         return np.empty(shape, dtype)
@@ -243,7 +249,7 @@ class _Ctx:
     """Names and globals shared by the kernels of one program."""
 
     def __init__(self, graph: Graph):
-        self.ns: dict = {"np": np, "_fix": _fix, "_empty": _empty, "_layout": _layout, "_bf16": bf16_to_f32,
+        self.ns: dict = {"np": np, "_fix": _fix, "_own": _own, "_empty": _empty, "_layout": _layout, "_bf16": bf16_to_f32,
                          "_to_storage": to_storage, "D": D, "inf": np.inf, "nan": np.nan}
         import tracegrad
 
@@ -634,6 +640,9 @@ class _Builder:
             lines.append(f"{', '.join(names)}{',' if len(names) == 1 else ''} = {call}")
             for o, nm in zip(n.outputs, names):
                 lines.append(f"{nm} = _fix({nm}, {_dt_name(o.dtype)})")
+        for o, nm in zip(n.outputs, names):
+            if id(o) in self.escapes:
+                lines.append(f"{nm} = _own({nm})")
         return lines
 
     def _generic_call(self, n: Node, args: list) -> str:
