@@ -395,3 +395,27 @@ def test_results_of_earlier_calls_are_never_overwritten():
         assert_values(o, r)
     for o, r in zip(second, f(torch, x2r)):
         assert_values(o, r)
+
+
+def test_module_buffers_updated_in_training_mode():
+    """BatchNorm's running statistics are buffers written in place: effects of the compiled call."""
+    def build(L):
+        m = L.nn.Sequential(L.nn.Linear(6, 4), L.nn.BatchNorm1d(4), L.nn.ReLU())
+        rng = np.random.default_rng(0)
+        with L.no_grad():
+            for p in m.parameters():
+                p.copy_(L.tensor(rng.standard_normal(tuple(p.shape)).astype(np.float32)))
+        return m
+
+    mt, mr = build(tracegrad), build(torch)
+    cm = tracegrad.compile(mt)
+    for i in range(3):
+        x, xr = _both((5, 6), i)
+        close(cm(x), mr(xr))
+        close(mt[1].running_mean, mr[1].running_mean)
+        close(mt[1].running_var, mr[1].running_var)
+        assert mt[1].num_batches_tracked.item() == mr[1].num_batches_tracked.item()
+    mt.eval()
+    mr.eval()
+    x, xr = _both((5, 6), 9)
+    close(cm(x), mr(xr))

@@ -328,7 +328,7 @@ class _Printer:
         if self.comments:
             line += "  # " + ", ".join(f"{o.name}: {o.type_str()}" for o in n.outputs)
             if n.loc:
-                line += f"  ({n.loc})"
+                line += f"  ({'grad of ' if n.phase == 'backward' else ''}{n.loc})"
         return line
 
 
