@@ -157,6 +157,9 @@ class Case:
     ref: Callable[[dict], dict]
     domains: dict = field(default_factory=dict)
     tol: dict = field(default_factory=dict)  # store name or "*" -> (rtol, atol)
+    # optional rng -> ({load name: flat storage}, {extra name: torch tensor for ref}): inputs that must
+    # be derived from one another (a backward op's saved output is f(x) of its x)
+    make_inputs: Callable | None = None
 
     def __repr__(self) -> str:
         return f"Case({self.id})"
@@ -173,9 +176,12 @@ def execute(case: Case, seed: int):
     rng = np.random.default_rng(seed)
     spec = case.spec
     storages, inputs = {}, {}
+    given, extra = case.make_inputs(rng) if case.make_inputs is not None else ({}, {})
     for ld in spec.loads:
         shape, strides, off = _geometry(spec, ld)
-        st = fill(storage_size(shape, strides, off), ld.dtype, case.domains.get(ld.name, "any"), rng)
+        st = given.get(ld.name)
+        if st is None:
+            st = fill(storage_size(shape, strides, off), ld.dtype, case.domains.get(ld.name, "any"), rng)
         storages[ld.name] = st
         inputs[ld.name] = torch_view(st, ld.dtype, shape, strides, off)
     out_dtypes = {}
@@ -188,6 +194,7 @@ def execute(case: Case, seed: int):
         out_dtypes[s.name] = dt
         storages[s.name] = sentinel(storage_size(shape, strides, off), dt)
     run(spec, storages)
+    inputs.update(extra)
     ours = {}
     for s in spec.stores:
         shape, strides, off = _geometry(spec, s)
@@ -354,6 +361,7 @@ def _op_case(op: str, ref_fn, domains, dtypes, attrs=None, suffix="") -> Case:
 
 def op_cases() -> list[Case]:
     cases = [_op_case(op, fn, doms, dts) for op, (fn, doms, dts) in UNARY.items()]
+    cases += backward_cases()
     cases += [_op_case(op, fn, doms, dts) for op, (fn, doms, dts) in BINARY.items()]
     cases += [_op_case(op, fn, ("any",), FLOATS, attrs, f"-{i}") for op, variants in ACTIVATIONS.items()
               for i, (attrs, fn) in enumerate(variants)]
@@ -396,6 +404,55 @@ def op_cases() -> list[Case]:
         cases.append(Case(f"op-clamp-{tag}", KernelSpec(f"op_clamp_{tag}", SHAPE, loads, body, stores), ref,
                           {f"x_{dt}": "special" for dt in dts}))
     cases.append(to_copy_case())
+    return cases
+
+
+def _to_storage(t: torch.Tensor) -> np.ndarray:
+    """A contiguous torch tensor's values as a flat NumPy storage (bfloat16 as its bits)."""
+    t = t.detach().contiguous().reshape(-1)
+    if t.dtype == torch.bfloat16:
+        return t.view(torch.int16).numpy().view(np.uint16).copy()
+    return t.numpy().copy()
+
+
+def backward_cases() -> list[Case]:
+    """The fused backward primitives (`tanh_backward`, ...): g * f'(x or out), checked against
+    torch.autograd.grad of the forward op on the same x and upstream gradient g."""
+    from tracegrad.ops.pointwise import FUSED_BACKWARD
+    from tracegrad.ops.table import OPS
+
+    cases = []
+    for fwd, bop in FUSED_BACKWARD.items():
+        fn, (dom,), _ = UNARY[fwd]
+        dom = "any" if dom == "special" else dom
+        save = OPS[fwd].save
+        uses_out = not callable(save) and "out" in save  # the kernel reads f(x) rather than x
+        loads, body, stores = [], [], []
+        for dt in FLOATS:
+            loads += [Load(f"g_{dt}", dt), Load(f"s_{dt}", dt)]
+            body.append(Step(f"r_{dt}", bop.name, (f"g_{dt}", f"s_{dt}")))
+            stores.append(Store(f"out_{dt}", f"r_{dt}"))
+
+        def make_inputs(rng, fn=fn, dom=dom, uses_out=uses_out):
+            storages, extra = {}, {}
+            n = math.prod(SHAPE)
+            for dt in FLOATS:
+                x = torch_view(fill(n, D._NAMES[dt], dom, rng), D._NAMES[dt], SHAPE, contiguous_strides(SHAPE), 0)
+                storages[f"g_{dt}"] = fill(n, D._NAMES[dt], "any", rng)
+                storages[f"s_{dt}"] = _to_storage(fn(x) if uses_out else x)
+                extra[f"x_{dt}"] = x
+            return storages, extra
+
+        def ref(t, fn=fn):
+            out = {}
+            for dt in FLOATS:
+                x = t[f"x_{dt}"].detach().requires_grad_()
+                (gx,) = torch.autograd.grad(fn(x), x, t[f"g_{dt}"])
+                out[f"out_{dt}"] = gx
+            return out
+
+        cases.append(Case(f"op-{bop.name}", KernelSpec(f"bwd_{fwd}", SHAPE, loads, body, stores), ref,
+                          make_inputs=make_inputs))
     return cases
 
 
