@@ -85,3 +85,16 @@ def test_tracer_example_runs():
     with contextlib.redirect_stdout(buf):
         exec(blocks[1], {"torch": tracegrad})
     assert "def f(" in buf.getvalue()
+
+
+def test_triton_example_runs_without_a_gpu():
+    pytest.importorskip("triton")
+    import tracegrad
+
+    blocks = [code for lang, code in _code_blocks(README) if lang == "python"]
+    ns = {"torch": tracegrad}
+    exec(blocks[1].replace("print(", "(lambda *a: None)("), ns)
+    buf = io.StringIO()
+    with contextlib.redirect_stdout(buf):
+        exec(blocks[2], ns)
+    assert ".target sm_90" in buf.getvalue()
