@@ -11,6 +11,10 @@ from __future__ import annotations
 
 from typing import Sequence
 
+import numpy as _np
+
+from ..dtypes import bfloat16 as _BF16
+
 from .grad_mode import (no_grad, enable_grad, set_grad_enabled, inference_mode, is_grad_enabled,
                         is_inference_mode_enabled)
 from .function import Function, FunctionCtx, once_differentiable, InplaceFunction, NestedIOFunction
@@ -20,6 +24,22 @@ from . import engine, function
 
 __all__ = ["backward", "grad", "Function", "Variable", "gradcheck", "gradgradcheck", "no_grad", "enable_grad",
            "set_grad_enabled", "inference_mode", "is_grad_enabled", "set_detect_anomaly", "detect_anomaly"]
+
+
+_T: list = [None]
+
+
+def _is_plain_scalar_root(t) -> bool:
+    T = _T[0]
+    if T is None:
+        from ..tensor import Tensor as T
+
+        _T[0] = T
+    return isinstance(t, T) and t._requires_grad and t._data.size == 1 and t.dtype.is_floating_point
+
+
+def _make(arr, dtype):
+    return _T[0]._make(arr, dtype)
 
 
 def _as_list(x) -> list:
@@ -83,6 +103,13 @@ def backward(tensors, grad_tensors=None, retain_graph: bool | None = None, creat
     retain_graph: keep saved tensors so the graph can be backpropagated again
     (defaults to create_graph). create_graph: record the backward pass itself, so
     the gradients can be differentiated again. inputs: accumulate only into these."""
+    if grad_tensors is None and grad_variables is None and inputs is None and _is_plain_scalar_root(tensors):
+        # the common `loss.backward()`: one float tensor with one element; start from ones
+        g = _make(_np.ones(tensors._data.shape, tensors._data.dtype) if tensors.dtype is not _BF16 else
+                  _np.full(tensors._data.shape, 0x3F80, _np.uint16), tensors.dtype)
+        rg = create_graph if retain_graph is None else retain_graph
+        engine.run_backward((tensors,), (g,), retain_graph=rg, create_graph=create_graph)
+        return
     outputs = _as_list(tensors)
     if grad_tensors is None and grad_variables is not None:
         grad_tensors = grad_variables

@@ -13,6 +13,8 @@ see the gradient of their tensor before its node runs; node pre-hooks just
 before the node, node hooks just after it."""
 from __future__ import annotations
 
+import numpy as np
+
 from . import grad_mode
 from .node import AccumulateGrad
 from .record import accumulator as _accumulator  # noqa: F401  (re-exported for older callers)
@@ -107,8 +109,16 @@ def run_backward(roots, root_grads, *, retain_graph: bool, create_graph: bool,
 
     deps, needed = _graph(start, capture)
     ready = [n for n in start if n not in deps]
-    prev = _state["enabled"]
-    _state["enabled"] = create_graph
+    state = _state
+    prev = state["enabled"]
+    state["enabled"] = create_graph
+    quiet = _quiet_flag()
+    prev_quiet = quiet[0]
+    # one errstate for the whole pass (torch never warns about inf/nan in gradients); the ops
+    # inside see QUIET and skip entering their own
+    errstate = np.errstate(all="ignore")
+    errstate.__enter__()
+    quiet[0] = True
     try:
         while ready:
             node = ready.pop()
@@ -122,12 +132,12 @@ def run_backward(roots, root_grads, *, retain_graph: bool, create_graph: bool,
                 if cap is not None:
                     for nr, i in cap:
                         results[i] = grads[nr]
+                if node not in needed:  # leads to no input of autograd.grad
+                    _skip(node, deps, ready)
+                    continue
             if type(node) is AccumulateGrad:
-                if inputs is None and accumulate:
+                if accumulate:
                     _accumulate_node(node, grads[0], create_graph)
-                continue
-            if needed is not None and node not in needed:
-                _skip(node, deps, ready)
                 continue
             if node._pre_hooks is not None:
                 for h in node._pre_hooks:
@@ -155,29 +165,37 @@ def run_backward(roots, root_grads, *, retain_graph: bool, create_graph: bool,
                         if r is not None:
                             outs = tuple(r)
             else:
-                outs = (None,) * len(edges)
+                outs = None
             if not retain_graph:
                 node.release()
             in_dtypes = node._in_dtypes
-            for k in range(len(edges)):
-                nxt, nr = edges[k]
-                if nxt is None:
-                    continue
-                g = outs[k]
-                if g is not None:
-                    if in_dtypes is not None and g.dtype is not in_dtypes[k]:
-                        g = g.to(in_dtypes[k])  # mixed-dtype op: the input's grad has the input's dtype
-                    buf = buffers.get(nxt)
-                    if buf is None:
-                        buf = buffers[nxt] = [None] * nxt._nout
-                    prev_g = buf[nr]
-                    buf[nr] = g if prev_g is None else prev_g + g
-                d = deps[nxt] - 1
-                deps[nxt] = d
-                if d == 0:
-                    ready.append(nxt)
+            k = 0
+            for nxt, nr in edges:
+                if nxt is not None:
+                    g = outs[k] if outs is not None else None
+                    if g is not None:
+                        if in_dtypes is not None and g.dtype is not in_dtypes[k]:
+                            g = g.to(in_dtypes[k])  # mixed-dtype op: an input's grad has its dtype
+                        buf = buffers.get(nxt)
+                        if buf is None:
+                            if nxt._nout == 1:
+                                buffers[nxt] = [g]
+                            else:
+                                buf = buffers[nxt] = [None] * nxt._nout
+                                buf[nr] = g
+                        else:
+                            old = buf[nr]
+                            buf[nr] = g if old is None else old + g
+                    d = deps[nxt] - 1
+                    if d:
+                        deps[nxt] = d
+                    else:
+                        ready.append(nxt)
+                k += 1
     finally:
-        _state["enabled"] = prev
+        state["enabled"] = prev
+        quiet[0] = prev_quiet
+        errstate.__exit__(None, None, None)
 
     if inputs is not None:
         if not allow_unused:
@@ -188,6 +206,16 @@ def run_backward(roots, root_grads, *, retain_graph: bool, create_graph: bool,
                         "Set allow_unused=True if this is the desired behavior.")
         return results
     return None
+
+
+def _quiet_flag() -> list:
+    """dispatch.QUIET (looked up on first use: dispatch imports this package)."""
+    global _quiet_flag
+    from .. import dispatch
+
+    flag = dispatch.QUIET
+    _quiet_flag = lambda: flag  # noqa: E731
+    return flag
 
 
 def _skip(node, deps, ready):
@@ -222,11 +250,17 @@ def _tensor_hooks(node, grads):
 
 def _copy_of(g):
     """A fresh tensor with g's values (a gradient may be a view of another one)."""
-    from ..tensor import Tensor
-
     if g.requires_grad:
         return g.clone()
-    return Tensor._make(g._data.copy(), g.dtype)
+    return _make(g._data.copy(), g.dtype)
+
+
+def _make(arr, dtype):
+    from ..tensor import Tensor
+
+    global _make
+    _make = Tensor._make  # looked up once: tensor.py imports this package, so not at load time
+    return _make(arr, dtype)
 
 
 def _accumulate_node(acc, g, create_graph):
@@ -245,9 +279,6 @@ def _accumulate_node(acc, g, create_graph):
 
 def _accumulate(var, g, create_graph):
     """Add gradient `g` into leaf `var`'s `.grad`, as torch's AccumulateGrad does."""
-    from ..tensor import Tensor
-    import numpy as np
-
     if g is None:
         return
     from ..dispatch import TRACER
@@ -267,15 +298,18 @@ def _accumulate(var, g, create_graph):
             arr = g._data
         out = np.empty_like(var._data)
         out[...] = arr
-        var._grad = Tensor._make(out, var.dtype)
+        var._grad = _make(out, var.dtype)
     elif create_graph or old._requires_grad:
         var._grad = old + g
     else:  # in place, as torch does (the version counter of .grad moves)
         if g.dtype is not old.dtype:
             g = g.to(old.dtype)
         if old._data.dtype.kind == "f":
-            with np.errstate(all="ignore"):
+            if _quiet_flag()[0]:  # inside a backward pass: errstate is already held
                 np.add(old._data, g._data, out=old._data)
+            else:
+                with np.errstate(all="ignore"):
+                    np.add(old._data, g._data, out=old._data)
         else:  # bfloat16 is stored as uint16 bits: add through tracegrad
             old._data[...] = (old + g)._data
         old._vc[0] += 1

@@ -16,7 +16,7 @@ a node (`out.grad_fn`). The node holds:
     which inputs need a gradient."""
 from __future__ import annotations
 
-from .node import node_class, AccumulateGrad
+from .node import node_class, AccumulateGrad, _classes
 
 NO_EDGE = (None, 0)
 
@@ -64,18 +64,36 @@ def edge_of(t):
     return (acc, 0)
 
 
-def record(op, args, attrs, outs):
-    """Give `outs` (the op's results) a grad_fn node, if any tensor input requires grad."""
+_T: list = [None]  # tracegrad.Tensor, looked up on first use (tensor.py imports this package)
+
+
+def _tensor_cls():
     from ..tensor import Tensor
 
+    _T[0] = Tensor
+    return Tensor
+
+
+def record(op, args, attrs, outs):
+    """Give `outs` (the op's results) a grad_fn node, if any tensor input requires grad.
+    This runs for every op on the autograd path, so it is written for speed."""
+    T = _T[0] or _tensor_cls()
     edges = []
-    tensors = []
+    shapes = []
+    dtypes = []
+    needs = []
     need = False
+    torch_view = op.edges is not None
+    arg_edge = [] if torch_view else None  # per argument: its index among the edges, or -1
     for a in args:
-        if isinstance(a, Tensor):
-            tensors.append(a)
+        if isinstance(a, T):
+            if torch_view:
+                arg_edge.append(len(edges))
+            shapes.append(a._data.shape)
+            dtypes.append(a.dtype)
             if a._requires_grad:
                 need = True
+                needs.append(True)
                 fn = a.grad_fn
                 if fn is not None:
                     edges.append((fn, a._output_nr))
@@ -83,76 +101,80 @@ def record(op, args, attrs, outs):
                     acc = a._accum
                     edges.append((acc if acc is not None else accumulator(a), 0))
             else:
+                needs.append(False)
                 edges.append(NO_EDGE)
         elif type(a) is list or type(a) is tuple:  # cat/stack take a list of tensors
+            if torch_view:
+                arg_edge.append(-1)
             for x in a:
-                if isinstance(x, Tensor):
-                    tensors.append(x)
+                if isinstance(x, T):
                     e = edge_of(x)
+                    shapes.append(x._data.shape)
+                    dtypes.append(x.dtype)
+                    needs.append(e[0] is not None)
                     need = need or e[0] is not None
                     edges.append(e)
+        elif torch_view:
+            arg_edge.append(-1)
     if not need:
         return
     ctx = Ctx()
     ctx.attrs = attrs
-    ctx.shapes = tuple(t._data.shape for t in tensors)
-    dtypes = ctx.dtypes = tuple(t.dtype for t in tensors)
-    ctx.needs = tuple(e[0] is not None for e in edges)
+    ctx.shapes = tuple(shapes)
+    dtypes = ctx.dtypes = tuple(dtypes)
+    ctx.needs = tuple(needs)
     ctx.args = args
     out0 = outs[0]
     ctx.out_shape = out0._data.shape
     ctx.out_dtype = out0.dtype
 
     saved = ()
-    src = ()
-    save = op.save(attrs) if callable(op.save) else op.save
+    src = None
+    save = op.save
     if save:
-        # only tensors are saved (and version-checked); a Python number operand lives in ctx.args.
-        # src names what made each saved tensor, for the "modified by an inplace operation" message.
+        if type(save) is not tuple:
+            save = save(attrs)
+        # only tensors are saved (and version-checked); a Python number operand lives in ctx.args
         saved = []
-        src = []
         for s in save:
-            if type(s) is str:  # "out", "out1": one of the op's own outputs, made by the node below
+            if type(s) is str:  # "out", "out1": one of the op's own outputs, made by this node
                 k = int(s[3:] or 0)
                 saved.append(outs[k])
-                src.append(k)
+                if src is None:
+                    src = [None] * len(saved)
+                    src[-1] = k
+                else:
+                    src.append(k)
             else:
                 t = args[s]
-                if isinstance(t, Tensor):
+                if isinstance(t, T):
                     saved.append(t)
-                    src.append(None)  # an input: the message names its grad_fn at that time
+                    if src is not None:
+                        src.append(None)  # an input: an error message names its grad_fn at that time
+        saved = tuple(saved)
 
     name = op.grad_name
     if type(name) is not str:
         name = name(attrs, args) if getattr(name, "uses_args", False) else name(attrs)
+    cls = _classes.get(name) or node_class(name)
     edges = tuple(edges)
-    node = node_class(name)(op.vjp, edges, tuple(saved), ctx, len(outs))
+    node = cls(op.vjp, edges, saved, ctx, len(outs))
     node._in_dtypes = dtypes
-    if op.edges is not None:
-        node.next_functions = _torch_edges(op, args, attrs, edges)
-    if src and any(type(x) is int for x in src):
-        node._saved_src = tuple((node, x) if type(x) is int else x for x in src)
+    if torch_view:
+        positions = op.edges if type(op.edges) is tuple else op.edges(args, attrs)
+        nf = tuple(edges[arg_edge[p]] if arg_edge[p] >= 0 else NO_EDGE for p in positions)
+        if nf != edges:
+            node.next_functions = nf
+    if src is not None:
+        node._saved_src = tuple((node, x) if x is not None else None for x in src)
     if len(outs) > 1:
         node._out_meta = [(o._data.shape, o.dtype) for o in outs]
-    for i, o in enumerate(outs):
-        if o.dtype.is_floating_point:
-            o.grad_fn = node
-            o._output_nr = i
-            o._requires_grad = True
-
-
-def _torch_edges(op, args, attrs, edges):
-    """next_functions as torch lists them: the arguments `op.edges` names, numbers as (None, 0)."""
-    from ..tensor import Tensor
-
-    positions = op.edges(args, attrs) if callable(op.edges) else op.edges
-    # index of each tensor argument among the tensor inputs
-    tensor_index = {}
-    k = 0
-    for p, a in enumerate(args):
-        if isinstance(a, Tensor):
-            tensor_index[p] = k
-            k += 1
-        elif type(a) is list or type(a) is tuple:
-            k += sum(1 for x in a if isinstance(x, Tensor))
-    return tuple(edges[tensor_index[p]] if p in tensor_index else NO_EDGE for p in positions)
+        for i, o in enumerate(outs):
+            if o.dtype.is_floating_point:
+                o.grad_fn = node
+                o._output_nr = i
+                o._requires_grad = True
+    else:
+        if out0.dtype.is_floating_point:
+            out0.grad_fn = node
+            out0._requires_grad = True
