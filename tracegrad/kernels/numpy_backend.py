@@ -56,13 +56,15 @@ def _own(r):
 
 
 def _empty(shape, dtype, strides=None):
+    """An uninitialised array with these element strides (any non-negative strides: the buffer
+    covers every element they reach)."""
     if strides is None:
         return np.empty(shape, dtype)
-    n = 1
-    for s in shape:
-        n *= s
+    if any(n == 0 for n in shape):
+        return np.empty(shape, dtype)
+    span = 1 + sum((n - 1) * s for n, s in zip(shape, strides))
     item = np.dtype(dtype).itemsize
-    buf = np.empty(max(n, 1), dtype)
+    buf = np.empty(max(span, 1), dtype)
     return np.lib.stride_tricks.as_strided(buf, shape, tuple(s * item for s in strides))
 
 
@@ -157,7 +159,68 @@ class _Forms:
 
 
 def out_form(node: Node):
-    """(emit(args, out) -> lines, alias_ok positions) if the node can write into a buffer, else None."""
+    """(emit(args, out) -> lines, alias_ok positions) if the node can write into a buffer, else None.
+
+    A ufunc called with `out=` computes what it computes without it, so ufunc forms are used as is.
+    The other forms (relu as maximum, rsqrt as sqrt and divide, sum as add.reduce, matmul, ...)
+    restate an op-table implementation that its owners may change; each is checked, once per op,
+    dtypes and shape, against the implementation itself on random data, and used only if the two
+    agree bit for bit."""
+    f = _out_form(node)
+    if f is None or isinstance(node.op.numpy, np.ufunc):
+        return f
+    return f if _verified(node, f) else None
+
+
+_VERIFIED: dict = {}
+_VERIFY_MAX = 1 << 20  # elements: a larger node is checked on no data and runs the generic way
+
+
+def _verified(node: Node, form) -> bool:
+    from ..tracer.graph import attr_key, run_node
+
+    ins = list(node.inputs())
+    o = node.outputs[0]
+    if o.numel() > _VERIFY_MAX or any(v.numel() > _VERIFY_MAX for v in ins):
+        return False
+    key = (node.op.name, tuple((v.dtype.name, v.shape, v.strides) for v in ins), o.dtype.name, o.shape, o.strides,
+           attr_key(node.attrs), attr_key(node.compute), tuple(type(a).__name__ for a in node.args))
+    hit = _VERIFIED.get(key)
+    if hit is not None:
+        return hit
+    ok = False
+    try:
+        rng = np.random.default_rng(0)
+        arrays = [_probe(v, rng) for v in ins]
+        with np.errstate(all="ignore"):
+            (want,) = run_node(node, arrays)
+            names = [f"a{i}" for i in range(len(ins))]
+            it = iter(names)
+            args = [next(it) if isinstance(a, Value) else repr(a) for a in node.args]
+            out = _empty(o.shape, o.dtype.np, None if o.is_contiguous() else o.strides)
+            ns = {"np": np, "out": out, **dict(zip(names, arrays))}
+            emit, _ = form
+            exec("\n".join(emit(args, "out")), ns)
+        ok = out.dtype == want.dtype and out.shape == want.shape and np.array_equal(out, want, equal_nan=True)
+    except Exception:  # noqa: BLE001 - anything odd: the generic call
+        ok = False
+    _VERIFIED[key] = ok
+    return ok
+
+
+def _probe(v: Value, rng) -> np.ndarray:
+    """Random values for a value of this dtype and layout (positive, so logs and roots are defined)."""
+    if v.dtype is D.bool_:
+        a = rng.random(v.shape) < 0.5
+    elif v.dtype.is_floating_point:
+        a = rng.uniform(0.5, 2.0, v.shape) * np.where(rng.random(v.shape) < 0.3, -1, 1)
+    else:
+        a = rng.integers(1, 5, v.shape)
+    a = np.asarray(a).astype(v.dtype.np)
+    return a if v.is_contiguous() else _layout(np.ascontiguousarray(a), v.strides)
+
+
+def _out_form(node: Node):
     op = node.op
     outs = node.outputs
     if len(outs) != 1:
@@ -338,7 +401,7 @@ class _Builder:
             if n.op.kind == "view" or not group_of[id(n)].launches:
                 continue
             f = out_form(n)
-            if f is None:
+            if f is None or not _dense(n.outputs[0].shape, n.outputs[0].strides):
                 continue
             self.form[id(n)] = f
             o = n.outputs[0]
@@ -709,6 +772,17 @@ class _Builder:
         for v in grp.outputs:
             local[id(v)] = full.get(id(v), local_name(v))
         return lines
+
+
+def _dense(shape, strides) -> bool:
+    """Do these strides cover exactly prod(shape) elements (a permutation of row-major)?"""
+    dims = sorted((st, n) for n, st in zip(shape, strides) if n != 1)
+    expected = 1
+    for st, n in dims:
+        if st != expected:
+            return False
+        expected *= n
+    return True
 
 
 def _contig(shape) -> tuple:
