@@ -331,3 +331,38 @@ def test_every_op_is_covered():
     missing = sorted(set(OPS) - seen)
     assert not missing, (f"ops of the table no compile test reaches: {missing}; add a case to CASES in "
                          f"{__file__}")
+
+
+DTYPE_FNS = {
+    "arith": lambda L, x: x * 2 + x - 1,
+    "compare": lambda L, x: (x > 1) | (x <= 0),
+    "sum": lambda L, x: x.sum(0),
+    "amax": lambda L, x: x.amax(-1),
+    "cast": lambda L, x: x.to(L.float32).exp(),
+    "transpose_copy": lambda L, x: x.t().contiguous() * 1,
+    "where": lambda L, x: L.where(x > 0, x, x * 3),
+}
+
+
+@pytest.mark.parametrize("dtype", ["float16", "bfloat16", "float64", "int32", "int64", "uint8", "bool"])
+@pytest.mark.parametrize("name", list(DTYPE_FNS))
+def test_compiled_dtypes_match_torch(dtype, name):
+    fn = DTYPE_FNS[name]
+    if dtype == "bool" and name in ("arith", "amax"):
+        pytest.skip("torch refuses these ops on bool")  # (the same error is checked below for arith)
+    a = np.random.default_rng(3).standard_normal((4, 5)) * 3
+    t = torch.tensor(a, dtype=torch.float32).to(getattr(torch, dtype))
+    ours = tracegrad.tensor(a, dtype=tracegrad.float32).to(getattr(tracegrad, dtype))
+    ref = fn(torch, t)
+    out = tracegrad.compile(lambda x: fn(tracegrad, x))(ours)
+    assert out.dtype.name == str(ref.dtype).split(".")[-1]
+    assert_values(out, ref, f"{name} {dtype}")
+
+
+def test_compiled_bool_arith_raises_torchs_error():
+    x = tracegrad.tensor([True, False])
+    with pytest.raises(RuntimeError) as ours:
+        tracegrad.compile(lambda x: x - x)(x)
+    with pytest.raises(RuntimeError) as theirs:
+        torch.tensor([True, False]) - torch.tensor([True, False])
+    assert str(theirs.value).split(",")[0].split(".")[0] in str(ours.value)
