@@ -419,3 +419,22 @@ def test_module_buffers_updated_in_training_mode():
     mr.eval()
     x, xr = _both((5, 6), 9)
     close(cm(x), mr(xr))
+
+
+def test_the_same_tensor_passed_twice():
+    def f(L, a, b):
+        a.mul_(2)
+        return a + b
+
+    x, xr = _both((3,), 0)
+    y, _ = _both((3,), 1)
+    cf = tracegrad.compile(lambda a, b: f(tracegrad, a, b))
+    out = cf(x, x)  # b sees the write through a, as eagerly
+    ref = f(torch, xr, xr)
+    assert_values(out, ref)
+    assert_values(x, xr)
+    y0 = y.clone()
+    out = cf(x, y)  # distinct tensors: another signature, not the aliased program
+    ref = f(torch, xr, torch.tensor(y0.numpy()))
+    assert_values(out, ref)
+    assert len(cf.cache) == 2

@@ -326,6 +326,9 @@ class CompiledFunction:
         if kwargs:
             for k in sorted(kwargs):
                 key.append((k, _static_key(kwargs[k])))
+        ids = [id(a) for a in args if isinstance(a, Tensor)]
+        if len(set(ids)) != len(ids):  # the same tensor twice is traced as one input: another signature
+            key.append(("same", tuple(ids.index(i) for i in ids)))
         if self.module is not None:
             key.append(("training", getattr(self.module, "training", None)))
         return tuple(key)

@@ -494,11 +494,14 @@ def _run_forward(tr: Tracer, cap: Capture, fn, args, kwargs, arg_names):
     leaves, spec = pytree.flatten((tuple(args), dict(kwargs)))
     names = _arg_names(fn, args, kwargs, leaves) if arg_names is None else arg_names
     sym_leaves = []
+    seen: dict = {}  # the same tensor passed twice is one input (a write through one shows in the other)
     for i, x in enumerate(leaves):
         if isinstance(x, Tensor):
             if x._sym is not None:
                 raise RuntimeError("tracegrad.trace: an argument is already a traced tensor")
-            sym_leaves.append(tr.add_input(x, ("arg", i), names[i]))
+            if id(x) not in seen:
+                seen[id(x)] = tr.add_input(x, ("arg", i), names[i])
+            sym_leaves.append(seen[id(x)])
         else:
             sym_leaves.append(x)
     sargs, skwargs = pytree.unflatten(spec, sym_leaves)
