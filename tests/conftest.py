@@ -11,8 +11,14 @@ from __future__ import annotations
 import os
 import sys
 
-import numpy as np
-import pytest
+# One BLAS/OpenMP thread per test process, set before NumPy or torch load their
+# thread pools: under `pytest -n 2` on two cores, each worker's two-thread pool
+# fights the other worker for the cores (a small float32 matmul ran 20x slower).
+for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_var, "1")
+
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(__file__))  # `from util import ...` in test files
 
