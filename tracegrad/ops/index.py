@@ -12,20 +12,29 @@ from .. import dtypes as D
 from ..dispatch import apply
 from ..tensor import Tensor
 from . import movement as M
-from .shape_util import wrap_dim, sum_to
+from .shape_util import pointwise_strides, sum_to, wrap_dim
 from .table import defop
 from ..autograd.record import name_by_args
 
 
 # ---- turning a Python index into parts --------------------------------------------------
 def _is_advanced(i) -> bool:
-    return isinstance(i, (Tensor, list, np.ndarray)) or (isinstance(i, bool))
+    """Tensors, lists, arrays and Python bools index "advanced" (a copy); a 0-d integer tensor counts as an int."""
+    if isinstance(i, Tensor):
+        return i._data.ndim != 0 or i.dtype.category != D._INT
+    return isinstance(i, (list, np.ndarray)) or (isinstance(i, bool))
 
 
 def _to_np_index(i):
     if isinstance(i, Tensor):
         if i.dtype is D.bool_:
             return i._data
+        if i.dtype is D.uint8:  # the old mask dtype: still a mask, with torch's warning
+            import warnings
+
+            warnings.warn("indexing with dtype torch.uint8 is now deprecated, please use a dtype torch.bool "
+                          "instead.", UserWarning, stacklevel=4)
+            return i._data.astype(np.bool_)
         if i.dtype.category != D._INT and i.dtype is not D.bool_:
             raise IndexError("tensors used as indices must be long, int, byte or bool tensors")
         return i._data.astype(np.int64, copy=False)
@@ -65,7 +74,7 @@ def getitem(self: Tensor, index):
     idx = index if isinstance(index, tuple) else (index,)
     if any(_is_advanced(i) for i in idx):
         return _advanced_get(self, idx)
-    if idx == (Ellipsis,):
+    if len(idx) == 1 and idx[0] is Ellipsis:
         return apply(ALIAS, (self,))
     idx = _expand_ellipsis(idx, self.ndim)
     n_real = sum(1 for i in idx if i is not None)
@@ -98,12 +107,65 @@ def getitem(self: Tensor, index):
 ALIAS = defop("alias", "view", lambda a: a[...], vjp=lambda ctx, s, g: (g,), grad_name="AliasBackward0")
 
 
-def _np_index(a, index, name=None):
+def _np_index(a, index, name=None, contiguous=False):
     try:
         r = a[index]
     except IndexError as e:
         raise _torch_index_error(e, a.shape) from None
-    return np.array(r, copy=True) if r.base is not None or not r.flags.owndata else r
+    if contiguous:  # index_select: torch's kernel writes a row-major result
+        return np.array(r, copy=True, order="C")
+    return _index_layout(a, index, r)
+
+
+def _index_layout(a, index, r):
+    """A fresh copy of advanced-indexing result `r`, laid out in memory as torch lays it out.
+
+    torch runs the gather as an elementwise loop over the input "restrided" to the result's shape
+    (stride 0 on the indexed dims) and the index tensors (broadcast to it), so the result keeps the
+    input's memory order on the dims it did not index (a transposed input gives a transposed result)."""
+    if r.ndim < 2 or r.size < 2:
+        return np.array(r, copy=True)
+    item = a.itemsize
+    parts, d = [], 0  # ("s", stride) for a dim kept whole, ("a", int array) for an index
+    for i in index:
+        if isinstance(i, slice):
+            parts.append(("s", a.strides[d] // item))
+            d += 1
+        elif isinstance(i, (bool, np.bool_)):  # a new dim, indexed by [0] (or by nothing)
+            parts.append(("a", np.zeros(1 if i else 0, np.int64)))
+        elif isinstance(i, np.ndarray) and i.dtype == np.bool_:
+            parts.extend(("a", nz) for nz in np.nonzero(i))
+            d += i.ndim
+        else:
+            parts.append(("a", np.asarray(i)))
+            d += 1
+    parts.extend(("s", a.strides[k] // item) for k in range(d, a.ndim))
+    adv = [k for k, (kind, _) in enumerate(parts) if kind == "a"]
+    arrays = [v for kind, v in parts if kind == "a"]
+    try:
+        bshape = np.broadcast_shapes(*(v.shape for v in arrays))
+    except ValueError:
+        return np.array(r, copy=True)
+    nb = len(bshape)
+    kept = [v for kind, v in parts if kind == "s"]
+    if adv == list(range(adv[0], adv[0] + len(adv))):  # adjacent: the index dims replace them in place
+        lead = sum(1 for kind, _ in parts[:adv[0]] if kind == "s")
+    else:  # separated: the index dims go first
+        lead = 0
+    self_st = kept[:lead] + [0] * nb + kept[lead:]
+    shape = tuple(r.shape)
+    if len(self_st) != len(shape):
+        return np.array(r, copy=True)
+    operands = [(shape, tuple(self_st))]
+    for v in arrays:
+        bst = [s // v.itemsize for s in np.broadcast_to(v, bshape).strides] if v.size else [0] * nb
+        operands.append((shape, tuple([0] * lead + bst + [0] * (len(shape) - lead - nb))))
+    want = pointwise_strides(shape, operands)
+    if want is None:
+        return np.array(r, copy=True, order="C")
+    out = np.lib.stride_tricks.as_strided(np.empty(r.size, r.dtype), shape, [s * r.itemsize for s in want])
+    out[...] = r
+    return out
 
 
 def _torch_index_error(e, shape):
@@ -138,6 +200,13 @@ def _advanced_get(self, idx):
     """Advanced indexing as torch does it: ints, slices and None first, as views (select,
     slice, unsqueeze), then one `index` op over the tensor/list/mask indices that remain.
     (This is also where torch and NumPy differ: x[0, :, [0, 1]] has shape (3, 2) in torch.)"""
+    r, rest = _split_basic(self, idx)
+    return apply(INDEX, (r,), {"index": rest})
+
+
+def _split_basic(self, idx):
+    """(view, rest): the view after the basic parts of `idx` (ints, slices, None) and the index
+    the advanced step gets (full slices where the basic parts were)."""
     idx = _expand_ellipsis(idx, self.ndim)
     r = self
     d = 0
@@ -171,12 +240,13 @@ def _advanced_get(self, idx):
             r = M.select(r, d, k)
     while rest and type(rest[-1]) is slice:
         rest.pop()
-    return apply(INDEX, (r,), {"index": tuple(rest)})
+    return r, tuple(rest)
 
 
 # ---- index_put (advanced assignment) ------------------------------------------------------
-def _np_index_put(a, v, index, accumulate):
-    out = a.copy()
+def _np_index_put(a, v, index, accumulate, contiguous=False):
+    # torch's out-of-place index_put clones the input keeping its layout (index_add: row-major)
+    out = np.array(a, copy=True, order="C") if contiguous else _np_preserve_copy(a)
     try:
         if accumulate:
             np.add.at(out, index, v)
@@ -204,7 +274,32 @@ INDEX_PUT = defop("index_put", "index", _np_index_put, dtype=lambda args, attrs:
                   vjp=_vjp_index_put, grad_name="IndexPutBackward0")
 
 
+def _single_mask(idx, rest, value):
+    """The mask tensor when the only advanced index is one bool/uint8 tensor and the value has one element."""
+    if isinstance(value, Tensor):
+        if value.numel() != 1:
+            return None
+    elif not isinstance(value, (int, float, bool)):
+        return None
+    adv = [i for i in idx if _is_advanced(i)]
+    if len(adv) == 1 and isinstance(adv[0], Tensor) and adv[0].dtype in (D.bool_, D.uint8):
+        return adv[0]
+    return None
+
+
+def _check_put_dtype(self, values) -> None:
+    if isinstance(values, Tensor) and values.dtype is not self.dtype:
+        raise RuntimeError(f"Index put requires the source and destination dtypes match, got {self.dtype.short} "
+                           f"for the destination and {values.dtype.short} for the source.")
+
+
 def index_put(self, indices, values, accumulate=False):
+    _check_put_dtype(self, values)
+    return _index_put(self, indices, values, accumulate)
+
+
+def _index_put(self, indices, values, accumulate=False):
+    """index_put for internal callers, which may pass values of another dtype (cast here)."""
     np_idx = tuple(_to_np_index(i) for i in (indices if isinstance(indices, tuple) else (indices,)))
     if isinstance(values, Tensor) and values.dtype is not self.dtype:
         values = values.to(self.dtype)
@@ -216,14 +311,37 @@ def setitem(self: Tensor, index, value) -> None:
     from ..autograd import grad_mode
 
     idx = index if isinstance(index, tuple) else (index,)
-    check_writable(self)
+    # the write goes to the view the basic parts of the index make, so the leaf rules (and
+    # autograd: CopySlices on the base) apply to that view; views are made with grad mode as it is
     if any(_is_advanced(i) for i in idx):
-        idx = _expand_ellipsis(idx, self.ndim)
-        commit(self, index_put(self, idx, value))
+        if len(idx) == 1 and idx[0] is False:  # selects nothing: torch writes nothing (the version stays)
+            return
+        if len(idx) == 1 and idx[0] is True:  # x[True] = v copies into x.unsqueeze(0)
+            copy_(M.unsqueeze(self, 0), value)
+            return
+        # like getitem: ints, slices and None first (a view), then index_put_ on that view
+        target, rest = _split_basic(self, idx)
+        check_writable(target)
+        mask = _single_mask(idx, rest, value)
+        needs_graph = grad_mode.is_grad_enabled() and (target.requires_grad or getattr(value, "requires_grad", False))
+        if mask is not None and not needs_graph:  # torch's index_put_ hands one mask and a one-element value to masked_fill_
+            from .inplace import inplace
+
+            lead = 0
+            while type(rest[lead]) is slice:
+                lead += 1
+            for j, n in enumerate(mask.shape):
+                if target.ndim <= lead + j or n != target.shape[lead + j]:
+                    raise IndexError(f"The shape of the mask [{', '.join(map(str, mask.shape))}] at index {j} does not "
+                                     f"match the shape of the indexed tensor [{', '.join(map(str, target.shape))}] at "
+                                     f"index {lead + j}")
+            m = mask.reshape(tuple(mask.shape) + (1,) * (target.ndim - lead - mask.ndim))
+            inplace(masked_fill)(target, m, value.item() if isinstance(value, Tensor) else value)
+            return
+        _check_put_dtype(self, value)
+        commit(target, _index_put(target, rest, value))
         return
-    with grad_mode.no_grad():
-        target = getitem(self, index)
-    target._base = self._base if self._base is not None else self
+    target, _ = _split_basic(self, idx)  # full slices and `...` leave the tensor itself
     copy_(target, value)
 
 
@@ -240,10 +358,11 @@ def _vjp_copy(ctx, saved, g):
 
 
 COPY = defop("copy", "movement", _np_copy, dtype=lambda args, attrs: args[0].dtype, vjp=_vjp_copy,
-             grad_name="CopyBackwards")
+             grad_name=lambda attrs: attrs.get("name", "CopyBackwards"))  # fill_/zero_ pass torch's names
+_NO_ATTRS: dict = {}
 
 
-def copy_(self: Tensor, src, non_blocking=False) -> Tensor:
+def copy_(self: Tensor, src, non_blocking=False, *, _grad_name=None) -> Tensor:
     from .inplace import check_writable, commit
     from .shape_util import broadcast_shapes
 
@@ -258,9 +377,10 @@ def copy_(self: Tensor, src, non_blocking=False) -> Tensor:
                 raise RuntimeError(
                     f"The size of tensor a ({self.shape[-1] if self.ndim else 1}) must match the size of tensor b "
                     f"({src.shape[-1] if src.ndim else 1}) at non-singleton dimension {max(self.ndim - 1, 0)}") from None
-        r = apply(COPY, (self, src), dtype=self.dtype, compute=None)
+        r = apply(COPY, (self, src), {"name": _grad_name} if _grad_name else _NO_ATTRS, dtype=self.dtype,
+                  compute=None)
     else:
-        r = apply(COPY, (self, src), dtype=self.dtype)
+        r = apply(COPY, (self, src), {"name": _grad_name} if _grad_name else _NO_ATTRS, dtype=self.dtype)
     # copy_ may narrow the dtype (float -> int truncates), unlike arithmetic in-place ops
     r.dtype = self.dtype
     from .inplace import _write, _rebase
@@ -275,11 +395,11 @@ def fill_(self: Tensor, value) -> Tensor:
     if isinstance(value, Tensor) and value.ndim:
         raise RuntimeError(
             f"fill_ only supports 0-dimension value tensor but got tensor with {value.ndim} dimensions.")
-    return copy_(self, value)
+    return copy_(self, value, _grad_name="FillBackward3" if isinstance(value, Tensor) else "FillBackward2")
 
 
 def zero_(self: Tensor) -> Tensor:
-    return copy_(self, 0)
+    return copy_(self, 0, _grad_name="ZeroBackward0")
 
 
 # ---- gather / scatter / index_select -------------------------------------------------------
@@ -413,7 +533,7 @@ def index_select(input, dim, index, *, out=None):
         bad = iv.max() if iv.max() >= n else iv.min()
         raise IndexError(f"index out of range in self")
     idx = (slice(None),) * d + (iv.astype(np.int64),)
-    attrs = {"index": idx, "name": "IndexSelectBackward0"}
+    attrs = {"index": idx, "name": "IndexSelectBackward0", "contiguous": True}
     r = apply(INDEX, (input,), attrs) if input.ndim else apply(INDEX, (input.reshape(1),), attrs).reshape(())
     if out is not None:
         from .inplace import write_out
@@ -456,15 +576,22 @@ def take(input, index):
 
 def masked_fill(input, mask, value):
     if not isinstance(mask, Tensor) or mask.dtype is not D.bool_:
+        from .pointwise import _c_name
+
         raise RuntimeError(f"masked_fill_ only supports boolean masks, but got mask with dtype "
-                           f"{mask.dtype.short if isinstance(mask, Tensor) else type(mask).__name__}")
+                           f"{_c_name(mask.dtype) if isinstance(mask, Tensor) else type(mask).__name__}")
     if isinstance(value, Tensor) and value.ndim:
         raise RuntimeError(
             f"masked_fill_ only supports a 0-dimensional value tensor, but got tensor with {value.ndim} dimension(s).")
     from .shape_util import broadcast_shapes
 
     broadcast_shapes(input.shape, mask.shape)
-    return apply(MASKED_FILL, (input, mask, value), dtype=input.dtype)
+    if input.dtype.category == D._INT and not isinstance(value, Tensor):
+        D.check_int_fits(value, input.dtype)
+    r = apply(MASKED_FILL, (input, mask, value), dtype=input.dtype)
+    if not r._data.flags.c_contiguous:  # torch's out-of-place masked_fill is row-major (r is brand new)
+        r._data = np.ascontiguousarray(r._data)
+    return r
 
 
 def _np_masked_fill(a, m, v):
@@ -519,10 +646,11 @@ def nonzero(input, *, as_tuple=False):
 
     nz = np.nonzero(input._values() if input.ndim else input._values().reshape(1))
     if as_tuple:
-        return tuple(from_values(np.asarray(x, dtype=np.int64), D.int64) for x in nz)
+        return tuple(from_values(np.ascontiguousarray(x, dtype=np.int64), D.int64) for x in nz)
     if input.ndim == 0:
         return from_values(np.zeros((int(bool(input.item())), 0), dtype=np.int64), D.int64)
-    return from_values(np.stack(nz, axis=1).astype(np.int64) if nz else np.zeros((0, 0), np.int64), D.int64)
+    # torch stores the (n, ndim) result column by column: strides (1, n)
+    return from_values(np.stack(nz, axis=0).astype(np.int64).T, D.int64)
 
 
 def argwhere(input):
@@ -530,7 +658,7 @@ def argwhere(input):
 
 
 def _np_index_fill(a, v, index):
-    out = a.copy()
+    out = _np_preserve_copy(a)  # torch's index_fill keeps the input's layout
     out[index] = v
     return out
 
@@ -547,6 +675,12 @@ INDEX_FILL = defop("index_fill", "index", _np_index_fill, dtype=lambda args, att
                    vjp=_vjp_index_fill, grad_name=name_by_args(
                        lambda attrs, args: "IndexFillBackward1" if isinstance(args[1], Tensor) else
                        "IndexFillBackward0"))
+
+
+def _np_preserve_copy(a):
+    from .movement import _np_preserve_copy as copy
+
+    return copy(a)
 
 
 def index_fill(input, dim, index, value):
@@ -578,6 +712,9 @@ INDEX_ADD = defop("index_add", "index", _np_index_add, dtype=lambda args, attrs:
 
 
 def index_add(input, dim, index, source, *, alpha=1):
+    if source.dtype is not input.dtype:
+        raise RuntimeError(f"index_add_(): self ({input.dtype.short}) and source ({source.dtype.short}) must have "
+                           "the same scalar type")
     d = wrap_dim(dim, input.ndim)
     idx = (slice(None),) * d + (index._data.astype(np.int64).reshape(-1),)
     return apply(INDEX_ADD, (input, source), {"index": idx, "alpha": alpha})
@@ -586,6 +723,7 @@ def index_add(input, dim, index, source, *, alpha=1):
 # ---- autograd: which arguments torch lists in next_functions --------------------------------
 # indices and masks are never differentiable, so torch leaves them out
 GATHER.edges = (0,)
+INDEX_PUT.edges = (0, 1)  # a Python number value is wrapped into a tensor by torch: (None, 0)
 SCATTER.edges = lambda args, attrs: (0, 2) if isinstance(args[2], Tensor) else (0,)
 SCATTER_ADD.edges = (0, 2)
 MASKED_FILL.edges = lambda args, attrs: (0, 2) if isinstance(args[2], Tensor) else (0,)
