@@ -21,6 +21,8 @@ so `tracegrad.explain(fn, x, backend="triton")` shows the kernels a GPU would ru
 """
 from __future__ import annotations
 
+import time
+from types import SimpleNamespace
 import warnings
 from typing import Mapping
 
@@ -36,9 +38,46 @@ _STAGES = ("ttir", "ttgir", "llir", "ptx", "cubin")
 def group_spec(group, name: str) -> KernelSpec:
     """The KernelSpec of one fusion group (raises LoweringError when it has none)."""
     try:
-        return from_nodes(name, list(group.nodes), list(group.outputs))
+        return from_nodes(name, _inline_register_broadcasts(list(group.nodes), group.outputs), list(group.outputs))
     except ValueError as e:  # the spec's validation: an op kind a kernel body cannot hold, ...
         raise LoweringError(str(e)) from None
+
+
+def _broadcasts(src_shape, shape) -> bool:
+    """Whether expanding src_shape to shape only repeats size-1 (or new leading) dims."""
+    if len(shape) < len(src_shape):
+        return False
+    return all(a == b or a == 1 for a, b in zip(src_shape[::-1], shape[::-1]))
+
+
+def _inline_register_broadcasts(nodes: list, outputs) -> list:
+    """Drop `expand` nodes of values the group computes itself, reading the source instead.
+
+    A kernel evaluates every value at each index of its block, broadcasting
+    smaller operands as NumPy does (a row reduction's [ROWS, 1] result meets
+    [ROWS, RBLOCK] values), so an explicit expand of a register value, as the
+    backward of sum/mean writes it, is the broadcast the kernel does anyway.
+    (The spec refuses views of register values: they have no memory to view.)
+    Expands that are stored, or of values read from memory, stay as they are."""
+    from ...tracer.graph import Value
+
+    stored = {id(v) for v in outputs}
+    produced: set[int] = set()
+    alias: dict[int, Value] = {}
+    out = []
+    for n in nodes:
+        if alias and any(isinstance(a, Value) and id(a) in alias for a in n.args):
+            n = SimpleNamespace(op=n.op, attrs=n.attrs, dtype=n.dtype, compute=n.compute, outputs=n.outputs,
+                                args=tuple(alias.get(id(a), a) if isinstance(a, Value) else a for a in n.args))
+        if n.op.name == "expand" and len(n.outputs) == 1 and id(n.outputs[0]) not in stored:
+            src = next((a for a in n.args if isinstance(a, Value)), None)
+            o = n.outputs[0]
+            if src is not None and id(src) in produced and _broadcasts(tuple(src.shape), tuple(o.shape)):
+                alias[id(o)] = src
+                continue
+        produced.update(id(o) for o in n.outputs)
+        out.append(n)
+    return out
 
 
 class TritonKernel:
@@ -57,6 +96,8 @@ class TritonKernel:
         self.group = numpy_kernel.group
         self.source = triton.text
         self.numpy_source = numpy_kernel.source
+        self.runs = 0  # how often it ran under the interpreter
+        self.failed: str | None = None  # why the interpreter could not run it (it then runs on NumPy)
 
     def compiled(self):
         from .aot import compile_sm90
@@ -95,6 +136,7 @@ class TritonKernel:
             buffers[st.name] = np.zeros(max(n, 1), dtype=st.dtype.np)
             outs[st.name] = st
         run(self.triton, buffers)
+        self.runs += 1
         return {name: np.lib.stride_tricks.as_strided(
             buffers[name][st.offset:], st.shape, tuple(s * st.dtype.itemsize for s in st.strides)).copy()
             for name, st in outs.items()}
@@ -116,19 +158,146 @@ def _storage(a: np.ndarray, ld) -> np.ndarray:
     return flat
 
 
-def compile_graph(graph, plan, *, debug: int = 0, name: str = "program"):
-    """The program for `graph` run as `plan` says, with each kernel's Triton form attached."""
+def compile_graph(graph, plan, *, debug: int = 0, name: str = "program") -> "TritonProgram":
+    """The program for `graph` run as `plan` says: each group that lowers as its Triton kernel."""
     from .. import numpy_backend
 
     program = numpy_backend.compile_graph(graph, plan, debug=debug, name=name)
-    for i, k in enumerate(program.kernels):
+    kernels = list(program.kernels)
+    for i, k in enumerate(kernels):
         try:
             spec = group_spec(k.group, k.name)
-            program.kernels[i] = TritonKernel(k, spec, render(spec))
+            missing = [v.name for v in k.group.outputs if all(st.name != v.name for st in spec.stores)]
+            if missing:
+                raise LoweringError(f"outputs {missing} are not stored by the kernel")
+            kernels[i] = TritonKernel(k, spec, render(spec))
         except LoweringError as e:
-            warnings.warn(f"tracegrad.compile(backend='triton'): kernel {k.name} ({' '.join(k.ops)}) has no Triton "
-                          f"form and runs on NumPy: {e}", stacklevel=2)
-    return program
+            _fallback_warning(k, str(e))
+    return TritonProgram(graph, plan, kernels, program, debug=debug, name=name)
+
+
+def _fallback_warning(k, why: str) -> None:
+    warnings.warn(f"tracegrad.compile(backend='triton'): kernel {k.name} ({' '.join(k.ops)}) has no Triton "
+                  f"form and runs on NumPy: {why}", stacklevel=3)
+
+
+class TritonProgram:
+    """A compiled graph whose kernels are Triton kernels: `program(*arrays) -> tuple of arrays`.
+
+    On CPU tensors (all this build has) each Triton kernel runs under Triton's
+    interpreter on NumPy memory; a group without a Triton form, and the view-only
+    groups between kernels, run their nodes with the op table's NumPy code. This
+    is slow (the interpreter executes a kernel one program instance at a time)
+    and exists to learn from and to test the generated kernels end to end.
+
+        program.kernels       TritonKernel (or, for a fallback, the NumPy Kernel) per launch
+        program.source        the host program: which kernel runs when, on which values
+        program.numpy         the NumPy backend's program for the same graph (a reference)
+
+    With TRACEGRAD_VALIDATE=1 every kernel run is checked against NumPy (validate.py)."""
+
+    def __init__(self, graph, plan, kernels: list, numpy_program, *, debug: int = 0, name: str = "program"):
+        self.graph = graph
+        self.plan = plan
+        self.kernels = kernels
+        self.numpy = numpy_program
+        self.debug = debug
+        self.name = name
+        self._by_group = {id(k.group): k for k in kernels}
+        self.source = self._host_source()
+
+    def __call__(self, *arrays) -> tuple:
+        return tuple(self.run(arrays))
+
+    def run(self, inputs) -> list:
+        from . import validate
+        from ...tracer.graph import run_node
+
+        check = validate.enabled()
+        g = self.graph
+        env: dict[int, np.ndarray] = {id(v): np.asarray(a) for v, a in zip(g.inputs, inputs)}
+        for c in g.constants():
+            env[id(c)] = c.data
+
+        def evaluate(node) -> None:
+            outs = run_node(node, [env[id(v)] for v in node.inputs()])
+            for o, r in zip(node.outputs, outs):
+                env[id(o)] = r
+
+        with np.errstate(all="ignore"):
+            for grp in self.plan.groups:
+                k = self._by_group.get(id(grp)) if grp.launches else None
+                if not isinstance(k, TritonKernel) or k.failed is not None:
+                    t0 = time.perf_counter()
+                    for n in grp.nodes:
+                        evaluate(n)
+                    if k is not None:
+                        self._log(k, time.perf_counter() - t0)
+                    continue
+                for n in grp.nodes:
+                    # the kernel reads views of memory through strides; their values feed its loads
+                    # (a view of a register value was inlined as a broadcast: it has no array here)
+                    if n.op.kind == "view" and all(id(v) in env for v in n.inputs()):
+                        evaluate(n)
+                value_of = {v.name: v for n in grp.nodes for v in n.inputs()}
+                args = {ld.name: env[id(value_of[ld.name])] for ld in k.spec.loads}
+                t0 = time.perf_counter()
+                try:
+                    outs = k.run_interpreted(args)
+                except Exception as e:  # an interpreter gap: this kernel runs on NumPy from now on
+                    k.failed = f"{type(e).__name__}: {e}"
+                    _fallback_warning(k, f"the interpreter failed ({k.failed})")
+                    for n in grp.nodes:
+                        if n.op.kind != "view":
+                            evaluate(n)
+                    continue
+                self._log(k, time.perf_counter() - t0)
+                if check:
+                    for n in grp.nodes:
+                        if n.op.kind != "view":
+                            evaluate(n)
+                    for v in grp.outputs:
+                        validate.check(k.name, v.name, v.dtype, outs[v.name], env[id(v)], args)
+                for v in grp.outputs:
+                    env[id(v)] = outs[v.name]
+        results = []
+        owned = {id(v) for v in g.inputs} | {id(c) for c in g.constants()}
+        for v in g.outputs:
+            a = env[id(v)]
+            # a returned input or constant must not alias memory the caller or the next call sees
+            results.append(np.array(a, copy=True) if id(v) in owned else a)
+        return results
+
+    def _log(self, k, seconds: float) -> None:
+        if self.debug:
+            from ..numpy_backend import _Logger
+
+            _Logger(self.kernels)(self.kernels.index(k), seconds)
+
+    def _host_source(self) -> str:
+        """A readable listing of the program: every kernel's source, then the order they run in."""
+        parts = []
+        for k in self.kernels:
+            parts.append(k.source.rstrip() + "\n")
+        params = ", ".join(v.name for v in self.graph.inputs)
+        lines = [f"# host program {self.name}({params}): Triton kernels run under the interpreter on CPU tensors"]
+        for grp in self.plan.groups:
+            k = self._by_group.get(id(grp)) if grp.launches else None
+            outs = ", ".join(v.name for v in grp.outputs) or "_"
+            ins = ", ".join(v.name for v in grp.inputs)
+            if isinstance(k, TritonKernel):
+                lines.append(f"{outs} = {k.spec.name}[{k.triton.grid}]({ins})  # Triton")
+            elif k is not None:
+                lines.append(f"{outs} = {k.name}({ins})  # NumPy (no Triton form)")
+            else:
+                ops = " ".join(n.op.name for n in grp.nodes)
+                lines.append(f"{outs} = views({ins})  # {ops}")
+        lines.append(f"return {', '.join(v.name for v in self.graph.outputs)}")
+        return "\n".join(parts) + "\n".join(lines) + "\n"
+
+    def __repr__(self) -> str:
+        n = sum(isinstance(k, TritonKernel) for k in self.kernels)
+        return f"<TritonProgram {self.name}: {n} Triton kernel(s) of {len(self.kernels)}>"
 
 
 def run_interpreted(graph, plan, kernels, inputs) -> list[np.ndarray]:
@@ -138,29 +307,4 @@ def run_interpreted(graph, plan, kernels, inputs) -> list[np.ndarray]:
     as the NumPy backend would. inputs: one array per graph input (storage dtype:
     bfloat16 as its uint16 bits); returns one array per graph output. This is how
     a whole Triton program is checked on a machine without a GPU."""
-    from ...tracer.graph import run_node
-
-    env: dict[int, np.ndarray] = {id(v): np.asarray(a) for v, a in zip(graph.inputs, inputs)}
-    for c in graph.constants():
-        env[id(c)] = c.data
-
-    def evaluate(node) -> None:
-        outs = run_node(node, [env[id(v)] for v in node.inputs()])
-        for o, r in zip(node.outputs, outs):
-            env[id(o)] = r
-
-    triton_of = {id(k.group): k for k in kernels if isinstance(k, TritonKernel)}
-    for grp in plan.groups:
-        k = triton_of.get(id(grp))
-        if k is None:
-            for n in grp.nodes:
-                evaluate(n)
-            continue
-        for n in grp.nodes:
-            if n.op.kind == "view":
-                evaluate(n)  # the kernel reads views through strides; their values feed run_interpreted
-        value_of = {v.name: v for n in grp.nodes for v in n.inputs()}
-        outs = k.run_interpreted({ld.name: env[id(value_of[ld.name])] for ld in k.spec.loads})
-        for v in grp.outputs:
-            env[id(v)] = outs[v.name]
-    return [env[id(v)] for v in graph.outputs]
+    return TritonProgram(graph, plan, list(kernels), None).run(inputs)
