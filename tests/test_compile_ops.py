@@ -187,6 +187,9 @@ CASES = [
       [(F, lambda s: (3,)), (F, lambda s: (s[0], 4)), (F, lambda s: (4, 3))]),
     C("conv2d", lambda L, x, w, b: L.nn.functional.conv2d(x, w, b, padding=1),
       [(F, lambda s: (2, 2, 5, 4)), (F, lambda s: (3, 2, 3, 3)), (F, lambda s: (3,))]),
+    C("conv2d_double_backward", lambda L, x, w: L.autograd.grad((L.nn.functional.conv2d(x, w) ** 2).sum(), w,
+                                                                 create_graph=True)[0],
+      [(F, lambda s: (2, 2, 5, 4)), (F, lambda s: (3, 2, 3, 3))]),
     C("max_pool2d", lambda L, x: L.nn.functional.max_pool2d(x, 2), [(F, lambda s: (2, 2, 4, 6))]),
     C("avg_pool2d", lambda L, x: L.nn.functional.avg_pool2d(x, 2), [(F, lambda s: (2, 2, 4, 6))]),
     C("adaptive_avg_pool2d", lambda L, x: L.nn.functional.adaptive_avg_pool2d(x, (2, 3)),
@@ -265,12 +268,12 @@ def _loss(L, outs):
     return total
 
 
-def _run_case(case, s, seed):
+def _run_case(case, s, seed, backend="numpy"):
     rng = np.random.default_rng(seed)
     ours, theirs, t64 = _inputs(case, s, rng)
     ctx = f"case {case.name}, shape {s}, seed {seed}"
     tfn = case.torch_fn or case.fn
-    compiled = tracegrad.compile(lambda *xs: case.fn(tracegrad, *xs))
+    compiled = tracegrad.compile(lambda *xs: case.fn(tracegrad, *xs), backend=backend)
     out = compiled(*ours)
     ref = tfn(torch, *theirs)
     ref64 = tfn(torch, *t64)

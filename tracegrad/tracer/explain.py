@@ -5,6 +5,7 @@
     rep.kernels                # one entry per kernel the forward launches
     rep.kernels[0].source      # the generated code of that kernel
     rep.kernels[0].ir("ptx")   # Triton kernels only (the NumPy backend says so)
+    rep.kernels[0].report()    # Triton kernels: registers, spills, shared memory, roofline
 
 Nothing runs: explain traces and compiles, and reports.
 """
@@ -52,6 +53,10 @@ class Explanation:
             for k in ks:
                 out.append(f"# {k.name}  [{k.kind}]  bytes moved: {k.bytes}  FLOPs: {k.flops}  "
                            f"ops: {' '.join(k.ops)}" + (f"  from: {'; '.join(k.locs)}" if k.locs else ""))
+                if hasattr(k, "roofline"):  # a Triton kernel: its H100 bound (k.report() adds registers)
+                    line = k.roofline()
+                    out.append(f"# roofline: {line.bytes} bytes, {line.flops} FLOPs, >= {line.time * 1e9:.2f} ns "
+                               f"on {line.device.name} ({line.bound}-bound)")
                 out.append(k.source.rstrip())
         return "\n".join(out) + "\n"
 

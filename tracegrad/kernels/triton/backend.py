@@ -115,6 +115,20 @@ class TritonKernel:
 
         return roofline(self.spec)
 
+    def report(self, device=None) -> str:
+        """Resources and roofline in a few lines: registers, spills, shared memory (compiled for
+        sm_90 here, no GPU needed), bytes, FLOPs and the least time at the device's bandwidth/peak."""
+        from .roofline import H100_SXM, roofline
+
+        c = self.compiled()
+        line = roofline(self.spec, device or H100_SXM)
+        return (f"{self.name}: sm_{c.capability}, {c.n_regs} registers/thread, {c.n_spills} bytes spilled, "
+                f"{c.shared} bytes shared memory, {c.num_warps} warps\n"
+                f"  roofline on {line.device.name}: {line.bytes} bytes, {line.flops} FLOPs, "
+                f">= {line.time * 1e9:.2f} ns ({line.bound}-bound: memory {line.t_memory * 1e9:.2f} ns at "
+                f"{line.device.bandwidth / 1e12:.2f} TB/s, math {line.t_compute * 1e9:.2f} ns at "
+                f"{line.device.peak[line.unit] / 1e12:.1f} TFLOP/s {line.unit})")
+
     def run_interpreted(self, arrays: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
         """Run the Triton kernel under the interpreter.
 
