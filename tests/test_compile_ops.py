@@ -189,7 +189,7 @@ CASES = [
       [(F, lambda s: (2, 2, 5, 4)), (F, lambda s: (3, 2, 3, 3)), (F, lambda s: (3,))]),
     C("conv2d_double_backward", lambda L, x, w: L.autograd.grad((L.nn.functional.conv2d(x, w) ** 2).sum(), w,
                                                                  create_graph=True)[0],
-      [(F, lambda s: (2, 2, 5, 4)), (F, lambda s: (3, 2, 3, 3))]),
+      [(F, lambda s: (2, 2, 5, 4)), (F, lambda s: (3, 2, 3, 3))], rtol=1e-4),  # float32 conv sums, twice
     C("max_pool2d", lambda L, x: L.nn.functional.max_pool2d(x, 2), [(F, lambda s: (2, 2, 4, 6))]),
     C("avg_pool2d", lambda L, x: L.nn.functional.avg_pool2d(x, 2), [(F, lambda s: (2, 2, 4, 6))]),
     C("adaptive_avg_pool2d", lambda L, x: L.nn.functional.adaptive_avg_pool2d(x, (2, 3)),
@@ -268,6 +268,15 @@ def _loss(L, outs):
     return total
 
 
+def _check(case, ours, theirs, ctx, ref64):
+    if case.rtol is None:
+        assert_values(ours, theirs, ctx, ref64=ref64)
+        return
+    np.testing.assert_allclose(np.asarray(ours.detach()._values(), np.float64),
+                               theirs.detach().to(torch.float64).numpy(), rtol=case.rtol, atol=case.rtol,
+                               err_msg=ctx)
+
+
 def _run_case(case, s, seed, backend="numpy"):
     rng = np.random.default_rng(seed)
     ours, theirs, t64 = _inputs(case, s, rng)
@@ -282,8 +291,7 @@ def _run_case(case, s, seed, backend="numpy"):
     for k, (o, r, r64) in enumerate(zip(o_list, r_list, r64_list)):
         assert tuple(o.shape) == tuple(r.shape), f"{ctx}: output {k} shape {tuple(o.shape)} != {tuple(r.shape)}"
         assert o.dtype.name == str(r.dtype).split(".")[-1], f"{ctx}: output {k} dtype {o.dtype} != {r.dtype}"
-        assert_values(o, r.detach(), f"{ctx}, output {k}", ref64=r64.detach() if r64.dtype.is_floating_point
-                      else None)
+        _check(case, o, r.detach(), f"{ctx}, output {k}", r64.detach() if r64.dtype.is_floating_point else None)
         assert o.requires_grad == r.requires_grad, f"{ctx}: output {k} requires_grad"
     if not case.grad:
         return
@@ -302,7 +310,7 @@ def _run_case(case, s, seed, backend="numpy"):
             assert o.grad is None or not o.grad.abs().sum().item(), f"{ctx}: input {k} grad"
             continue
         assert o.grad is not None, f"{ctx}: input {k} has no grad"
-        assert_values(o.grad, t.grad, f"{ctx}, grad of input {k}", ref64=t6.grad)
+        _check(case, o.grad, t.grad, f"{ctx}, grad of input {k}", t6.grad)
 
 
 @pytest.mark.parametrize("case", CASES, ids=lambda c: c.name)
