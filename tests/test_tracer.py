@@ -255,3 +255,18 @@ def test_trace_leaves_real_tensors_untouched():
     tracegrad.trace(step, x)
     assert np.array_equal(w.detach().numpy(), before)
     assert np.array_equal(w.grad.numpy(), np.ones((4, 4), np.float32))
+
+
+def test_a_failing_trace_leaves_real_gradients_alone():
+    w = tracegrad.ones(3, requires_grad=True)
+    w.grad = tracegrad.full((3,), 5.0)
+
+    def f(x):
+        (x * w).sum().backward()
+        if x.sum() > 0:  # fails after backward touched w.grad
+            return x
+        return x
+
+    with pytest.raises(DataDependentError):
+        tracegrad.compile(f)(tracegrad.ones(3))
+    assert w.grad.tolist() == [5.0, 5.0, 5.0]

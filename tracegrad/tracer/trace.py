@@ -469,6 +469,11 @@ def capture(fn: Callable, args: tuple, kwargs: dict, *, backward: bool = True, a
         if backward and _grad["enabled"] and any(cap.out_requires_grad):
             grads, tangents = _trace_backward(tr, cap, out_tensors)
         effects, effect_vals = _finish_effects(tr, cap)
+    except BaseException:
+        for t, orig in tr.grad_touched.values():  # a failed trace leaves real tensors' .grad as it found them
+            if t._sym is None:
+                t._grad = orig
+        raise
     finally:
         dispatch.TRACER[0] = prev
     cap.n_user = len(out_vals)
