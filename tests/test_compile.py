@@ -438,3 +438,29 @@ def test_the_same_tensor_passed_twice():
     ref = f(torch, xr, torch.tensor(y0.numpy()))
     assert_values(out, ref)
     assert len(cf.cache) == 2
+
+
+def test_old_style_updates_through_data_aliases():
+    """`w.data -= lr * w.grad.data` (pre-0.4 tutorials): aliases of the same memory are one value."""
+    def make(L):
+        rng = np.random.default_rng(0)
+        return [L.tensor(rng.standard_normal(s).astype(np.float32), requires_grad=True) for s in ((8, 5), (5, 3))]
+
+    def step(L, ws, x, y):
+        w1, w2 = ws
+        loss = (x.mm(w1).clamp(min=0).mm(w2) - y).pow(2).sum()
+        loss.backward()
+        w1.data -= 1e-3 * w1.grad.data
+        w2.data -= 1e-3 * w2.grad.data
+        w1.grad.data.zero_()
+        w2.grad.data.zero_()
+        return loss
+
+    wt, wr = make(tracegrad), make(torch)
+    cstep = tracegrad.compile(lambda x, y: step(tracegrad, wt, x, y))
+    for i in range(4):
+        (x, xr), (y, yr) = _both((4, 8), 10 + i), _both((4, 3), 20 + i)
+        close(cstep(x, y), step(torch, wr, xr, yr))
+        for p, q in zip(wt, wr):
+            close(p, q)
+            close(p.grad, q.grad)

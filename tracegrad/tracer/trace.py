@@ -101,6 +101,7 @@ class Tracer:
         self.phase = "forward"
         self.cur_loc: str | None = None  # while a vjp runs: the forward op's line
         self.input_proxy: dict = {}  # index in self.inputs -> the proxy given to the function
+        self.real_by_mem: dict = {}  # (address, shape, strides, dtype) of a real tensor's memory -> its proxy
 
     # ---- inputs -------------------------------------------------------------------------------
     def _new_proxy(self, t: Tensor, value: Value, owner, known: bool = False) -> SymbolicTensor:
@@ -139,6 +140,12 @@ class Tracer:
         e = self.real.get(id(t))
         if e is not None:
             return e[1]
+        d = t._data
+        mem = (_ptr(d), d.shape, d.strides, d.dtype.str, t.dtype.name)
+        same = self.real_by_mem.get(mem)
+        if same is not None:  # another tensor over the same memory (x.data, x.detach()): the same value
+            self.real[id(t)] = (t, same)
+            return same
         if id(t) in self.fresh:  # made by a factory inside the trace: a constant
             v = Value(self.names.new("c"), t._data.shape, t.dtype, _strides_of(t._data), kind="const",
                       data=t._data)
@@ -154,6 +161,7 @@ class Tracer:
                 # backward inside the traced function must reach the real leaf's .grad
                 p._accum = AccumulateGrad(t) if t.grad_fn is None else None
         self.real[id(t)] = (t, p)
+        self.real_by_mem[mem] = p
         return p
 
     def value_of(self, t: Tensor) -> Value:
@@ -668,6 +676,7 @@ def _find_leaks(tr: Tracer, out_tensors, tangents) -> list:
     tr.real.clear()
     tr.input_proxy.clear()
     tr.fresh.clear()
+    tr.real_by_mem.clear()
     tr.grad_touched.clear()
     out_tensors.clear()
     tangents.clear()
