@@ -9,6 +9,7 @@ from .tensor import Tensor
 from .ops import pointwise as P, reduce as R, movement as M, index as I, linalg as L
 from .ops.inplace import inplace
 from . import creation as C
+from .autograd import grad_mode as _grad_mode
 
 # method name -> function(self, ...)
 METHODS = {
@@ -85,6 +86,8 @@ def _resize_(self, *size):
 
 def _meta_inplace(self, r):
     """t_, transpose_, unsqueeze_...: the tensor takes the view's shape and strides."""
+    if self._requires_grad and self.grad_fn is None and _grad_mode.is_grad_enabled():  # torch's leaf rule
+        raise RuntimeError("a leaf Variable that requires grad is being used in an in-place operation.")
     self._data = r._data
     if r.grad_fn is not None:
         self.grad_fn, self._output_nr = r.grad_fn, r._output_nr

@@ -36,7 +36,7 @@ class Node:
         self.next_functions = edges
         self._edges = edges
         self._saved = saved
-        self._versions = tuple([t._vc[0] for t in saved]) if saved else ()
+        self._versions = tuple([t._vc[0] if t is not None else 0 for t in saved]) if saved else ()
         self._saved_src = ()  # per saved tensor: (node, output_nr) that made it, for error messages
         self.ctx = ctx
         self._freed = False

@@ -43,6 +43,22 @@ def name_by_args(fn):
     return fn
 
 
+class save_if:
+    """An Op.save that keeps an input only when the rule's formulas will read it, as torch does
+    (mul saves `other` only if `self` needs a gradient). Each rule is (i, (j, ...)): input i is
+    saved when any input j requires grad; otherwise its slot holds None. A Python number
+    operand is never saved (the rule reads it from ctx.args)."""
+
+    __slots__ = ("rules",)
+
+    def __init__(self, *rules):
+        self.rules = rules
+
+    def positions(self, args, T):
+        need = [isinstance(a, T) and a._requires_grad for a in args]
+        return tuple(i if any(need[j] for j in js) else None for i, js in self.rules)
+
+
 def accumulator(t):
     """The AccumulateGrad node of leaf `t` (one per leaf, made on first use)."""
     acc = t._accum
@@ -132,7 +148,10 @@ def record(op, args, attrs, outs):
     src = None
     save = op.save
     if save:
-        if type(save) is not tuple:
+        fixed_slots = type(save) is save_if
+        if fixed_slots:
+            save = save.positions(args, T)
+        elif type(save) is not tuple:
             save = save(attrs)
         # only tensors are saved (and version-checked); a Python number operand lives in ctx.args
         saved = []
@@ -145,12 +164,20 @@ def record(op, args, attrs, outs):
                     src[-1] = k
                 else:
                     src.append(k)
+            elif s is None:  # a slot save_if left empty
+                saved.append(None)
+                if src is not None:
+                    src.append(None)
             else:
                 t = args[s]
                 if isinstance(t, T):
                     saved.append(t)
                     if src is not None:
                         src.append(None)  # an input: an error message names its grad_fn at that time
+                elif fixed_slots:  # a Python number where save_if keeps a slot
+                    saved.append(None)
+                    if src is not None:
+                        src.append(None)
         saved = tuple(saved)
 
     name = op.grad_name

@@ -44,16 +44,23 @@ def commit(self: Tensor, r: Tensor) -> Tensor:
     """Write result `r` (computed from `self`) into `self`, with torch's autograd semantics."""
     _check_cast(r, self)
     node = r.grad_fn
-    if node is not None and node._saved:
-        # the node may have saved `self`; it must keep the old values, not what we write now
-        node._saved = tuple(_snapshot(t) if t is self else t for t in node._saved)
-        node._versions = tuple(t._vc[0] for t in node._saved)
     if r.shape != self.shape:
         raise RuntimeError(
             f"output with shape [{', '.join(map(str, self.shape))}] doesn't match the broadcast shape "
             f"[{', '.join(map(str, r.shape))}]")
+    saved = node._saved if node is not None else ()
+    if saved:
+        # a saved `self` (an input of the op) must keep the values from before the write: torch
+        # saves a copy of the original then
+        saved = [_snapshot(t) if t is self else t for t in saved]
     _write(self, r)
     if node is not None:
+        if saved:
+            # a saved output is `self` after the write (torch saves the in-place result itself),
+            # so changing it again in place is caught at backward time
+            saved = tuple(self if t is r else t for t in saved)
+            node._saved = saved
+            node._versions = tuple(t._vc[0] if t is not None else 0 for t in saved)
         _rebase(self, r)
     return self
 

@@ -10,22 +10,24 @@ from .. import dtypes as D
 from ..dispatch import apply
 from .shape_util import broadcast_shapes, sum_to
 from .table import defop
+from ..autograd.record import save_if
 
 
 def _vjp_matmul(ctx, saved, g):
     """Gradients of a @ b for every form the primitive runs: dot, mv, vector @ matrix, mm and
     batched (broadcast batch dims are summed back with sum_to)."""
-    a, b = saved
+    a, b = saved  # a is kept only when b needs a gradient, and b when a does (MATMUL.save)
     ga = gb = None
-    if a.ndim == 1 and b.ndim == 1:  # dot: g is 0-d
+    da, db = len(ctx.shapes[0]), len(ctx.shapes[1])
+    if da == 1 and db == 1:  # dot: g is 0-d
         ga = g * b if ctx.needs[0] else None
         gb = g * a if ctx.needs[1] else None
-    elif b.ndim == 1:  # (.., n, k) @ (k,) -> (.., n)
+    elif db == 1:  # (.., n, k) @ (k,) -> (.., n)
         if ctx.needs[0]:
             ga = sum_to(g.unsqueeze(-1) * b, ctx.shapes[0])
         if ctx.needs[1]:
             gb = sum_to((a.transpose(-1, -2) @ g.unsqueeze(-1)).squeeze(-1), ctx.shapes[1])
-    elif a.ndim == 1:  # (k,) @ (.., k, p) -> (.., p)
+    elif da == 1:  # (k,) @ (.., k, p) -> (.., p)
         if ctx.needs[0]:
             ga = sum_to((b @ g.unsqueeze(-1)).squeeze(-1), ctx.shapes[0])
         if ctx.needs[1]:
@@ -42,7 +44,7 @@ def _np_matmul(a, b):
     return np.matmul(a, b)
 
 
-MATMUL = defop("matmul", "linalg", _np_matmul, cast_inputs=True, vjp=_vjp_matmul, save=(0, 1),
+MATMUL = defop("matmul", "linalg", _np_matmul, cast_inputs=True, vjp=_vjp_matmul, save=save_if((0, (1,)), (1, (0,))),
                dtype=lambda args, attrs: args[0].dtype,
                grad_name=lambda a: a.get("name", "MmBackward0"), lowering="matmul")
 

@@ -16,7 +16,7 @@ from ..dispatch import apply, binary
 from ..tensor import Tensor
 from .shape_util import broadcast_shapes, sum_to
 from .table import defop
-from ..autograd.record import name_by_args
+from ..autograd.record import name_by_args, save_if
 
 _DEFAULT = D.get_default_dtype
 
@@ -66,21 +66,25 @@ def _vjp_sub(ctx, saved, g):
 
 
 def _vjp_mul(ctx, saved, g):
-    if len(saved) == 1:  # tensor * scalar
-        other = ctx.args[1] if isinstance(ctx.args[0], Tensor) else ctx.args[0]
-        return (g * other,)
+    # saved = (a if b needs a gradient else None, b if a needs one else None): see MUL.save below
+    x0, x1 = ctx.args
+    if not isinstance(x1, Tensor):  # tensor * number
+        return (g * x1,)
+    if not isinstance(x0, Tensor):  # number * tensor
+        return (g * x0,)
     a, b = saved
     return (sum_to(g * b, ctx.shapes[0]) if ctx.needs[0] else None,
             sum_to(g * a, ctx.shapes[1]) if ctx.needs[1] else None)
 
 
 def _vjp_div(ctx, saved, g):
-    if len(saved) == 1:
-        if isinstance(ctx.args[0], Tensor):  # tensor / scalar
-            return (g / ctx.args[1],)
-        b = saved[0]  # scalar / tensor
-        return (-g * ctx.args[0] / (b * b),)
+    # saved = (a if b needs a gradient else None, b): see DIV.save below
+    x0, x1 = ctx.args
+    if not isinstance(x1, Tensor):  # tensor / number
+        return (g / x1,)
     a, b = saved
+    if not isinstance(x0, Tensor):  # number / tensor
+        return (-g * x0 / (b * b),)
     ga = sum_to(g / b, ctx.shapes[0]) if ctx.needs[0] else None
     gb = sum_to(-g * a / (b * b), ctx.shapes[1]) if ctx.needs[1] else None
     return ga, gb
@@ -861,6 +865,9 @@ def to_dtype(x: Tensor, dtype: D.DType) -> Tensor:
 # in next_functions as (None, 0); `rsub` takes it as a Scalar and does not list it.
 for _op in (ADD, MUL, DIV):
     _op.edges = (0, 1)
+# torch saves only what the formulas read (and counts a Python number operand as saved)
+MUL.save = save_if((0, (1,)), (1, (0,)))
+DIV.save = save_if((0, (1,)), (1, (0, 1)))
 SUB.edges = lambda args, attrs: (1,) if attrs.get("rsub") else (0, 1)
 WHERE.edges = (1, 2)  # the condition is not differentiable, so torch does not list it
 CLAMP.grad_name = lambda attrs: attrs.get("name", "ClampBackward1")
