@@ -224,6 +224,8 @@ def _legal_kinds(p: _G, c: _G, consumers_are_anchor: bool) -> bool:
 
 def _reaches(a: _G, b: _G, skip_direct: bool) -> bool:
     """Is there a path a -> ... -> b through at least one other group?"""
+    if skip_direct and len(a.succ) == 1:  # a's only successor is b (the common case in a chain)
+        return False
     stack = [s for s in a.succ if s is not b] if skip_direct else list(a.succ)
     seen = set()
     while stack:
@@ -344,12 +346,9 @@ def fuse(graph: Graph) -> FusionPlan:
                     continue
                 if (p.kind == "reduction" and c.kind == "matmul") or (p.kind == "matmul" and c.kind == "reduction"):
                     continue
-                if _reaches(p, c, True) or _reaches(c, p, False):
+                if _reaches(p, c, True):  # (no path c -> p: p -> c is an edge of an acyclic graph)
                     continue
-                if p.kind in ("reduction", "matmul") and c.kind == "pointwise":
-                    _merge(p, c, owner)
-                else:
-                    _merge(c, p, owner) if c.kind != "pointwise" or p.kind == "pointwise" else _merge(p, c, owner)
+                _merge(p, c, owner)  # (the merged group takes the kind and domain of its anchor)
                 changed = True
         # siblings reading the same value
         readers: dict = {}
