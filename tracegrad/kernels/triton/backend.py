@@ -51,7 +51,12 @@ def _broadcasts(src_shape, shape) -> bool:
 
 
 def _inline_register_broadcasts(nodes: list, outputs) -> list:
-    """Drop `expand` nodes of values the group computes itself, reading the source instead.
+    """Rewrite a group's nodes into what the spec takes, without changing what they compute.
+
+    Views of memory are dropped (the spec reads them through their strides
+    anyway, and a matmul must then still open the kernel); addmm becomes matmul +
+    bias add (`_split_addmm`); and `expand` nodes of values the group computes
+    itself are dropped, their users reading the source instead:
 
     A kernel evaluates every value at each index of its block, broadcasting
     smaller operands as NumPy does (a row reduction's [ROWS, 1] result meets
@@ -69,6 +74,16 @@ def _inline_register_broadcasts(nodes: list, outputs) -> list:
         if alias and any(isinstance(a, Value) and id(a) in alias for a in n.args):
             n = SimpleNamespace(op=n.op, attrs=n.attrs, dtype=n.dtype, compute=n.compute, outputs=n.outputs,
                                 args=tuple(alias.get(id(a), a) if isinstance(a, Value) else a for a in n.args))
+        if n.op.kind == "view" and len(n.outputs) == 1:
+            src = next((a for a in n.args if isinstance(a, Value)), None)
+            if src is not None and id(src) not in produced:
+                continue  # a view of memory emits nothing: its users load it through its strides
+        if n.op.name == "addmm" and not out:
+            split = _split_addmm(n)
+            if split is not None:
+                out.extend(split)
+                produced.update(id(o) for m in split for o in m.outputs)
+                continue
         if n.op.name == "expand" and len(n.outputs) == 1 and id(n.outputs[0]) not in stored:
             src = next((a for a in n.args if isinstance(a, Value)), None)
             o = n.outputs[0]
@@ -78,6 +93,24 @@ def _inline_register_broadcasts(nodes: list, outputs) -> list:
         produced.update(id(o) for o in n.outputs)
         out.append(n)
     return out
+
+
+def _split_addmm(n):
+    """addmm(bias, a, b) (what Linear runs) as a matmul opening the kernel and a bias-add epilogue.
+
+    Only for beta = alpha = 1 and float dtypes; otherwise None (the spec then refuses it)."""
+    from ...ops.table import OPS
+    from ... import dtypes as D
+
+    bias, a, b = n.args[:3]
+    o = n.outputs[0]
+    if n.attrs.get("beta", 1) != 1 or n.attrs.get("alpha", 1) != 1 or o.dtype.category != D._FLOAT:
+        return None
+    mm = SimpleNamespace(name=o.name + "_mm", shape=tuple(o.shape), dtype=o.dtype,
+                         strides=contiguous_strides(tuple(o.shape)), offset=0)
+    return [SimpleNamespace(op=OPS["matmul"], args=(a, b), attrs={}, dtype=n.dtype, compute=n.compute, outputs=[mm]),
+            SimpleNamespace(op=OPS["add"], args=(mm, bias), attrs={}, dtype=n.dtype, compute=n.compute,
+                            outputs=n.outputs)]
 
 
 class TritonKernel:
@@ -262,14 +295,12 @@ class TritonProgram:
                     k.failed = f"{type(e).__name__}: {e}"
                     _fallback_warning(k, f"the interpreter failed ({k.failed})")
                     for n in grp.nodes:
-                        if n.op.kind != "view":
-                            evaluate(n)
+                        evaluate(n)
                     continue
                 self._log(k, time.perf_counter() - t0)
                 if check:
                     for n in grp.nodes:
-                        if n.op.kind != "view":
-                            evaluate(n)
+                        evaluate(n)
                     for v in grp.outputs:
                         validate.check(k.name, v.name, v.dtype, outs[v.name], env[id(v)], args)
                 for v in grp.outputs:
