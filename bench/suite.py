@@ -223,7 +223,10 @@ def run_one(w: Workload, size, systems: list[System], *, device: str, quick: boo
             compiled = system.compile(bind(w.fn, system.lib)) if w.fn is not None else None
             calls = []
             for arrays in input_sets:
-                built = _build(w, system, arrays, size, compiled)
+                try:
+                    built = _build(w, system, arrays, size, compiled)
+                except NotImplementedError:
+                    built = None  # the workload has no version for this system
                 if built is None:
                     break
                 calls.append(built)

@@ -19,6 +19,8 @@ Two ways to say how a system computes:
   gives `system.lib` (tracegrad, torch or numpy), `system.name`,
   `system.device`, `system.tensor(array)`, `system.compile(fn)` (identity for
   eager systems), and `system.kind` ("tracegrad", "torch" or "numpy").
+  Returning None (or raising NotImplementedError) says "no version for this
+  system": that column stays empty.
 """
 from __future__ import annotations
 
