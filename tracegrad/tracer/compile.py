@@ -16,6 +16,23 @@ backward program. Running the forward gives the outputs one grad_fn,
 `CompiledFunctionBackward`, which runs the backward program on the values the
 forward saved, so `loss.backward()` joins eager autograd there.
 
+What a traced function may do, and what tracing cannot see:
+  - Python control flow on shapes, dtypes and other Python values is fine and is
+    specialised (a new value of a non-tensor argument is a new signature). Control
+    flow on tensor *values* raises DataDependentError naming the line.
+  - In-place writes into arguments, into tensors it reaches (parameters, an
+    optimizer's buffers) and their `.grad`, and `backward()` inside the function,
+    are replayed by every call. Tensors over the same memory (`w.data`,
+    `w.detach()`) are one value; partial views of an outside tensor taken outside
+    the function are separate values.
+  - A tensor the function makes and keeps (an optimizer's first-step state) is
+    made real after the call, and that call is not cached: the next call traces
+    again, now that the state exists. Python state that is not a tensor (a step
+    counter kept as an int) is frozen at its traced value.
+  - Random numbers inside a compiled function are an error (they would be frozen).
+  - A program reuses its scratch buffers from call to call: one compiled function
+    must not run in two threads at once.
+
 Backends: a backend turns (graph, fusion plan) into a callable on arrays with
 `.kernels`. `BACKENDS` maps a name to a module with
 `compile_graph(graph, plan, *, debug, name) -> Program`; "numpy" is built in,
