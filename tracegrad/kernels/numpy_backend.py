@@ -503,7 +503,7 @@ class _Builder:
                     body += self._emit_node(n, {}, None)
                 continue
             k = len(kernels)
-            kname = f"k{k}_{grp.name}"
+            kname = f"{'b' if self.name == 'backward' else ''}k{k}_{grp.name}"  # bk0_...: a backward kernel
             src, call = self._kernel(grp, kname, chunk_plans.get(id(grp)))
             ksrc.append(src)
             kernels.append(self._kernel_info(grp, kname, src))

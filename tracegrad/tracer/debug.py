@@ -62,6 +62,8 @@ def _diff(a, b) -> str:
                 elif f == "strides":
                     x = "contiguous" if x is None else x
                     y = "contiguous" if y is None else y
+                elif f == "grad is None":
+                    f, x, y = ".grad", "None" if x else "set", "None" if y else "set"
                 out.append(f"{f} {x} -> {y}")
         if out:
             return ", ".join(out)
