@@ -162,6 +162,30 @@ def test_conv2d(kw, bias, dtype):
              lambda *a: TF.conv2d(a[0], a[1], a[2] if bias else None, **kw), ins, dtype)
 
 
+WIDE = [dict(), dict(stride=2, padding=1), dict(dilation=2, padding=(2, 1)), dict(stride=(1, 2), padding="same")]
+
+
+@pytest.mark.parametrize("kw", WIDE, ids=[str(c) for c in WIDE])
+def test_conv2d_many_channels(kw):
+    """16 input channels: the channels-last path, fused backward and (create_graph) recorded backward."""
+    if kw.get("padding") == "same" and kw.get("stride") not in (None, 1):
+        kw = dict(padding="same")
+    x = pair((3, 16, 7, 6), "float64", 60)
+    w = pair((12, 16, 3, 3), "float64", 61)
+    b = pair((12,), "float64", 62)
+    run_both(lambda *a: F.conv2d(*a, **kw), lambda *a: TF.conv2d(*a, **kw), [x, w, b], "float64")
+    xo, xt = pair((2, 16, 5, 5), "float64", 63)
+    wo, wt = pair((4, 16, 3, 3), "float64", 64)
+    go = tracegrad.autograd.grad(upstream_loss(F.conv2d(xo, wo, **kw)), (xo, wo), create_graph=True)
+    gt = torch.autograd.grad(upstream_loss(TF.conv2d(xt, wt, **kw)), (xt, wt), create_graph=True)
+    for a, b_ in zip(go, gt):
+        close(a, b_)
+    ((go[0] ** 2).sum() + (go[1] ** 2).sum()).backward()
+    ((gt[0] ** 2).sum() + (gt[1] ** 2).sum()).backward()
+    close(xo.grad, xt.grad)
+    close(wo.grad, wt.grad)
+
+
 def test_conv2d_even_kernel_same_and_unbatched():
     x = pair((3, 7, 6), "float64", 8)
     w = pair((2, 3, 4, 2), "float64", 9)
@@ -200,6 +224,18 @@ def test_max_pool2d(kw, dtype):
     vo, io = F.max_pool2d(xo, return_indices=True, **kw)
     vt, it = TF.max_pool2d(xt, return_indices=True, **kw)
     assert io.dtype is tracegrad.int64
+    np.testing.assert_array_equal(io.numpy(), it.numpy())
+
+
+@pytest.mark.parametrize("kw", MAXPOOLS[:5], ids=[str(c) for c in MAXPOOLS[:5]])
+def test_max_pool2d_nan_and_inf(kw):
+    x = torch.randn(2, 3, 9, 10, dtype=torch.float64)
+    x[0, 0, 1, 1] = x[0, 0, 1, 0] = float("nan")  # NaN wins, the last one torch scans
+    x[1, 2, :5, :5] = -float("inf")  # windows of only -inf report their first real position
+    x[1, 1, 3, 3] = float("inf")
+    vt, it = TF.max_pool2d(x, return_indices=True, **kw)
+    vo, io = F.max_pool2d(tg(x), return_indices=True, **kw)
+    np.testing.assert_array_equal(vo.numpy(), vt.numpy())
     np.testing.assert_array_equal(io.numpy(), it.numpy())
 
 
@@ -489,6 +525,8 @@ def test_bce_with_logits_is_stable():
 
 # ---- double backward ------------------------------------------------------------------------------------------
 DOUBLE = [
+    ("linear", lambda L, x: L.nn.functional.linear(x, x[:2] * 2, x[0, :2])),
+    ("leaky_relu", lambda L, x: L.nn.functional.leaky_relu(x ** 3, 0.3)),
     ("softmax", lambda L, x: L.nn.functional.softmax(x, 1)),
     ("log_softmax", lambda L, x: L.nn.functional.log_softmax(x, 1)),
     ("gelu", lambda L, x: L.nn.functional.gelu(x)),

@@ -72,7 +72,10 @@ def test_optimizer_matches_torch(name, kw, dtype):
         for key, vt in st["state"][k].items():
             vo = so["state"][k][key]
             assert vo.dtype.name == str(vt.dtype).split(".")[-1], key
-            close(vo, vt, None, f"state {key}", **tol)
+            # absolute error relative to the state's scale: float32 sums of products in another order
+            # differ in the last bits, and a centered variance cancels them into small entries
+            scale = max(1.0, float(vt.abs().max()))
+            close(vo, vt, None, f"state {key}", rtol=tol["rtol"], atol=tol["atol"] * scale)
 
 
 def test_param_groups_and_zero_grad():

@@ -20,6 +20,7 @@ from ..tensor import Tensor
 from ..ops import nn_ops as K
 from ..ops import pointwise as P
 from ..ops import linalg as L
+from ..ops.shape_util import broadcast_shapes, wrap_dim
 
 __all__ = [
     "linear", "bilinear", "relu", "relu_", "relu6", "leaky_relu", "gelu", "silu", "elu", "softplus", "hardtanh",
@@ -83,24 +84,25 @@ def linear(input: Tensor, weight: Tensor, bias: Optional[Tensor] = None) -> Tens
     if weight.ndim == 1:
         out = L.matmul(input, weight)
         return out + bias if bias is not None else out
-    wt = weight.t()
     if bias is None:
-        return L.matmul(input, wt)  # mm for 2-D input; torch's folding and names otherwise
+        return L.matmul(input, weight.t())  # mm for 2-D input; torch's folding and names otherwise
     if input.ndim == 2:
         _check_bias(bias, input.shape[0], weight.shape[0])
-        return K.addmm(bias, input, wt)
+        if _tracing() or bias.ndim != 1:
+            return K.addmm(bias, input, weight.t())
+        return K.linear(input, weight, bias)
     # other ranks: fold the leading dims into one, addmm, and view back (ViewBackward0, as torch)
     lead = input.shape[:-1]
     x2 = input.reshape(-1, input.shape[-1])
     _check_bias(bias, x2.shape[0], weight.shape[0])
-    out = K.addmm(bias, x2, wt)
+    out = K.linear(x2, weight, bias) if bias.ndim == 1 and not _tracing() else K.addmm(bias, x2, weight.t())
     return out.view(tuple(lead) + (weight.shape[0],))
 
 
 def _check_bias(bias, rows, cols):
-    from ..ops.shape_util import broadcast_shapes
-
-    shape = tuple(bias.shape)
+    shape = bias._data.shape
+    if shape == (cols,):  # the usual Linear bias
+        return
     target = (rows, cols)
     ok = len(shape) <= 2 and all(s in (1, t) for s, t in zip(reversed(shape), reversed(target)))
     if not ok:
@@ -185,8 +187,6 @@ def tanh(input: Tensor) -> Tensor:
 
 def _softmax_dim(name: str, ndim: int, dim):
     if dim is not None:
-        from ..ops.shape_util import wrap_dim
-
         return wrap_dim(dim, ndim)
     warnings.warn(f"Implicit dimension choice for {name} has been deprecated. Change the call to include dim=X "
                   "as an argument.", UserWarning, stacklevel=3)
@@ -554,8 +554,6 @@ def _warn_size(input, target):
 
 
 def _broadcast_pair(input, target):
-    from ..ops.shape_util import broadcast_shapes
-
     if tuple(input.shape) == tuple(target.shape):
         return input, target
     shape = broadcast_shapes(tuple(input.shape), tuple(target.shape))
@@ -745,8 +743,6 @@ def binary_cross_entropy(input: Tensor, target: Tensor, weight: Optional[Tensor]
         raise ValueError(f"Using a target size ({target.shape}) that is different to the input size "
                          f"({input.shape}) is deprecated. Please ensure they have the same size.")
     if weight is not None and tuple(weight.shape) != tuple(input.shape):
-        from ..ops.shape_util import broadcast_shapes
-
         broadcast_shapes(tuple(weight.shape), tuple(input.shape))
         weight = weight.expand(input.shape)
     return K.binary_cross_entropy(input, target.to(input.dtype), weight, reduction)
@@ -759,8 +755,6 @@ def binary_cross_entropy_with_logits(input: Tensor, target: Tensor, weight: Opti
     _check_reduction(reduction)
     if tuple(target.shape) != tuple(input.shape):
         raise ValueError(f"Target size ({target.shape}) must be the same as input size ({input.shape})")
-    from ..ops.shape_util import broadcast_shapes
-
     for t in (weight, pos_weight):
         if t is not None:
             broadcast_shapes(tuple(t.shape), tuple(input.shape))

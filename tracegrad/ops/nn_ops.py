@@ -76,6 +76,10 @@ def _reduce_grad(g, reduction: str, n: int):
 # the primitive when it has one; this definition is only the fallback.
 # ================================================================================================
 def _np_addmm(bias, m1, m2, beta=1, alpha=1):
+    if m1.dtype.kind in "iu":  # integer addmm: torch truncates the scalars to the dtype
+        beta, alpha = int(beta), int(alpha)
+    elif m1.dtype == np.float16:  # float16 accumulates in float32 and rounds once, as in torch
+        bias, m1, m2 = bias.astype(np.float32), m1.astype(np.float32), m2.astype(np.float32)
     r = np.matmul(m1, m2)
     if alpha != 1:
         r *= alpha
@@ -88,7 +92,9 @@ def _vjp_addmm(ctx, saved, g):
     alpha, beta = ctx.alpha, ctx.beta
     gb = g1 = g2 = None
     if ctx.needs[0]:
-        gb = sum_to(g if beta == 1 else g * beta, ctx.shapes[0])
+        gs = g if beta == 1 else g * beta
+        # a bias row (n,) takes the column sums: one reduction, no keepdim-then-reshape
+        gb = gs.sum(0) if len(ctx.shapes[0]) == 1 and g.ndim == 2 else sum_to(gs, ctx.shapes[0])
     if ctx.needs[1]:
         g1 = L.mm(g, m2.t())
         g1 = g1 if alpha == 1 else g1 * alpha
@@ -106,6 +112,45 @@ ADDMM = getattr(L, "ADDMM", None) or defop(
 def addmm(bias, mat1, mat2, beta=1, alpha=1):
     """beta * bias + alpha * (mat1 @ mat2), one node (AddmmBackward0); shapes already checked."""
     return apply(ADDMM, (bias, mat1, mat2), {"beta": beta, "alpha": alpha})
+
+
+# ================================================================================================
+# linear: x @ W.T + b for 2-D x, the weight used as stored (torch runs addmm(b, x, W.t()) and so
+# shows a TBackward0 node before the weight's AccumulateGrad; here the transpose is part of the
+# op, which saves a view and its backward node per layer and step). The node is AddmmBackward0.
+# ================================================================================================
+def _np_linear(x, w, b):
+    r = np.matmul(x, w.T)
+    r += b
+    return r
+
+
+def _np_linear_backward(g, x, w, needs=(True, True, True)):
+    none = np.empty(0, dtype=g.dtype)
+    return (np.matmul(g, w) if needs[0] else none,
+            np.matmul(g.T, x) if needs[1] else none,
+            g.sum(axis=0) if needs[2] else none)
+
+
+def _vjp_linear(ctx, saved, g):
+    x, w = saved
+    if not _recording():
+        gx, gw, gb = apply(LINEAR_BACKWARD, (g, x, w), {"needs": ctx.needs}, dtype=(g.dtype,) * 3, compute=g.dtype)
+        n = ctx.needs
+        return (gx if n[0] else None, gw if n[1] else None, gb if n[2] else None)
+    return (L.mm(g, w) if ctx.needs[0] else None, L.mm(g.t(), x) if ctx.needs[1] else None,
+            g.sum(0) if ctx.needs[2] else None)
+
+
+LINEAR = defop("linear", "linalg", _np_linear, dtype=_first_dtype, cast_inputs=True, vjp=_vjp_linear, save=(0, 1),
+               grad_name="AddmmBackward0")
+LINEAR_BACKWARD = defop("linear_backward", "linalg", _np_linear_backward, dtype=lambda a, k: (a[0].dtype,) * 3,
+                        nout=3)
+
+
+def linear(x, w, b):
+    """x (N, in) @ w (out, in).T + b (out,): one op and one node (AddmmBackward0)."""
+    return apply(LINEAR, (x, w, b))
 
 
 # ================================================================================================
@@ -127,15 +172,47 @@ def _np_log_softmax(x, dim):
     return s
 
 
+def _recording() -> bool:
+    """True while a backward pass builds a graph of its own (create_graph=True), or in forward code.
+
+    A vjp then has to be written in tracegrad ops so the gradient is differentiable again;
+    otherwise (a plain backward) it may run one fused NumPy primitive instead."""
+    return grad_mode._state["enabled"]
+
+
+def _np_softmax_backward(g, y, dim=1):
+    # torch's formula: y * (g - sum(g * y))
+    s = (g * y).sum(axis=dim, keepdims=True)
+    out = g - s
+    out *= y
+    return out
+
+
+def _np_log_softmax_backward(g, y, dim=1):
+    # torch's formula: g - exp(y) * sum(g)
+    e = np.exp(y)
+    e *= g.sum(axis=dim, keepdims=True)
+    return g - e
+
+
 def _vjp_softmax(ctx, saved, g):
     (y,) = saved
+    if not _recording():
+        return (apply(SOFTMAX_BACKWARD, (g, y), {"dim": ctx.dim}),)
     gy = g * y
     return (gy - y * gy.sum(ctx.dim, keepdim=True),)
 
 
 def _vjp_log_softmax(ctx, saved, g):
     (y,) = saved
+    if not _recording():
+        return (apply(LOG_SOFTMAX_BACKWARD, (g, y), {"dim": ctx.dim}),)
     return (g - P.exp(y) * g.sum(ctx.dim, keepdim=True),)
+
+
+SOFTMAX_BACKWARD = defop("softmax_backward", "reduce", _np_softmax_backward, dtype=_first_dtype, cast_inputs=True)
+LOG_SOFTMAX_BACKWARD = defop("log_softmax_backward", "reduce", _np_log_softmax_backward, dtype=_first_dtype,
+                             cast_inputs=True)
 
 
 SOFTMAX = defop("softmax", "reduce", _np_softmax, dtype=_first_dtype, vjp=_vjp_softmax, save=("out",),
@@ -175,7 +252,13 @@ def _nll_rows(x, t):
 
 
 def _nll_weights(t, w, ignore_index, c, dtype):
-    """Per-row weight w[t] (0 where the target is ignore_index), checking target bounds."""
+    """Per-row weight w[t] (0 where the target is ignore_index), checking target bounds.
+
+    Returns (safe targets, weights or None when every weight is 1)."""
+    if t.size:
+        lo, hi = t.min(), t.max()
+        if lo >= 0 and hi < c and not lo <= ignore_index <= hi:  # the usual case: all valid, none ignored
+            return t, (None if w is None else w.astype(dtype, copy=False)[t])
     valid = t != ignore_index
     if t.size:
         bad = valid & ((t < 0) | (t >= c))
@@ -190,13 +273,15 @@ def _np_nll_loss(x, t, w, reduction="mean", ignore_index=-100, image=False):
     x = _wide(x)
     rows, tf = _nll_rows(x, t)
     tc, wt = _nll_weights(tf, w, ignore_index, rows.shape[1], x.dtype)
-    loss = -rows[np.arange(tf.size), tc] * wt
+    loss = -rows[np.arange(tf.size), tc]
+    if wt is not None:
+        loss *= wt
     if reduction == "none":
         return loss.reshape(t.shape)
     total = loss.sum(dtype=x.dtype)
     if reduction == "sum":
         return np.asarray(total)
-    return np.asarray(total / wt.sum(dtype=x.dtype))
+    return np.asarray(total / (wt.sum(dtype=x.dtype) if wt is not None else x.dtype.type(tf.size)))
 
 
 def _np_nll_loss_backward(g, t, w, shape=(), reduction="mean", ignore_index=-100, image=False):
@@ -204,6 +289,8 @@ def _np_nll_loss_backward(g, t, w, shape=(), reduction="mean", ignore_index=-100
     c = shape[1] if len(shape) > 1 else shape[0]
     tf = t.reshape(-1)
     tc, wt = _nll_weights(tf, w, ignore_index, c, g.dtype)
+    if wt is None:
+        wt = np.ones(tf.size, g.dtype)
     if reduction == "none":
         coef = -wt * g.reshape(-1)
     else:
@@ -474,12 +561,29 @@ def silu(x):
 
 
 def _np_leaky_relu(x, negative_slope=0.01):
-    return np.where(x > 0, x, x * x.dtype.type(negative_slope))
+    xs = x * x.dtype.type(negative_slope)
+    if 0 <= negative_slope <= 1:  # then max(x, slope * x) picks the right branch (and keeps NaN)
+        return np.maximum(x, xs, out=xs)
+    return np.where(x > 0, x, xs)
+
+
+def _np_leaky_relu_backward(g, x, negative_slope=0.01):
+    # torch: x > 0 ? g : g * slope
+    out = g * g.dtype.type(negative_slope)
+    pos = x > 0
+    out[pos] = g[pos]
+    return out
 
 
 def _vjp_leaky_relu(ctx, saved, g):
     (x,) = saved
+    if not _recording():
+        return (apply(LEAKY_RELU_BACKWARD, (g, x), {"negative_slope": ctx.negative_slope}),)
     return (P.where(x > 0, g, g * ctx.negative_slope),)
+
+
+LEAKY_RELU_BACKWARD = defop("leaky_relu_backward", "pointwise", _np_leaky_relu_backward, dtype=_first_dtype,
+                            cast_inputs=True)
 
 
 LEAKY_RELU = defop("leaky_relu", "pointwise", _np_leaky_relu, dtype=_first_dtype, vjp=_vjp_leaky_relu, save=(0,),
@@ -785,9 +889,69 @@ def _col2im(cols, shape, kh, kw, ho, wo, stride, padding, dilation):
     return xp[:, :, ph:ph + h, pw:pw + w] if (ph or pw) else xp
 
 
+# Two layouts. With few input channels (the first layer of a CNN) the NCHW columns above
+# copy long contiguous rows of pixels. With more channels, channels-last (NHWC) columns copy
+# rows of kw * C contiguous values, which is much faster, and one matmul covers the batch.
+_NHWC_MIN_CHANNELS = 8
+
+
+def _use_nhwc(c, groups):
+    return groups == 1 and c >= _NHWC_MIN_CHANNELS
+
+
+def _nhwc_padded(x, ph, pw):
+    n, c, h, w = x.shape
+    xp = np.zeros((n, h + 2 * ph, w + 2 * pw, c), dtype=x.dtype)
+    xp[:, ph:ph + h, pw:pw + w, :] = x.transpose(0, 2, 3, 1)
+    return xp
+
+
+def _nhwc_cols(x, kh, kw, stride, padding, dilation):
+    """(N*Ho*Wo, kh*kw*C) windows of the padded channels-last input (one copy), plus (Ho, Wo)."""
+    n, c, h, w = x.shape
+    ho = _out_size(h, kh, stride[0], padding[0], dilation[0])
+    wo = _out_size(w, kw, stride[1], padding[1], dilation[1])
+    xp = _nhwc_padded(x, *padding)
+    sn, sh, sw, sc = xp.strides
+    win = as_strided(xp, (n, ho, wo, kh, kw, c),
+                     (sn, sh * stride[0], sw * stride[1], sh * dilation[0], sw * dilation[1], sc), writeable=False)
+    return win.reshape(n * ho * wo, kh * kw * c), ho, wo
+
+
+def _nhwc_grad_rows(g):
+    """(N*Ho*Wo, O): the output gradient with channels last, to match the columns."""
+    n, o, ho, wo = g.shape
+    return np.ascontiguousarray(g.transpose(0, 2, 3, 1)).reshape(n * ho * wo, o)
+
+
+def _nhwc_input_grad(gm, w, shape, ho, wo, stride, padding, dilation):
+    """Adjoint of the NHWC columns: dcols = g @ W, each window's slice added back in place."""
+    n, c, h, wd = shape
+    o, _, kh, kw = w.shape
+    (sh, sw), (ph, pw), (dh, dw) = stride, padding, dilation
+    dcols = (gm @ w.transpose(0, 2, 3, 1).reshape(o, kh * kw * c)).reshape(n, ho, wo, kh, kw, c)
+    xp = np.zeros((n, h + 2 * ph, wd + 2 * pw, c), dtype=gm.dtype)
+    for i in range(kh):
+        for j in range(kw):
+            xp[:, i * dh:i * dh + sh * (ho - 1) + 1:sh, j * dw:j * dw + sw * (wo - 1) + 1:sw, :] += dcols[:, :, :, i, j]
+    return np.ascontiguousarray(xp[:, ph:ph + h, pw:pw + wd, :].transpose(0, 3, 1, 2))
+
+
+def _nhwc_weight_grad(gm, x, wshape, stride, padding, dilation):
+    o, c, kh, kw = wshape
+    cols, _, _ = _nhwc_cols(x, kh, kw, stride, padding, dilation)
+    return np.ascontiguousarray((gm.T @ cols).reshape(o, kh, kw, c).transpose(0, 3, 1, 2))
+
+
 def _np_conv2d(x, w, b, stride=(1, 1), padding=(0, 0), dilation=(1, 1), groups=1):
     n = x.shape[0]
     o, cg, kh, kw = w.shape
+    if _use_nhwc(x.shape[1], groups):
+        cols, ho, wo = _nhwc_cols(x, kh, kw, stride, padding, dilation)
+        out = cols @ w.transpose(2, 3, 1, 0).reshape(kh * kw * cg, o)  # (N*Ho*Wo, O)
+        if b is not None:
+            out += b
+        return np.ascontiguousarray(out.reshape(n, ho, wo, o).transpose(0, 3, 1, 2))
     cols, ho, wo = _im2col(x, kh, kw, stride, padding, dilation)
     if groups == 1:
         out = np.matmul(w.reshape(o, -1), cols)
@@ -805,6 +969,8 @@ def _np_conv2d(x, w, b, stride=(1, 1), padding=(0, 0), dilation=(1, 1), groups=1
 def _np_conv2d_input_grad(g, w, shape=(), stride=(1, 1), padding=(0, 0), dilation=(1, 1), groups=1):
     n, o, ho, wo = g.shape
     _, cg, kh, kw = w.shape
+    if _use_nhwc(shape[1], groups):
+        return _nhwc_input_grad(_nhwc_grad_rows(g), w, shape, ho, wo, stride, padding, dilation)
     g3 = g.reshape(n, o, ho * wo)
     if groups == 1:
         cols = np.matmul(w.reshape(o, -1).T, g3)
@@ -817,6 +983,8 @@ def _np_conv2d_input_grad(g, w, shape=(), stride=(1, 1), padding=(0, 0), dilatio
 def _np_conv2d_weight_grad(x, g, wshape=(), stride=(1, 1), padding=(0, 0), dilation=(1, 1), groups=1):
     o, cg, kh, kw = wshape
     n = x.shape[0]
+    if _use_nhwc(x.shape[1], groups):
+        return _nhwc_weight_grad(_nhwc_grad_rows(g), x, wshape, stride, padding, dilation)
     cols, ho, wo = _im2col(x, kh, kw, stride, padding, dilation)
     g3 = g.reshape(n, o, ho * wo)
     if groups == 1:
@@ -828,6 +996,22 @@ def _np_conv2d_weight_grad(x, g, wshape=(), stride=(1, 1), padding=(0, 0), dilat
     return gw.reshape(wshape)
 
 
+def _np_conv2d_backward(g, x, w, stride=(1, 1), padding=(0, 0), dilation=(1, 1), groups=1,
+                        needs=(True, True, True)):
+    """(grad input, grad weight, grad bias) in one op; an output not needed is an empty array."""
+    none = np.empty(0, dtype=g.dtype)
+    if _use_nhwc(x.shape[1], groups):
+        gm = _nhwc_grad_rows(g)  # shared by both matmuls
+        gx = _nhwc_input_grad(gm, w, x.shape, g.shape[2], g.shape[3], stride, padding, dilation) if needs[0] else none
+        gw = _nhwc_weight_grad(gm, x, w.shape, stride, padding, dilation) if needs[1] else none
+    else:
+        at = dict(stride=stride, padding=padding, dilation=dilation, groups=groups)
+        gx = _np_conv2d_input_grad(g, w, shape=x.shape, **at) if needs[0] else none
+        gw = _np_conv2d_weight_grad(x, g, wshape=w.shape, **at) if needs[1] else none
+    gb = g.sum(axis=(0, 2, 3)) if needs[2] else none
+    return gx, gw, gb
+
+
 def _conv_attrs(ctx):
     return {k: ctx.attrs[k] for k in ("stride", "padding", "dilation", "groups")}
 
@@ -835,6 +1019,12 @@ def _conv_attrs(ctx):
 def _vjp_conv2d(ctx, saved, g):
     x, w = saved
     at = _conv_attrs(ctx)
+    if not _recording():  # one fused op: the transposed gradient is made once for both matmuls
+        needs = tuple(ctx.needs) + ((False,) if len(ctx.needs) < 3 else ())
+        gx, gw, gb = apply(CONV2D_BACKWARD, (g, x, w), {**at, "needs": needs}, dtype=(g.dtype,) * 3,
+                           compute=g.dtype)
+        return (gx if needs[0] else None, gw if needs[1] else None) + ((gb if needs[2] else None,)
+                                                                         if len(ctx.shapes) > 2 else ())
     gx = apply(CONV2D_INPUT_GRAD, (g, w), {"shape": tuple(ctx.shapes[0]), **at}) if ctx.needs[0] else None
     gw = apply(CONV2D_WEIGHT_GRAD, (x, g), {"wshape": tuple(ctx.shapes[1]), **at}) if ctx.needs[1] else None
     out = (gx, gw)
@@ -871,6 +1061,10 @@ CONV2D_WEIGHT_GRAD = defop("conv2d_weight_grad", "linalg", _np_conv2d_weight_gra
                            grad_name="ConvolutionBackwardBackward0")
 
 
+CONV2D_BACKWARD = defop("conv2d_backward", "linalg", _np_conv2d_backward, dtype=lambda a, k: (a[0].dtype,) * 3,
+                       nout=3)
+
+
 def conv2d(x, w, b, stride, padding, dilation, groups):
     return apply(CONV2D, (x, w, b), {"stride": stride, "padding": padding, "dilation": dilation, "groups": groups})
 
@@ -898,26 +1092,59 @@ def _padded(x, padding, extra, value):
 
 
 def _np_max_pool2d(x, kernel=(2, 2), stride=(2, 2), padding=(0, 0), dilation=(1, 1), ceil_mode=False):
+    """(max of each window, torch's indices: the max's flat position in the input's H*W plane).
+
+    A running max over the kernel's kh*kw offsets, each a strided view of the padded
+    input: a few passes over the output, where an argmax along a length-4 axis would
+    crawl. Ties keep the first position, as in torch."""
     if x.ndim == 3:  # unbatched (C, H, W): torch pools it directly, so one node either way
         v, i = _np_max_pool2d(x[None], kernel, stride, padding, dilation, ceil_mode)
         return v[0], i[0]
     n, c, h, w = x.shape
     kh, kw = kernel
+    (sh, sw), (dh, dw), (ph, pw) = stride, dilation, padding
     ho, wo, eh, ew = _pool_geometry(h, w, kernel, stride, padding, dilation, ceil_mode)
+    if x.dtype.kind == "f" and not np.isfinite(x).all():
+        return _max_pool2d_nonfinite(x, kernel, stride, padding, dilation, ho, wo, eh, ew)
     xp = _padded(x, padding, (eh, ew), -np.inf)
-    win = _windows(xp, kh, kw, ho, wo, stride, dilation)  # (N, C, kh, kw, Ho, Wo)
-    flat = win.reshape(n, c, kh * kw, ho, wo)
-    # NaN wins, as in torch (argmax of a NaN-containing row finds the NaN via isnan)
-    arg = np.argmax(flat, axis=2)
-    nan = np.isnan(flat)
-    if nan.any():
-        arg = np.where(nan.any(axis=2), np.argmax(nan, axis=2), arg)
-    vals = np.take_along_axis(flat, arg[:, :, None], axis=2)[:, :, 0]
-    # torch's indices: flat positions in the (unpadded) H*W plane
-    ki, kj = np.divmod(arg, kw)
-    rows = np.arange(ho).reshape(-1, 1) * stride[0] + ki * dilation[0] - padding[0]
-    cols = np.arange(wo).reshape(1, -1) * stride[1] + kj * dilation[1] - padding[1]
-    return vals, (rows * w + cols).astype(np.int64)
+    best = pos = None
+    for i in range(kh):
+        for j in range(kw):
+            v = xp[:, :, i * dh:i * dh + sh * (ho - 1) + 1:sh, j * dw:j * dw + sw * (wo - 1) + 1:sw]
+            off = i * dh * w + j * dw  # this kernel position's offset from the window start, in H*W
+            if best is None:
+                best = v.copy()
+                pos = np.full(best.shape, off, dtype=np.int64)
+                continue
+            better = v > best  # strictly: a tie keeps the earlier position
+            np.maximum(best, v, out=best)
+            pos += better * (off - pos)
+    pos += (np.arange(ho) * sh - ph)[:, None] * w + (np.arange(wo) * sw - pw)[None, :]
+    return best, pos
+
+
+def _max_pool2d_nonfinite(x, kernel, stride, padding, dilation, ho, wo, eh, ew):
+    """The same with NaN or -inf present: NaN wins (the last one, as torch scans), and a window
+    whose values are all -inf reports its first real position, as torch does."""
+    n, c, h, w = x.shape
+    kh, kw = kernel
+    (sh, sw), (dh, dw), (ph, pw) = stride, dilation, padding
+    xp = _padded(x, padding, (eh, ew), -np.inf)
+    real = _padded(np.ones((1, 1, h, w), bool), padding, (eh, ew), False)
+    rows0 = (np.arange(ho) * sh - ph)[:, None]
+    cols0 = (np.arange(wo) * sw - pw)[None, :]
+    best = np.full((n, c, ho, wo), -np.inf, dtype=x.dtype)
+    pos = np.full((n, c, ho, wo), -1, dtype=np.int64)
+    for i in range(kh):
+        for j in range(kw):
+            sl = (slice(i * dh, i * dh + sh * (ho - 1) + 1, sh), slice(j * dw, j * dw + sw * (wo - 1) + 1, sw))
+            v = xp[(slice(None), slice(None)) + sl]
+            inside = real[(0, 0) + sl]
+            here = (rows0 + i * dh) * w + (cols0 + j * dw)
+            take = ((v > best) | np.isnan(v) | (pos < 0)) & inside
+            best = np.where(take, v, best)
+            pos = np.where(take, here, pos)
+    return best, pos
 
 
 def _np_max_pool2d_backward(g, idx, shape=()):
