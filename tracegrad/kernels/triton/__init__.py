@@ -11,7 +11,8 @@
     aot.py         ahead-of-time compile for sm_90: TTIR/TTGIR/LLIR/PTX/cubin, registers, spills
     autotune.py    block-size search with a persistent on-disk cache
     roofline.py    bytes, FLOPs and the time a kernel needs at H100 bandwidth/peak
-    backend.py     tracegrad.compile(..., backend="triton"): fusion groups -> specs -> kernels
+    backend.py     tracegrad.compile(..., backend="triton"): fusion groups -> specs -> kernels, run
+    validate.py    TRACEGRAD_VALIDATE=1: each kernel run checked against NumPy
 
 Rendering needs nothing but tracegrad; Triton itself is imported only by
 launch/interpret/aot/autotune, when they run. A spec is usually built from the

@@ -6,17 +6,21 @@ and is rendered to Triton source. A group the Triton codegen cannot express (an 
 without a lowering, a reduction over a leading dim, an index op) keeps its NumPy
 kernel, with a warning naming the ops; it is never an error.
 
-What runs: this build has no CUDA tensors yet, and CPU tensors run on NumPy
-(DESIGN.md: "Triton source on CUDA tensors, a NumPy program on CPU"). So the
-program that executes is the NumPy backend's, and each of its kernels that lowers
-is paired with its Triton form, a `TritonKernel`:
+What runs: this build has no CUDA tensors yet, so on CPU tensors the program
+(`TritonProgram`) runs each Triton kernel under Triton's interpreter on NumPy
+memory (slow: for learning and tests); groups without a Triton form, and the
+view-only steps between kernels, run the op table's NumPy code. Each kernel is a
+`TritonKernel`:
 
-    k.source              the Triton source (k.numpy_source: what ran on the CPU)
+    k.source              the Triton source (k.numpy_source: the NumPy backend's form)
     k.ir("ptx")           TTIR / TTGIR / LLIR / PTX / cubin, compiled for sm_90 here
     k.compiled()          registers, spills, shared memory (aot.Compiled)
-    k.roofline()          bytes, FLOPs and the H100 bound
+    k.roofline()          bytes, FLOPs and the H100 bound; k.report() sums it all up
     k.run_interpreted(a)  the Triton kernel on NumPy arrays under Triton's interpreter
+    k.runs                how often the program ran it
 
+TRACEGRAD_VALIDATE=1 re-runs every kernel on NumPy and raises
+validate.KernelMismatchError at the first disagreement (validate.py).
 so `tracegrad.explain(fn, x, backend="triton")` shows the kernels a GPU would run.
 """
 from __future__ import annotations
