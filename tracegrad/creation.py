@@ -150,8 +150,10 @@ def _infer_dtype(data) -> D.DType:
             found.append(D.get_default_dtype())
         elif isinstance(x, complex):
             raise TypeError("complex tensors are not supported")
+        elif isinstance(x, str):
+            raise TypeError("new(): invalid data type 'str'")
         else:
-            raise TypeError(f"Could not infer dtype of {type(x).__name__}")
+            raise RuntimeError(f"Could not infer dtype of {type(x).__name__}")
 
     walk(data)
     if not found:
@@ -163,18 +165,23 @@ def _infer_dtype(data) -> D.DType:
     return best
 
 
-def _check_ragged(data, dim=0):
+def _check_ragged(data, dtype: D.DType, dim: int = 0) -> None:
+    """torch's errors for nested data that is not rectangular."""
     if isinstance(data, (list, tuple)) and data:
         lens = [len(x) if isinstance(x, (list, tuple)) else -1 for x in data]
         first = lens[0]
         for x, n in zip(data, lens):
-            if n != first:
-                if first == -1 or n == -1:
-                    raise ValueError(f"expected sequence of length {first} at dim {dim + 1} (got {n})" if n >= 0
-                                     else f"expected sequence of length {first} at dim {dim} (got {n})")
-                raise ValueError(f"expected sequence of length {first} at dim {dim + 1} (got {n})")
+            if n == first:
+                continue
+            if first >= 0 and n == -1:
+                raise TypeError("not a sequence")
+            if first == -1:  # a number where torch expected one, given a list
+                name = type(x).__name__
+                raise TypeError(f"must be real number, not {name}" if dtype.is_floating_point else
+                                f"'{name}' object cannot be interpreted as an integer")
+            raise ValueError(f"expected sequence of length {first} at dim {dim + 1} (got {n})")
         for x in data:
-            _check_ragged(x, dim + 1)
+            _check_ragged(x, dtype, dim + 1)
 
 
 def _to_array(data, dtype: D.DType) -> np.ndarray:
@@ -182,7 +189,7 @@ def _to_array(data, dtype: D.DType) -> np.ndarray:
         with np.errstate(all="ignore"):  # overflow to inf or wrap-around, silently, as torch does
             return (data._values() if isinstance(data, Tensor) else data).astype(D.compute_np(dtype))
     if isinstance(data, (list, tuple)):
-        _check_ragged(data)
+        _check_ragged(data, dtype)
         if any(isinstance(x, Tensor) for x in _flat(data)):
             data = _untensor(data)
     with np.errstate(all="ignore"):
@@ -299,6 +306,9 @@ def full(size, fill_value, *, dtype=None, device=None, requires_grad=False, out=
     if isinstance(fill_value, Tensor):
         fill_value = fill_value.item()
     dt = dtype or D.scalar_dtype(fill_value)
+    if dt.category == D._INT and isinstance(fill_value, (int, np.integer)) and not isinstance(fill_value, bool):
+        D.check_int_fits(fill_value, dt)  # torch refuses 300 for uint8, but wraps -1 to 255
+        fill_value = D.wrap_int(int(fill_value), dt)
     with np.errstate(all="ignore"):
         arr = np.full(_size((size,) if isinstance(size, int) else (tuple(size),)), fill_value, D.compute_np(dt))
     return _write_out(out, _finish(to_storage(arr, dt), dt, device, requires_grad))
@@ -308,24 +318,50 @@ def _like(t, dtype):
     return dtype or t.dtype
 
 
+def _preserve(input: Tensor, r: Tensor) -> Tensor:
+    """torch's preserve_format for the *_like factories: the new tensor `r` takes `input`'s strides when
+    `input` is dense (a transposed or permuted tensor), and stays row-major otherwise."""
+    a = input._data
+    if a.ndim < 2 or a.flags.c_contiguous or a.size < 2:
+        return r
+    from .ops.shape_util import is_non_overlapping_and_dense
+
+    st = input.stride()
+    if not is_non_overlapping_and_dense(a.shape, st):
+        return r
+    from numpy.lib.stride_tricks import as_strided
+
+    out = as_strided(np.empty(a.size, r._data.dtype), a.shape, [s * r._data.itemsize for s in st])
+    out[...] = r._data
+    r._data = out  # (r is brand new: nothing else refers to its array)
+    return r
+
+
 def empty_like(input, *, dtype=None, device=None, requires_grad=False, memory_format=None) -> Tensor:
-    return empty(input.shape, dtype=_like(input, dtype), device=device, requires_grad=requires_grad)
+    return _preserve(input, empty(input.shape, dtype=_like(input, dtype), device=device,
+                                  requires_grad=requires_grad))
 
 
 def zeros_like(input, *, dtype=None, device=None, requires_grad=False, memory_format=None) -> Tensor:
-    return zeros(input.shape, dtype=_like(input, dtype), device=device, requires_grad=requires_grad)
+    return _preserve(input, zeros(input.shape, dtype=_like(input, dtype), device=device,
+                                  requires_grad=requires_grad))
 
 
 def ones_like(input, *, dtype=None, device=None, requires_grad=False, memory_format=None) -> Tensor:
-    return ones(input.shape, dtype=_like(input, dtype), device=device, requires_grad=requires_grad)
+    return _preserve(input, ones(input.shape, dtype=_like(input, dtype), device=device, requires_grad=requires_grad))
 
 
 def full_like(input, fill_value, *, dtype=None, device=None, requires_grad=False, memory_format=None) -> Tensor:
-    return full(input.shape, fill_value, dtype=_like(input, dtype), device=device, requires_grad=requires_grad)
+    return _preserve(input, full(input.shape, fill_value, dtype=_like(input, dtype), device=device,
+                                 requires_grad=requires_grad))
 
 
 def eye(n, m=None, *, dtype=None, device=None, requires_grad=False, out=None) -> Tensor:
     dt = dtype or D.get_default_dtype()
+    if n < 0:
+        raise RuntimeError(f"n must be greater or equal to 0, got {n}")
+    if m is not None and m < 0:
+        raise RuntimeError(f"m must be greater or equal to 0, got {m}")
     arr = np.eye(n, n if m is None else m, dtype=D.compute_np(dt))
     return _write_out(out, _finish(to_storage(arr, dt), dt, device, requires_grad))
 
@@ -384,14 +420,21 @@ def logspace(start, end, steps, base=10.0, *, dtype=None, device=None, requires_
 
 
 # ---- random -----------------------------------------------------------------------------
+def _float_only(kernel: str, dt: D.DType) -> None:
+    if not dt.is_floating_point:
+        raise NotImplementedError(f'"{kernel}" not implemented for \'{dt.short}\'')
+
+
 def rand(*size, generator=None, dtype=None, device=None, requires_grad=False, out=None) -> Tensor:
     dt = dtype or D.get_default_dtype()
+    _float_only("check_uniform_bounds", dt)
     arr = _rng(generator).random(_size(size), dtype=np.float64).astype(D.compute_np(dt))
     return _write_out(out, _finish(to_storage(arr, dt), dt, device, requires_grad))
 
 
 def randn(*size, generator=None, dtype=None, device=None, requires_grad=False, out=None) -> Tensor:
     dt = dtype or D.get_default_dtype()
+    _float_only("normal_kernel_cpu", dt)
     arr = _rng(generator).standard_normal(_size(size)).astype(D.compute_np(dt))
     return _write_out(out, _finish(to_storage(arr, dt), dt, device, requires_grad))
 
@@ -414,15 +457,18 @@ def randperm(n, *, generator=None, dtype=None, device=None, requires_grad=False)
 
 
 def rand_like(input, *, dtype=None, device=None, requires_grad=False, memory_format=None) -> Tensor:
-    return rand(input.shape, dtype=_like(input, dtype), device=device, requires_grad=requires_grad)
+    return _preserve(input, rand(input.shape, dtype=_like(input, dtype), device=device, requires_grad=requires_grad))
 
 
 def randn_like(input, *, dtype=None, device=None, requires_grad=False, memory_format=None) -> Tensor:
-    return randn(input.shape, dtype=_like(input, dtype), device=device, requires_grad=requires_grad)
+    return _preserve(input, randn(input.shape, dtype=_like(input, dtype), device=device,
+                                  requires_grad=requires_grad))
 
 
 def randint_like(input, low=0, high=None, *, dtype=None, device=None, requires_grad=False) -> Tensor:
-    return randint(low, high, input.shape, dtype=_like(input, dtype), device=device)
+    if high is None:
+        low, high = 0, low
+    return _preserve(input, randint(low, high, input.shape, dtype=_like(input, dtype), device=device))
 
 
 def normal(mean=0.0, std=1.0, size=None, *, generator=None, dtype=None, device=None, requires_grad=False,

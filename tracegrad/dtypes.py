@@ -76,6 +76,11 @@ def set_default_dtype(d: DType) -> None:
     if d not in (float16, bfloat16, float32, float64):
         raise TypeError("only floating-point types are supported as the default type")
     _default[0] = d
+    import sys
+
+    dispatch = sys.modules.get("tracegrad.dispatch")
+    if dispatch is not None:  # its cache of result dtypes depends on the default dtype
+        dispatch._DTYPE_CACHE.clear()
 
 
 def from_numpy_dtype(npd) -> DType:
