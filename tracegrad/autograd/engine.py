@@ -154,7 +154,7 @@ def run_backward(roots, root_grads, *, retain_graph: bool, create_graph: bool,
                         missing = True
                     else:
                         live = True
-                if live and missing:
+                if live and missing and node._engine_materializes:
                     grads = [g if g is not None else _zeros(m) for g, m in zip(grads, node._out_meta)]
             edges = node._edges
             if live:

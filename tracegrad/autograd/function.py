@@ -64,6 +64,7 @@ class BackwardCFunction(Node, FunctionCtx):
     No __slots__ here: a ctx takes any attribute (`ctx.k = 2`)."""
 
     _forward_cls: Any = None
+    _engine_materializes = False  # apply() below does it, unless set_materialize_grads(False)
 
     def __repr__(self) -> str:
         return f"<tracegrad.autograd.function.{type(self).__name__} object at {hex(id(self))}>"

@@ -50,7 +50,7 @@ def _numerical(func, inputs, k, out_index, n_out, eps):
 
 def _analytical(out, inputs, diff):
     """Rows of the Jacobian from one backward pass per output element."""
-    from ..creation import zeros_like
+    from ..creation import zeros
     from . import grad as autograd_grad
 
     n_out = out.numel()
@@ -58,7 +58,7 @@ def _analytical(out, inputs, diff):
     if not out.requires_grad:
         return Js
     for m in range(n_out):
-        go = zeros_like(out)
+        go = zeros(tuple(out.shape), dtype=out.dtype)  # row-major, so the flat index m is element m
         go._data.reshape(-1)[m] = 1
         gs = autograd_grad(out, [inputs[k] for k in diff], go, retain_graph=True, allow_unused=True)
         for k, g in zip(diff, gs):
@@ -83,13 +83,13 @@ def gradcheck(func: Callable, inputs, *, eps: float = 1e-6, atol: float = 1e-5, 
     inputs = _as_tuple(inputs) if not isinstance(inputs, list) else tuple(inputs)
     diff = [i for i, x in enumerate(inputs) if isinstance(x, Tensor) and x.requires_grad]
     if not diff:
-        raise ValueError("gradcheck expects at least one input tensor to require gradient, but none of the them "
+        raise ValueError("gradcheck expects at least one input tensor to require gradient, but none of them "
                          "have requires_grad=True.")
     for i in diff:
         if inputs[i].dtype.name != "float64":
-            warnings.warn(f"Input #{i} requires gradient and is not a double precision floating point. This check "
-                          "will likely fail if all the inputs are not of double precision floating point. ",
-                          UserWarning, stacklevel=2)
+            warnings.warn(f"Input #{i} requires gradient and is not a double precision floating point or complex. "
+                          "This check will likely fail if all the inputs are not of double precision floating point or "
+                          "complex. ", UserWarning, stacklevel=2)
     outs = _as_tuple(func(*inputs))
     for oi, out in _float_outputs(outs):
         analytical = _analytical(out, inputs, diff)
@@ -100,16 +100,16 @@ def gradcheck(func: Callable, inputs, *, eps: float = 1e-6, atol: float = 1e-5, 
                 if raise_exception:
                     raise GradcheckError(
                         f"Jacobian mismatch for output {oi} with respect to input {k},\n"
-                        f"numerical:{_fmt(numerical)}\nanalytical:{_fmt(a)}\n")
+                        f"numerical:{_fmt(numerical, inputs[k].dtype)}\nanalytical:{_fmt(a, inputs[k].dtype)}\n")
                 return False
     return True
 
 
-def _fmt(a: np.ndarray) -> str:
+def _fmt(a: np.ndarray, dtype) -> str:
+    """A Jacobian printed as torch prints it: a tensor of the input's dtype."""
     from ..creation import from_values
-    from .. import dtypes as D
 
-    return repr(from_values(a, D.float64))
+    return repr(from_values(a, dtype))
 
 
 def gradgradcheck(func: Callable, inputs, grad_outputs=None, *, eps: float = 1e-6, atol: float = 1e-5,

@@ -31,6 +31,10 @@ class Node:
                  "_pre_hooks", "_hooks", "_tensor_pre_hooks", "_retained", "_metadata", "_nout",
                  "_out_meta", "_in_dtypes", "__weakref__")
 
+    # the engine fills a missing output gradient with zeros before calling a multi-output rule;
+    # custom Functions do that themselves (ctx.set_materialize_grads)
+    _engine_materializes = True
+
     def __init__(self, vjp, edges, saved=(), ctx=None, nout=1):
         self._vjp = vjp
         self.next_functions = edges
