@@ -183,6 +183,8 @@ CASES = [
       L.mv(a, b[:, 0]).sum() + L.dot(a[0], b[:, 0]), [(F, lambda s: (s[0], 3)), (F, lambda s: (3, s[-1]))]),
     C("addmm_linear", lambda L, x, w, b: L.nn.functional.linear(x, w, b), [(F, lambda s: (s[0], 4)),
                                                                         (F, lambda s: (3, 4)), (F, lambda s: (3,))]),
+    C("linear_prim", lambda L, x, w, b: K.linear(x, w, b) if L is tracegrad else TF.linear(x, w, b),
+      [(F, lambda s: (s[0], 4)), (F, lambda s: (3, 4)), (F, lambda s: (3,))]),
     C("addmm", lambda L, b, x, w: L.addmm(b, x, w, beta=0.5, alpha=2.0),
       [(F, lambda s: (3,)), (F, lambda s: (s[0], 4)), (F, lambda s: (4, 3))]),
     C("conv2d", lambda L, x, w, b: L.nn.functional.conv2d(x, w, b, padding=1),
