@@ -71,8 +71,8 @@ class Names:
 
     def user(self, name: str) -> str:
         s = "".join(c if c.isalnum() or c == "_" else "_" for c in name) or "x"
-        if s[0].isdigit():
-            s = "_" + s
+        if s[0].isdigit():  # "0.weight" of a Sequential -> p0_weight
+            s = "p" + s
         if keyword.iskeyword(s) or _RESERVED.match(s):
             s += "_"
         base, k = s, 1
