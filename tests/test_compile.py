@@ -464,3 +464,21 @@ def test_old_style_updates_through_data_aliases():
         for p, q in zip(wt, wr):
             close(p, q)
             close(p.grad, q.grad)
+
+
+def test_partition_recomputes_cheap_pointwise_values_instead_of_saving_them():
+    x, xr = _both((64, 32), 0, True)
+    rep = tracegrad.explain(lambda x: ((x * 2).sin() * 3).sum(), x)
+    assert [v.name for v in rep.saved] == ["x"]  # not x * 2, not sin(x * 2): the backward recomputes them
+    assert any(v.name == "x" for n in rep.backward.nodes for v in n.inputs())  # x * 2 made again from x
+    (w, wr) = _both((32, 16), 1, True)
+    rep = tracegrad.explain(lambda x, w: (x @ w).exp().sum(), x, w)
+    saved = {v.name: v for v in rep.saved}
+    assert "x" in saved and "w" in saved
+    # the matmul is never recomputed in the backward (only cheap pointwise work is)
+    assert sum(n.op.name == "matmul" for n in rep.backward.nodes) == 2
+    out = tracegrad.compile(lambda x, w: (x @ w * 0.1).exp().sum())(x, w)
+    out.backward()
+    (xr @ wr * 0.1).exp().sum().backward()
+    close(w.grad, wr.grad)
+    close(x.grad, xr.grad)
