@@ -14,8 +14,15 @@ Workloads (each built for both libraries from the same initial weights and data)
 A repeat runs every workload once per library, alternating the libraries, so a
 change in machine load hits both; the table shows median wall times, their ratio
 and whether it meets the target. The final losses of both libraries are printed
-too: they agree closely, which shows both ran the same computation. This is not a
-test: nothing here is asserted.
+too: they agree closely, which shows both ran the same computation (the CNN's
+differ: each library draws its own dropout masks). This is not a test: nothing
+here is asserted.
+
+--malloc-tune runs the benchmark in a process whose glibc malloc keeps freed
+memory instead of returning it to the system (MALLOC_MMAP_THRESHOLD_ /
+MALLOC_TRIM_THRESHOLD_). Both libraries run in that process; without it, every
+array above 128 KiB is a fresh mmap whose pages fault in on first touch, which
+costs NumPy (a new array per op result) far more than torch.
 """
 from __future__ import annotations
 
@@ -29,11 +36,18 @@ import time
 THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
 
 
-def _reexec_with_threads(n: int) -> None:
-    """Thread pools are sized when NumPy/torch load, so limit them in a fresh process."""
-    if os.environ.get("TRACEGRAD_BENCH_THREADS") == str(n):
+MALLOC_VARS = {"MALLOC_MMAP_THRESHOLD_": str(1 << 25), "MALLOC_TRIM_THRESHOLD_": str(1 << 28)}
+
+
+def _reexec(threads, malloc: bool) -> None:
+    """Thread pools and malloc settings are fixed when a process starts: run the benchmark in a fresh one."""
+    if os.environ.get("TRACEGRAD_BENCH_CHILD"):
         return
-    env = dict(os.environ, TRACEGRAD_BENCH_THREADS=str(n), **{v: str(n) for v in THREAD_VARS})
+    env = dict(os.environ, TRACEGRAD_BENCH_CHILD="1")
+    if threads:
+        env.update({v: str(threads) for v in THREAD_VARS})
+    if malloc:
+        env.update(MALLOC_VARS)
     sys.exit(subprocess.call([sys.executable, "-m", "bench.bench_training", *sys.argv[1:]], env=env))
 
 
@@ -165,10 +179,11 @@ def main(argv=None) -> None:
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--threads", type=int, metavar="N", help="limit torch, OpenMP and BLAS to N threads")
     ap.add_argument("--only", action="append", choices=sorted(WORKLOADS))
+    ap.add_argument("--malloc-tune", action="store_true", help="keep freed memory in the process (see above)")
     ap.add_argument("--quick", action="store_true", help="a tenth of the work, 2 repeats (a smoke run)")
     args = ap.parse_args(argv)
-    if args.threads:
-        _reexec_with_threads(args.threads)
+    if args.threads or args.malloc_tune:
+        _reexec(args.threads, args.malloc_tune)
 
     import numpy as np
     import torch
@@ -178,8 +193,10 @@ def main(argv=None) -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
     repeats = 2 if args.quick else args.repeats
+    tuned = all(os.environ.get(k) == v for k, v in MALLOC_VARS.items())
     print(f"tracegrad {tracegrad.__version__}, torch {torch.__version__} ({torch.get_num_threads()} threads), "
-          f"numpy {np.__version__}; {repeats} repeats, libraries alternating")
+          f"numpy {np.__version__}; {repeats} repeats, libraries alternating"
+          f"{'; malloc keeps freed memory' if tuned else ''}")
     rows = []
     for name in args.only or list(WORKLOADS):
         factory, size, target, what = WORKLOADS[name]

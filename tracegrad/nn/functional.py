@@ -67,7 +67,12 @@ def _legacy_reduction(size_average, reduce, reduction):
 
 # ---- linear ---------------------------------------------------------------------------------------
 def linear(input: Tensor, weight: Tensor, bias: Optional[Tensor] = None) -> Tensor:
-    """y = x @ W.T + b. 2-D input with a bias is one addmm (AddmmBackward0), as in torch."""
+    """y = x @ W.T + b. 2-D input with a bias is one node (AddmmBackward0), as in torch."""
+    if bias is not None and TRACER[0] is None:  # the common case, checked in one go
+        xs, ws, bs = input._data.shape, weight._data.shape, bias._data.shape
+        if len(xs) == 2 and len(ws) == 2 and bs == ws[:1] and xs[1] == ws[1] and input.dtype is weight.dtype \
+                and bias.dtype is weight.dtype:
+            return K.linear(input, weight, bias)
     if input.ndim == 0 or weight.ndim not in (1, 2):
         raise RuntimeError(f"both arguments to linear need to be at least 1D, but they are {input.ndim}D and "
                            f"{weight.ndim}D")
@@ -668,6 +673,11 @@ def cross_entropy(input: Tensor, target: Tensor, weight: Optional[Tensor] = None
     shape, class probabilities. With label_smoothing e the target becomes
     (1 - e) * one_hot + e / C, computed as torch does (smoothing term added to the
     nll term, so grad_fn is AddBackward0)."""
+    if (weight is None and label_smoothing == 0.0 and size_average is None and reduce is None and TRACER[0] is None
+            and reduction in ("mean", "sum", "none") and input.ndim == 2 and target.dtype is D.int64
+            and target.ndim == 1 and target.shape[0] == input.shape[0] and input.dtype.is_floating_point):
+        # the common case (a batch of logits and class indices): the checks below all pass
+        return K.nll_loss(K.log_softmax(input, 1), target, None, reduction, ignore_index)
     reduction = _legacy_reduction(size_average, reduce, reduction)
     _check_reduction(reduction)
     if not 0.0 <= label_smoothing <= 1.0:
