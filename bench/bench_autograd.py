@@ -3,7 +3,8 @@
     python -m bench.bench_autograd            # prints the table below
     python -m bench.bench_autograd --quick
 
-Two workloads, each timed as forward + backward (what a training step pays):
+Two workloads, each timed as forward + backward (what a training step pays), and the
+tiny graph's backward pass alone (`y.backward(retain_graph=True)` on one graph):
   tiny      `(x * 2).sum().backward()` on a 3x3 leaf: two nodes and an
             AccumulateGrad; pure dispatch and engine overhead. Target: at most
             torch's time (torch is ~55 us on the reference machine).
@@ -58,6 +59,15 @@ def _chain(lib, x, n=50):
 CASES = {"tiny": _tiny, "chain50": _chain}
 
 
+def _backward_only(lib, x):
+    """The backward pass alone: one graph, backpropagated again and again (retain_graph)."""
+    y = (x * 2).sum()
+
+    def call():
+        y.backward(retain_graph=True)
+    return call
+
+
 def _leaf(lib, arr):
     return lib.tensor(arr, requires_grad=True)
 
@@ -91,6 +101,11 @@ def measure(quick: bool = False) -> dict:
                 raise v
         t, g = res["torch"].median_s, res["tracegrad"].median_s
         out[name] = {"torch": t, "tracegrad": g, "ratio": g / t}
+    xt, xg = _leaf(torch, arr), _leaf(tracegrad, arr)
+    loops = {"torch": Loop([(_backward_only(torch, xt), ())]), "tracegrad": Loop([(_backward_only(tracegrad, xg), ())])}
+    res = time_interleaved(loops, repeats=5 if quick else 15, min_loop_s=0.02 if quick else 0.05)
+    t, g = res["torch"].median_s, res["tracegrad"].median_s
+    out["tiny_backward_only"] = {"torch": t, "tracegrad": g, "ratio": g / t}
     return out
 
 
@@ -127,9 +142,9 @@ def main(argv=None) -> int:
     ap.add_argument("--quick", action="store_true")
     args = ap.parse_args(argv)
     res = measure(args.quick)
-    print(f"{'case':10s} {'torch':>10s} {'tracegrad':>10s} {'ratio':>7s}")
+    print(f"{'case':20s} {'torch':>10s} {'tracegrad':>10s} {'ratio':>7s}")
     for name, r in res.items():
-        print(f"{name:10s} {r['torch'] * 1e6:8.1f}us {r['tracegrad'] * 1e6:8.1f}us {r['ratio']:7.2f}")
+        print(f"{name:20s} {r['torch'] * 1e6:8.1f}us {r['tracegrad'] * 1e6:8.1f}us {r['ratio']:7.2f}")
     return 0
 
 

@@ -78,7 +78,10 @@ def _graph(start, capture):
 def run_backward(roots, root_grads, *, retain_graph: bool, create_graph: bool,
                  inputs=None, allow_unused: bool = False, accumulate: bool = True):
     """roots: tensors; root_grads: a gradient for each. With `inputs` (autograd.grad)
-    returns their gradients instead of accumulating into leaves."""
+    returns their gradients instead of accumulating into leaves.
+
+    This loop runs once per node of every backward pass, so the common case (a node that
+    is not a custom Function or CopySlices, no hooks) is written out inline."""
     buffers: dict = {}  # node -> [gradient per output]
     start = []
     for t, g in zip(roots, root_grads):
@@ -119,10 +122,13 @@ def run_backward(roots, root_grads, *, retain_graph: bool, create_graph: bool,
     errstate = np.errstate(all="ignore")
     errstate.__enter__()
     quiet[0] = True
+    pop = ready.pop
+    push = ready.append
+    take = buffers.pop
     try:
         while ready:
-            node = ready.pop()
-            grads = buffers.pop(node, None)
+            node = pop()
+            grads = take(node, None)
             if grads is None:
                 grads = [None] * node._nout
             if node._tensor_pre_hooks is not None or node._retained is not None:
@@ -156,9 +162,15 @@ def run_backward(roots, root_grads, *, retain_graph: bool, create_graph: bool,
                         live = True
                 if live and missing and node._engine_materializes:
                     grads = [g if g is not None else _zeros(m) for g, m in zip(grads, node._out_meta)]
-            edges = node._edges
+            plain = node._plain
             if live:
-                outs = node.apply(grads)
+                if plain:  # Node.apply, inlined
+                    saved = node._saved
+                    if saved or node._freed:
+                        saved = node._unpack_saved()
+                    outs = node._vjp(node.ctx, saved, *grads)
+                else:
+                    outs = node.apply(grads)
                 if node._hooks is not None:
                     for h in node._hooks:
                         r = h(tuple(outs), tuple(grads))
@@ -167,10 +179,15 @@ def run_backward(roots, root_grads, *, retain_graph: bool, create_graph: bool,
             else:
                 outs = None
             if not retain_graph:
-                node.release()
+                if plain:  # Node.release, inlined
+                    if node._saved:
+                        node._freed = True
+                        node._saved = ()
+                else:
+                    node.release()
             in_dtypes = node._in_dtypes
             k = 0
-            for nxt, nr in edges:
+            for nxt, nr in node._edges:
                 if nxt is not None:
                     g = outs[k] if outs is not None else None
                     if g is not None:
@@ -190,7 +207,7 @@ def run_backward(roots, root_grads, *, retain_graph: bool, create_graph: bool,
                     if d:
                         deps[nxt] = d
                     else:
-                        ready.append(nxt)
+                        push(nxt)
                 k += 1
     finally:
         state["enabled"] = prev
@@ -293,11 +310,15 @@ def _accumulate(var, g, create_graph):
             return
         # a fresh buffer laid out like the leaf (the gradient may be a broadcast view)
         arr = g._data
-        if arr.dtype != var._data.dtype:
+        vd = var._data
+        if arr.dtype != vd.dtype:
             g = g.to(var.dtype)
             arr = g._data
-        out = np.empty_like(var._data)
-        out[...] = arr
+        if vd.flags.c_contiguous:
+            out = arr.copy()  # row-major, like the leaf
+        else:
+            out = np.empty_like(vd)
+            out[...] = arr
         var._grad = _make(out, var.dtype)
     elif create_graph or old._requires_grad:
         var._grad = old + g

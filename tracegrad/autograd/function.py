@@ -65,6 +65,7 @@ class BackwardCFunction(Node, FunctionCtx):
 
     _forward_cls: Any = None
     _engine_materializes = False  # apply() below does it, unless set_materialize_grads(False)
+    _plain = False  # apply() calls the user's backward
 
     def __repr__(self) -> str:
         return f"<tracegrad.autograd.function.{type(self).__name__} object at {hex(id(self))}>"

@@ -34,6 +34,7 @@ class Node:
     # the engine fills a missing output gradient with zeros before calling a multi-output rule;
     # custom Functions do that themselves (ctx.set_materialize_grads)
     _engine_materializes = True
+    _plain = True  # apply() and release() are Node's own (the engine inlines them); False if overridden
 
     def __init__(self, vjp, edges, saved=(), ctx=None, nout=1):
         self._vjp = vjp
@@ -124,6 +125,7 @@ class CopySlices(Node):
     """In-place write into a view of a tensor that has history: the base's new grad_fn."""
 
     __slots__ = ()
+    _plain = False
 
     def name(self) -> str:
         return "tracegrad::autograd::CopySlices"

@@ -55,8 +55,16 @@ class save_if:
         self.rules = rules
 
     def positions(self, args, T):
-        need = [isinstance(a, T) and a._requires_grad for a in args]
-        return tuple(i if any(need[j] for j in js) else None for i, js in self.rules)
+        out = []
+        for i, js in self.rules:
+            keep = None
+            for j in js:
+                a = args[j]
+                if isinstance(a, T) and a._requires_grad:
+                    keep = i
+                    break
+            out.append(keep)
+        return out
 
 
 def accumulator(t):
@@ -189,7 +197,11 @@ def record(op, args, attrs, outs):
     node._in_dtypes = dtypes
     if torch_view:
         positions = op.edges if type(op.edges) is tuple else op.edges(args, attrs)
-        nf = tuple(edges[arg_edge[p]] if arg_edge[p] >= 0 else NO_EDGE for p in positions)
+        nf = []
+        for p in positions:
+            k = arg_edge[p]
+            nf.append(edges[k] if k >= 0 else NO_EDGE)
+        nf = tuple(nf)
         if nf != edges:
             node.next_functions = nf
     if src is not None:

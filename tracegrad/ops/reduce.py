@@ -18,6 +18,8 @@ from ..tensor import Tensor
 from .shape_util import wrap_dim, wrap_dims
 from .table import defop
 from . import movement as _movement  # the vjps build views directly
+from .. import dispatch as _dispatch
+from ..autograd.grad_mode import _state as _grad_state
 
 
 def _return_type(name, fields=("values", "indices")):
@@ -43,10 +45,20 @@ def _unreduce(g, shape, dims, keepdim):
     """Shape a reduction's gradient back to the input's shape (a broadcast view). Runs the view
     primitives directly: the shapes are right by construction, so the public checks are skipped."""
     shape = tuple(shape)
-    if g._data.shape == shape:
+    gd = g._data
+    if gd.shape == shape:
         return g
+    kshape = None
     if not keepdim and dims and len(dims) < len(shape):  # put the reduced dims back as size 1
-        g = apply(_movement.VIEW, (g,), {"shape": tuple(1 if i in dims else n for i, n in enumerate(shape))})
+        kshape = tuple(1 if i in dims else n for i, n in enumerate(shape))
+    if _dispatch.TRACER[0] is None and not (g._requires_grad and _grad_state["enabled"]):
+        # nothing to record (the usual backward pass): the very view apply() would make, built here
+        t = Tensor._make(_movement._np_expand(gd.reshape(kshape) if kshape else gd, shape), g.dtype)
+        t._base = g._base if g._base is not None else g
+        t._vc = g._vc
+        return t
+    if kshape:
+        g = apply(_movement.VIEW, (g,), {"shape": kshape})
     return apply(_movement.EXPAND, (g,), {"shape": shape})
 
 
