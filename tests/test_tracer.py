@@ -270,3 +270,19 @@ def test_a_failing_trace_leaves_real_gradients_alone():
     with pytest.raises(DataDependentError):
         tracegrad.compile(f)(tracegrad.ones(3))
     assert w.grad.tolist() == [5.0, 5.0, 5.0]
+
+
+def test_views_made_before_a_write_see_it_after():
+    def f(L, x):
+        v = x[0]
+        w = x.t()
+        x.add_(1)  # v and w look at x's memory: they see this
+        u = v * 2
+        w[0, 1] = 100.0  # and this write through w reaches x and v
+        return u, x * 1, v + 0, w.sum(0)
+
+    x, xr = _pair((3, 4))
+    outs = tracegrad.compile(lambda x: f(tracegrad, x))(x)
+    for o, r in zip(outs, f(torch, xr)):
+        assert_values(o, r)
+    assert_values(x, xr)
