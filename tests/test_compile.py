@@ -248,15 +248,17 @@ def test_seed_two_layer_training_step_manual_sgd():
     assert sum(len(v) for v in cstep.cache.values()) <= 2
 
 
-@pytest.mark.parametrize("momentum", [0.0, 0.9])
-def test_module_training_step_with_optim_sgd(momentum):
+@pytest.mark.parametrize("opt,kw", [("SGD", {}), ("SGD", {"momentum": 0.9}), ("Adam", {}),
+                                    ("AdamW", {"weight_decay": 0.1}), ("Adam", {"amsgrad": True})])
+def test_module_training_step_with_optim(opt, kw):
+    """zero_grad, forward, loss, backward and the optimizer's step: one compiled call, several steps."""
     def build(L):
         rng = np.random.default_rng(0)
         m = L.nn.Sequential(L.nn.Linear(10, 8), L.nn.ReLU(), L.nn.Linear(8, 3))
         with L.no_grad():
             for p in m.parameters():
                 p.copy_(L.tensor(rng.standard_normal(tuple(p.shape)).astype(np.float32) * 0.5))
-        return m, L.optim.SGD(m.parameters(), lr=0.05, momentum=momentum), L.nn.MSELoss()
+        return m, getattr(L.optim, opt)(m.parameters(), lr=0.05, **kw), L.nn.MSELoss()
 
     (mt, ot, lt), (mr, orr, lr_) = build(tracegrad), build(torch)
 

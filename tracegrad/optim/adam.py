@@ -57,6 +57,11 @@ class Adam(Optimizer):
     @counts_step
     def step(self, closure: Optional[Callable] = None):
         loss = self._closure(closure)
+        from ..dispatch import TRACER
+
+        if TRACER[0] is not None:  # inside tracegrad.compile: the same update in tensor ops, which it records
+            self._step_ops()
+            return loss
         for group in self.param_groups:
             lr, (beta1, beta2), eps = float(group["lr"]), group["betas"], group["eps"]
             wd, amsgrad, maximize = group["weight_decay"], group["amsgrad"], group["maximize"]
@@ -109,6 +114,54 @@ class Adam(Optimizer):
                 v.done()
                 pa.done()
         return loss
+
+    def _step_ops(self) -> None:
+        """`step` written with tensor ops (what a traced training step records). The step count stays a
+        tensor, so the bias corrections are computed from its value at each call, in float64 as above."""
+        from .. import dtypes as D
+        from ..autograd.grad_mode import no_grad
+        from ..ops.pointwise import maximum
+
+        with no_grad():
+            for group in self.param_groups:
+                lr, (beta1, beta2), eps = float(group["lr"]), group["betas"], group["eps"]
+                wd, amsgrad, maximize = group["weight_decay"], group["amsgrad"], group["maximize"]
+                decoupled = group.get("decoupled_weight_decay", False)
+                for p in group["params"]:
+                    if p._grad is None:
+                        continue
+                    state = self.state[p]
+                    if not state:
+                        state["step"] = step_tensor()
+                        state["exp_avg"] = zeros_state(p)
+                        state["exp_avg_sq"] = zeros_state(p)
+                        if amsgrad:
+                            state["max_exp_avg_sq"] = zeros_state(p)
+                    st = state["step"]
+                    st.add_(1)
+                    t = st.to(D.float64)
+                    g = -p._grad if maximize else p._grad
+                    if wd != 0:
+                        if decoupled:
+                            p.mul_(1 - lr * wd)
+                        else:
+                            g = g + wd * p
+                    m, v = state["exp_avg"], state["exp_avg_sq"]
+                    w = 1 - beta1
+                    if w < 0.5:  # lerp from the nearer end, as _lerp_ does
+                        m.add_((g - m) * w)
+                    else:
+                        m.copy_(g - (g - m) * (1 - w))
+                    v.mul_(beta2).add_(g * (1 - beta2) * g)
+                    bias1 = 1 - beta1 ** t
+                    bias2_sqrt = (1 - beta2 ** t) ** 0.5
+                    step_size = lr / bias1
+                    src = v
+                    if amsgrad:
+                        mx = state["max_exp_avg_sq"]
+                        mx.copy_(maximum(mx, v))
+                        src = mx
+                    p.add_(m * -step_size / (src.sqrt() / bias2_sqrt + eps))
 
 
 class AdamW(Adam):
