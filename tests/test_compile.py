@@ -484,3 +484,23 @@ def test_partition_recomputes_cheap_pointwise_values_instead_of_saving_them():
     (xr @ wr * 0.1).exp().sum().backward()
     close(w.grad, wr.grad)
     close(x.grad, xr.grad)
+
+
+def test_an_untraceable_optimizer_fails_before_touching_its_state():
+    m = tracegrad.nn.Linear(3, 2)
+    opt = tracegrad.optim.Adagrad(m.parameters(), lr=0.1)
+    x = tracegrad.ones(4, 3)
+    m(x).sum().backward()
+    opt.step()  # eagerly: state exists, step 1
+    before = {k: v.clone() for k, v in opt.state[m.weight].items()}
+
+    def step(x):
+        opt.zero_grad()
+        m(x).sum().backward()
+        opt.step()
+
+    with pytest.raises(NotImplementedError, match="Adagrad.step cannot be traced"):
+        tracegrad.compile(step)(x)
+    for k, v in opt.state[m.weight].items():
+        assert np.array_equal(v.numpy(), before[k].numpy())
+    assert m.weight.grad is not None  # the trace restored the gradient it cleared

@@ -43,6 +43,12 @@ def counts_step(step: Callable) -> Callable:
 
     @functools.wraps(step)
     def wrapper(self, *args, **kwargs):
+        from ..dispatch import TRACER
+
+        if TRACER[0] is not None and not hasattr(self, "_step_ops"):  # before any state is touched
+            raise NotImplementedError(
+                f"tracegrad.compile: {type(self).__name__}.step cannot be traced yet (it updates NumPy arrays "
+                "directly); call it outside the compiled function, or use SGD, Adam or AdamW")
         self._opt_called = True
         return step(self, *args, **kwargs)
 
