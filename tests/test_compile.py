@@ -504,3 +504,20 @@ def test_an_untraceable_optimizer_fails_before_touching_its_state():
     for k, v in opt.state[m.weight].items():
         assert np.array_equal(v.numpy(), before[k].numpy())
     assert m.weight.grad is not None  # the trace restored the gradient it cleared
+
+
+def test_changing_a_saved_output_in_place_fails_at_backward_as_eagerly():
+    def f(L, x):
+        return (x * 3).relu()  # relu's backward reads its own output
+
+    x, xr = _both((4,), 0, True)
+    yr = f(torch, xr)
+    with torch.no_grad():
+        yr.add_(1)
+    with pytest.raises(RuntimeError, match="modified by an inplace operation"):
+        yr.sum().backward()
+    y = tracegrad.compile(lambda x: f(tracegrad, x))(x)
+    with tracegrad.no_grad():
+        y.add_(1)
+    with pytest.raises(RuntimeError, match="modified by an inplace operation"):
+        y.sum().backward()

@@ -169,11 +169,16 @@ class Entry:
                 if s is not None and s not in saved_in:
                     saved_in.append(s)
             self.saved_inputs = saved_in
+            # outputs whose memory is saved too: an in-place change to one must fail at backward, as eagerly
+            out_roots = {id(roots.get(id(v), v)): k for k, v in enumerate(self.out_values)}
+            self.saved_outputs = sorted({out_roots[id(roots.get(id(v), v))] for v in split.saved
+                                         if id(roots.get(id(v), v)) in out_roots})
             self.n_saved = n_saved
         else:
             self.tangent_meta = []
             self.grad_sources = []
             self.saved_inputs = []
+            self.saved_outputs = []
             self.n_saved = 0
 
     def guards_ok(self) -> bool:
@@ -259,7 +264,7 @@ class Entry:
             node = CompiledFunctionBackward(_backward_vjp, (), (), (self, ()), len(need))
         else:
             edges = tuple(_edge(resolve(s)) for s in self.grad_sources)
-            saved_t = tuple(resolve(s) for s in self.saved_inputs)
+            saved_t = tuple(resolve(s) for s in self.saved_inputs) + tuple(results[k] for k in self.saved_outputs)
             node = CompiledFunctionBackward(_backward_vjp, edges, saved_t, (self, tuple(saved_arrays)), len(need))
         if len(need) > 1:
             node._out_meta = self.node_meta

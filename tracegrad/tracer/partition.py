@@ -71,7 +71,7 @@ def partition(cap, *, optimize: bool = True) -> Split:
             dep.update(id(o) for o in n.outputs)
         else:
             fw_nodes.append(n)
-    saved = _min_cut(primals, fw_nodes, bw_nodes, grads, dep)
+    saved = _min_cut(primals, fw_nodes, bw_nodes, grads, dep, fwd_outs)
     F = passes.dce(J.copy(inputs=primals, nodes=fw_nodes, outputs=fwd_outs + saved))
     F.output_names = fnames + [f"saved_{v.name}" for v in saved]
     B = _backward_graph(J, saved, tangents, grads)
@@ -101,12 +101,13 @@ def _backward_graph(J: Graph, saved, tangents, grads) -> Graph:
     return Graph("backward", list(saved) + list(tangents), nodes, list(grads))
 
 
-def _cost(v: Value, is_primal: bool) -> float:
+def _cost(v: Value, held: bool) -> float:
+    """What saving v costs: its bytes, a little less for inputs and outputs (the caller holds those)."""
     c = float(max(v.nbytes, 1))
-    return c * 0.9 if is_primal else c
+    return c * 0.9 if held else c
 
 
-def _min_cut(primals, fw_nodes, bw_nodes, grads, dep) -> list:
+def _min_cut(primals, fw_nodes, bw_nodes, grads, dep, fwd_outs=()) -> list:
     """The forward values the backward should receive."""
     ids: dict = {}  # id(value) -> index of its "in" vertex (out vertex is index + 1)
     values: list = []
@@ -120,10 +121,11 @@ def _min_cut(primals, fw_nodes, bw_nodes, grads, dep) -> list:
 
     edges: list = []
     S, T = 0, 1
-    primal_ids = {id(p) for p in primals}
+    primal_ids = {id(p) for p in primals} | {id(v) for v in fwd_outs}
     for p in primals:
         k = vid(p)
         edges.append((S, k, INF))
+    held = primal_ids
     for n in fw_nodes:
         ins = [v for v in n.inputs() if v.kind != "const"]
         for o in n.outputs:
@@ -143,7 +145,7 @@ def _min_cut(primals, fw_nodes, bw_nodes, grads, dep) -> list:
             edges.append((vid(g) + 1, T, INF))
     for v in values:
         k = ids[id(v)]
-        edges.append((k, k + 1, _cost(v, id(v) in primal_ids)))
+        edges.append((k, k + 1, _cost(v, id(v) in held)))
     side = _source_side(2 + 2 * len(values), edges, S, T)
     return [v for v in values if side[ids[id(v)]] and not side[ids[id(v)] + 1]]
 
