@@ -507,16 +507,18 @@ def test_an_untraceable_optimizer_fails_before_touching_its_state():
 
 
 def test_changing_a_saved_output_in_place_fails_at_backward_as_eagerly():
-    def f(L, x):
-        return (x * 3).relu()  # relu's backward reads its own output
+    def f(L, x, w):
+        return (x @ w).relu()  # relu's backward reads its own output (the matmul is not recomputed)
 
-    x, xr = _both((4,), 0, True)
-    yr = f(torch, xr)
+    (x, xr), (w, wr) = _both((4, 3)), _both((3, 2), 1, True)
+    yr = f(torch, xr, wr)
     with torch.no_grad():
         yr.add_(1)
     with pytest.raises(RuntimeError, match="modified by an inplace operation"):
         yr.sum().backward()
-    y = tracegrad.compile(lambda x: f(tracegrad, x))(x)
+    cf = tracegrad.compile(lambda x, w: f(tracegrad, x, w))
+    assert any(v.kind == "node" for v in tracegrad.explain(lambda x, w: f(tracegrad, x, w), x, w).saved)
+    y = cf(x, w)
     with tracegrad.no_grad():
         y.add_(1)
     with pytest.raises(RuntimeError, match="modified by an inplace operation"):
