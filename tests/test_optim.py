@@ -48,21 +48,33 @@ def _run(L, model, opt, x, y, steps):
     return losses
 
 
+def _close_or_as_close_as_torch(ours, theirs, ref64, msg, rtol, atol):
+    """Within tolerance of torch, or (DESIGN's rule for float32) no farther from the float64
+    reference than torch's own float32 result is (with a factor 2 for our own rounding)."""
+    a, b, r = (np.asarray(v, dtype=np.float64) for v in (ours, theirs, ref64))
+    ok = np.abs(a - b) <= atol + rtol * np.abs(b)
+    ok |= np.abs(a - r) <= 2 * np.abs(b - r) + atol
+    assert ok.all(), f"{msg}: ours {a[~ok][:5]}, torch {b[~ok][:5]}, float64 reference {r[~ok][:5]}"
+
+
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 @pytest.mark.parametrize("name,kw", CONFIGS, ids=[f"{n}-{k}" for n, k in CONFIGS])
 def test_optimizer_matches_torch(name, kw, dtype):
-    ours, theirs = _model(tracegrad), _model(torch)
+    ours, theirs, ref = _model(tracegrad), _model(torch), _model(torch)
     copy_weights(ours, theirs)
-    ours.to(getattr(tracegrad, dtype)), theirs.to(getattr(torch, dtype))
+    ref.load_state_dict(theirs.state_dict())
+    ours.to(getattr(tracegrad, dtype)), theirs.to(getattr(torch, dtype)), ref.double()
     oo = getattr(tracegrad.optim, name)(ours.parameters(), **kw)
     ot = getattr(torch.optim, name)(theirs.parameters(), **kw)
     x, y = pair((16, 5), dtype, 1, requires_grad=False), pair((16, 3), dtype, 2, requires_grad=False)
     lo = _run(tracegrad, ours, oo, x[0], y[0], 6)
     lt = _run(torch, theirs, ot, x[1], y[1], 6)
+    lr = _run(torch, ref, getattr(torch.optim, name)(ref.parameters(), **kw), x[1].double(), y[1].double(), 6)
     tol = dict(rtol=2e-5, atol=2e-6) if dtype == "float32" else dict(rtol=1e-10, atol=1e-12)
-    np.testing.assert_allclose(lo, lt, **tol)
-    for (n, po), (_, pt) in zip(ours.named_parameters(), theirs.named_parameters()):
-        close(po, pt, dtype, f"{name} {n}", **tol)
+    _close_or_as_close_as_torch(lo, lt, lr, f"{name} losses", **tol)
+    for (n, po), (_, pt), (_, pr) in zip(ours.named_parameters(), theirs.named_parameters(), ref.named_parameters()):
+        _close_or_as_close_as_torch(po.detach().numpy(), pt.detach().numpy(), pr.detach().numpy(), f"{name} {n}",
+                                    **tol)
     # the state holds the same things under the same names
     so, st = oo.state_dict(), ot.state_dict()
     assert so["param_groups"] == st["param_groups"]
