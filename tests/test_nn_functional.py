@@ -576,3 +576,21 @@ def test_decompositions_match_torch():
     upstream_loss(out_t).backward()
     close(xo.grad, xt.grad)
     close(wo.grad, wt.grad)
+
+
+TRACED = [
+    ("softmax", lambda x: F.softmax(x, 1), {"amax", "sub", "exp", "sum", "div"}),
+    ("log_softmax", lambda x: F.log_softmax(x, 0), {"amax", "sub", "exp", "sum", "log"}),
+    ("gelu", lambda x: F.gelu(x), {"mul", "erf", "add"}),
+    ("layer_norm", lambda x: F.layer_norm(x, (5,)), {"mean", "sub", "mul", "add", "rsqrt"}),
+    ("mse_loss", lambda x: F.mse_loss(x, x * 2), {"mul", "sub", "mean"}),
+]
+
+
+@pytest.mark.parametrize("name,fn,prims", TRACED, ids=[t[0] for t in TRACED])
+def test_traced_composites_are_primitives(name, fn, prims):
+    """Under the tracer the composites decompose (what fusion wants to see); compiled = eager."""
+    x = tracegrad.randn(4, 5)
+    ops = {n.op.name for n in tracegrad.trace(fn, x).nodes}
+    assert ops <= prims and name not in ops
+    close(tracegrad.compile(fn)(x), th(fn(x)))

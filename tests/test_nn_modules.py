@@ -494,3 +494,46 @@ def test_cnn_trains_like_torch():
     np.testing.assert_allclose(lo, lt, rtol=1e-4)
     for (n, po), (_, pt) in zip(ours.state_dict().items(), theirs.state_dict().items()):
         close(po, pt, msg=n, rtol=1e-4, atol=1e-5)
+
+
+LOSSES = [
+    ("MSELoss", dict(), "float"), ("MSELoss", dict(reduction="sum"), "float"), ("L1Loss", dict(), "float"),
+    ("SmoothL1Loss", dict(beta=0.5), "float"), ("HuberLoss", dict(delta=0.7, reduction="none"), "float"),
+    ("CrossEntropyLoss", dict(), "class"), ("CrossEntropyLoss", dict(label_smoothing=0.1, ignore_index=1), "class"),
+    ("CrossEntropyLoss", dict(weight=True), "class"), ("NLLLoss", dict(reduction="sum"), "class"),
+    ("BCELoss", dict(), "prob"), ("BCEWithLogitsLoss", dict(pos_weight=True), "float01"),
+]
+
+
+@pytest.mark.parametrize("name,kw,kind", LOSSES, ids=[f"{n}{k}" for n, k, _ in LOSSES])
+def test_loss_modules_match_torch(name, kw, kind):
+    rng = np.random.default_rng(70)
+    kw_o, kw_t = dict(kw), dict(kw)
+    for key in ("weight", "pos_weight"):
+        if kw.get(key):
+            w = torch.tensor(rng.uniform(0.5, 2, 4), dtype=torch.float32)
+            kw_o[key], kw_t[key] = tg(w), w
+    mo, mt = getattr(tracegrad.nn, name)(**kw_o), getattr(torch.nn, name)(**kw_t)
+    assert repr(mo) == repr(mt)
+    if kind == "prob":
+        xo, xt = pair((6, 4), low=0.05, high=0.95, seed=71)
+    else:
+        xo, xt = pair((6, 4), seed=71)
+    if kind == "class":
+        target = torch.tensor(rng.integers(0, 4, 6))
+    elif kind == "float":
+        target = torch.tensor(rng.standard_normal((6, 4)), dtype=torch.float32)
+    else:
+        target = torch.tensor(rng.uniform(0, 1, (6, 4)), dtype=torch.float32)
+    inp_o = F_log_softmax(xo) if name == "NLLLoss" else xo
+    inp_t = torch.log_softmax(xt, 1) if name == "NLLLoss" else xt
+    lo, lt = mo(inp_o, tg(target)), mt(inp_t, target)
+    close(lo, lt)
+    assert grad_name(lo) == grad_name(lt)
+    upstream_loss(lo).backward()
+    upstream_loss(lt).backward()
+    close(xo.grad, xt.grad)
+
+
+def F_log_softmax(x):
+    return tracegrad.nn.functional.log_softmax(x, 1)
