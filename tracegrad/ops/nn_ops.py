@@ -143,7 +143,7 @@ def _vjp_linear(ctx, saved, g):
 
 
 LINEAR = defop("linear", "linalg", _np_linear, dtype=_first_dtype, cast_inputs=True, vjp=_vjp_linear, save=(0, 1),
-               grad_name="AddmmBackward0")
+               grad_name="AddmmBackward0", edges=(2, 0, 1))  # next_functions in addmm's order: bias, x, weight
 LINEAR_BACKWARD = defop("linear_backward", "linalg", _np_linear_backward, dtype=lambda a, k: (a[0].dtype,) * 3,
                         nout=3)
 
