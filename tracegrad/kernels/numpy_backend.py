@@ -139,6 +139,7 @@ class _Forms:
         "contiguous": (lambda a, k, o: [f"np.copyto({o}, {a[0]})"], (0,)),
         "to_copy": (lambda a, k, o: [f"np.copyto({o}, {a[0]}, casting='unsafe')"], (0,)),
         "where": (lambda a, k, o: [f"np.copyto({o}, {a[2]})", f"np.copyto({o}, {a[1]}, where={a[0]})"], (2,)),
+        "copy": (lambda a, k, o: [f"np.copyto({o}, {a[1]}, casting='unsafe')"], (0, 1)),
         "masked_fill": (lambda a, k, o: [f"np.copyto({o}, {a[0]})",
                                          f"np.copyto({o}, {a[2]}, where={a[1]}, casting='unsafe')"], (0,)),
     }
@@ -232,7 +233,7 @@ def _out_form(node: Node):
         return None
     kind = op.kind
     name = op.name
-    if kind == "pointwise" or (kind == "movement" and op.lowering == "{0}"):
+    if kind == "pointwise" or (kind == "movement" and (op.lowering == "{0}" or name == "copy")):
         if isinstance(op.numpy, np.ufunc):
             vals = []
             for a in node.args:
@@ -397,6 +398,9 @@ class _Builder:
             for n in grp.nodes:
                 group_of.setdefault(id(n), grp)
         prod = {id(o): n for n in self.seq for o in n.outputs}
+        self.targets = {id(v): tin for v, tin in (self.g.meta.get("write_targets") or {}).values()}
+        self.into_pending: dict = {}
+        self.taken_inputs: set = set()
         for i, n in enumerate(self.seq):
             if n.op.kind == "view" or not group_of[id(n)].launches:
                 continue
@@ -407,6 +411,14 @@ class _Builder:
             o = n.outputs[0]
             joined = None
             emit, ok = f
+            tin = self._into_input(o, n, i, ok)
+            if tin is not None:  # computed straight into the input it updates (a class of its own)
+                c = len(self.members)
+                self.members[c] = [o]
+                self.cls[id(o)] = c
+                self.into_pending[c] = tin
+                self.last[id(o)] = max(self.last.get(id(o), -1), i)
+                continue
             for pos, a in enumerate(n.args):
                 if pos not in ok or not isinstance(a, Value):
                     continue
@@ -433,6 +445,25 @@ class _Builder:
             stop = max(self.last.get(id(v), start) for v in vs)
             self.cls_span[c] = (start, stop)
             self.cls_fresh[c] = any(id(v) in self.escapes for v in vs)
+        self.cls_into: dict = dict(self.into_pending)  # class -> the input whose memory it is
+
+    def _into_input(self, o: Value, n: Node, i: int, ok) -> Value | None:
+        """The input `o` is written back into (an in-place update of a parameter or a .grad), if `o`
+        can be computed straight into that input's memory: nothing reads the input's old value after
+        node i, and node i reads it only where its out= form allows the output to share memory."""
+        tin = self.targets.get(id(o))
+        if tin is None or id(tin) in self.taken_inputs or id(tin) in self.escapes:
+            return None
+        if tin.kind != "input" or tin.shape != o.shape or tin.strides != o.strides or tin.dtype.np != o.dtype.np:
+            return None
+        last = self.last.get(id(tin), -1)
+        if last > i:
+            return None
+        for k, a in enumerate(n.args):
+            if isinstance(a, Value) and self.root.get(id(a), a) is tin and (a is not tin or k not in ok):
+                return None
+        self.taken_inputs.add(id(tin))
+        return tin
 
     def _assign_persistent(self, chunked_scratch: dict) -> None:
         """Give every class that never leaves the program a buffer, shared by lifetimes."""
@@ -602,6 +633,11 @@ class _Builder:
                 continue
             params.append(nm)
             local[id(v)] = nm
+        for n in grp.nodes:  # inputs this group writes into (their memory is the output's buffer)
+            c = self.cls.get(id(n.outputs[0])) if n.outputs else None
+            tin = self.cls_into.get(c) if c is not None else None
+            if tin is not None and self.var[id(tin)] not in params:
+                params.append(self.var[id(tin)])
         lines = [f"def {kname}({', '.join(params)}):"]
         outs = [local_name(v) for v in grp.outputs]
         if chunk is None:
@@ -620,6 +656,11 @@ class _Builder:
             f"{kname}({call_args})"
         return "\n".join(lines) + "\n", call
 
+    def _fresh(self, c: int, o: Value) -> str:
+        """The buffer of a class that leaves the program: new memory, or the input it updates."""
+        tin = self.cls_into.get(c)
+        return self.var[id(tin)] if tin is not None else self._alloc(o)
+
     def _alloc(self, o: Value) -> str:
         """The statement-free expression of a fresh buffer for value o."""
         strides = None if o.is_contiguous() else o.strides
@@ -637,7 +678,7 @@ class _Builder:
             return [f"{name} = {prev}"], name
         first_of_class[c] = name
         if self.cls_fresh[c]:
-            return [f"{name} = {self._alloc(o)}"], name
+            return [f"{name} = {self._fresh(c, o)}"], name
         buf = self._buffer_view(c, o.shape, None if o.is_contiguous() else o.strides)
         return [f"{name} = {buf}"], name
 
@@ -728,7 +769,7 @@ class _Builder:
             c = self.cls[id(o)]
             if self.cls_fresh[c] and c not in first_of_class:
                 nm = local_name(o)
-                lines.append(f"{nm} = {self._alloc(o)}")
+                lines.append(f"{nm} = {self._fresh(c, o)}")
                 first_of_class[c] = nm
             elif self.cls_fresh[c]:
                 lines.append(f"{local_name(o)} = {first_of_class[c]}")

@@ -234,7 +234,9 @@ class Entry:
             if kind == "write":
                 t = resolve(target)
                 arr = vals[k]
-                if t._data.shape == arr.shape:
+                if arr is t._data:  # the program computed it in place
+                    pass
+                elif t._data.shape == arr.shape:
                     t._data[...] = arr
                 else:
                     t._data = np.array(arr, copy=True)
@@ -407,6 +409,17 @@ def build_entry(fn, args, kwargs, *, backend: str = "numpy", capture_names=None,
     split = partition(cap)
     be = get_backend(backend)
     F = split.forward
+    # which outputs are written back into which inputs: a backend may compute them in place
+    src_of = {}
+    idx = {id(v): i for i, v in enumerate(cap.graph.inputs)}
+    for v in F.inputs:
+        src_of[_source_key(cap.sources[idx[id(v)]])] = v
+    targets = {}
+    for kind, target, k in cap.effects:
+        if kind == "write" and _source_key(target) in src_of:
+            v = F.outputs[cap.n_user + k]
+            targets[id(v)] = (v, src_of[_source_key(target)])
+    F.meta["write_targets"] = targets
     fplan = fuse(F)
     fwd = be.compile_graph(F, fplan, debug=debug_level, name="forward")
     bwd = bplan = None
@@ -421,6 +434,10 @@ def build_entry(fn, args, kwargs, *, backend: str = "numpy", capture_names=None,
     entry = Entry(cap, split, fwd, bwd, backend)
     entry.plans = (fplan, bplan)
     return entry
+
+
+def _source_key(src):
+    return (src[0], id(src[1])) if src[0] == "capture" else tuple(src)
 
 
 def _arg_labels(fn, args) -> list:
