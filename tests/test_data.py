@@ -10,7 +10,7 @@ import torch.utils.data as TD
 
 import tracegrad
 import tracegrad.utils.data as D
-from nn_helpers import close, tg
+from nn_helpers import tg
 
 
 def _as_np(x):

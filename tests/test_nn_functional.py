@@ -2,7 +2,6 @@
 (through a non-uniform upstream loss), double backward, errors, and the decompositions."""
 from __future__ import annotations
 
-import math
 import warnings
 
 import numpy as np

@@ -11,7 +11,7 @@ import pytest
 import torch
 
 import tracegrad
-from nn_helpers import close, copy_weights, grad_name, pair, raises_like, tg, th, upstream_loss
+from nn_helpers import close, copy_weights, grad_name, pair, raises_like, tg, upstream_loss
 
 
 def build_net(L):

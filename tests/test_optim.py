@@ -2,15 +2,12 @@
 state and state dicts, param groups, errors, lr schedulers and gradient clipping."""
 from __future__ import annotations
 
-import math
-import warnings
-
 import numpy as np
 import pytest
 import torch
 
 import tracegrad
-from nn_helpers import close, copy_weights, pair, raises_like, tg, th
+from nn_helpers import close, copy_weights, pair, raises_like
 
 CONFIGS = [
     ("SGD", dict(lr=0.1)),

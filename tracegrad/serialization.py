@@ -38,7 +38,6 @@ always holds). Objects of other types (a whole Module, a custom class) are refus
 when saving: save `model.state_dict()` and rebuild the model in code."""
 from __future__ import annotations
 
-import io
 import json
 import math
 import os

@@ -8,7 +8,6 @@ decomposition into plain ops (softmax, log_softmax, mse_loss, gelu,
 layer_norm) use it, so a compiler sees (and can fuse) primitives only."""
 from __future__ import annotations
 
-import math
 import warnings
 from typing import Optional, Sequence
 
@@ -162,7 +161,7 @@ def leaky_relu(input: Tensor, negative_slope: float = 0.01, inplace: bool = Fals
 
 def gelu(input: Tensor, approximate: str = "none") -> Tensor:
     if approximate not in ("none", "tanh"):
-        raise RuntimeError(f"approximate argument must be either none or tanh.")
+        raise RuntimeError("approximate argument must be either none or tanh.")
     if _tracing():
         return K.gelu_decomposed(input, approximate)
     return K.gelu(input, approximate)
@@ -733,8 +732,6 @@ def _smoothing_term(nll, logp, target, weight, reduction, ignore_index, eps, cdi
     smooth = where(ignored, smooth * 0.0, smooth)
     if reduction == "mean":
         if weight is not None:
-            from ..creation import from_values
-
             tv = target._data
             wt = np.where(tv == ignore_index, 0, weight._values()[np.where(tv == ignore_index, 0, tv)])
             smooth = smooth.sum() / float(wt.sum())
