@@ -523,3 +523,19 @@ def test_changing_a_saved_output_in_place_fails_at_backward_as_eagerly():
         y.add_(1)
     with pytest.raises(RuntimeError, match="modified by an inplace operation"):
         y.sum().backward()
+
+
+def test_returning_an_argument_changed_in_place_returns_that_tensor():
+    w = tracegrad.zeros(3)
+
+    def f(x):
+        x.mul_(2).add_(1)
+        w.add_(x)
+        return x, w
+
+    x, xr = _both((3,))
+    out, ww = tracegrad.compile(f)(x)
+    assert out is x and ww is w  # the objects themselves, as eagerly
+    xr.mul_(2).add_(1)
+    assert_values(x, xr)
+    assert_values(w, xr)

@@ -375,7 +375,7 @@ class CompiledFunction:
         else:
             leaves = pytree.flatten((tuple(args), dict(kwargs)))[0]
         results = entry.run(leaves)
-        out = [results[x] if kind == "value" else x for kind, x in entry.cap.outputs]
+        out = [results[x] if kind == "value" else leaves[x] if kind == "arg" else x for kind, x in entry.cap.outputs]
         return pytree.unflatten(entry.cap.out_spec, out)
 
     def _build(self, args, kwargs, key) -> Entry:

@@ -435,8 +435,9 @@ class Capture:
                output that requires grad); outputs are, in order, the user's output
                values, the effect values, then the gradients of `grad_inputs`.
     sources    per graph input where its tensor comes from at call time.
-    outputs    per leaf of the function's result: ("value", k) graph output k, or
-               ("object", x) a Python object returned as is.
+    outputs    per leaf of the function's result: ("value", k) graph output k,
+               ("arg", i) the i-th argument itself, or ("object", x) a Python object
+               (a tensor from outside included) returned as is.
     effects    what the call does besides returning: ("write", source, k) copies output
                k into a tensor from outside; ("grad", source, k|None) sets its .grad;
                ("grad_obj", source, obj); ("realize", obj, k) makes a leaked symbolic
@@ -522,8 +523,16 @@ def _run_forward(tr: Tracer, cap: Capture, fn, args, kwargs, arg_names):
     out_vals: list = []
     out_tensors: list = []
     index_of: dict = {}
+    arg_of = {}  # id(proxy) -> the first argument position it stands for
+    for i, x in enumerate(leaves):
+        if isinstance(x, Tensor) and id(seen[id(x)]) not in arg_of:
+            arg_of[id(seen[id(x)])] = i
     for x in out_leaves:
-        if isinstance(x, Tensor):
+        if isinstance(x, Tensor) and id(x) in arg_of:  # an argument returned (perhaps changed in place): itself
+            cap.outputs.append(("arg", arg_of[id(x)]))
+        elif isinstance(x, Tensor) and x._sym is None and id(x) not in tr.fresh:  # a tensor from outside: itself
+            cap.outputs.append(("object", x))
+        elif isinstance(x, Tensor):
             p = tr.proxy(x)
             if id(p) not in index_of:
                 index_of[id(p)] = len(out_vals)
