@@ -13,8 +13,6 @@ op cannot go untested here silently.
 """
 from __future__ import annotations
 
-import math
-
 import numpy as np
 import pytest
 import torch

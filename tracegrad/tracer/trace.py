@@ -27,18 +27,17 @@ import inspect
 import keyword
 import re
 import weakref
-from typing import Any, Callable
+from typing import Callable
 
 import numpy as np
 
-from .. import dtypes as D
 from ..autograd import grad_mode
 from ..autograd.node import AccumulateGrad
 from ..tensor import Tensor, _root
 from .. import dispatch
 from . import meta, pytree
 from .graph import Graph, Node, Value, contiguous_strides
-from .symbolic import (DataDependentError, SENTINEL, Storage, Sym, SymbolicTensor, make_symbolic, snapshot, stand_in,
+from .symbolic import (DataDependentError, SENTINEL, Storage, Sym, SymbolicTensor, make_symbolic, stand_in,
                        user_frame, user_loc, describe_frame)
 
 _grad = grad_mode._state
