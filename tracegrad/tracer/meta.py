@@ -11,11 +11,16 @@ stand-ins that cost nothing:
                elementwise results; the NumPy function still runs, on one-element
                stand-ins, so an op that refuses its input dtypes raises here as it
                would eagerly.
-    other      the NumPy function runs on zero-stride broadcast stand-ins of the full
-               shape (one element of memory each): reductions, matmul, indexing,
-               movement, scans return arrays of the right shape.
+    other      the NumPy function runs on the inputs' own stand-ins for floats (real
+               strides, zero pages: a matmul runs at BLAS speed, and the result's layout
+               is the one eager mode gets) and on zero-stride stand-ins of the full shape
+               for integers and bools (indices and masks must be valid): reductions,
+               matmul, indexing, movement, scans return arrays of the right shape.
+               A constant's real values are used (a constant mask decides a size).
 
-Stand-ins hold zeros; an op that refuses zeros (an integer divisor) gets ones.
+Stand-ins hold zeros; an op that refuses zeros (an integer divisor) gets ones. An op
+whose output shape differs between zeros and ones depends on its inputs' values
+(masked_select on a traced mask): that is reported as data-dependent.
 """
 from __future__ import annotations
 
