@@ -333,10 +333,29 @@ def test_compiled_op_matches_torch(case, data):
     _run_case(case, s, seed, layout=layout)
 
 
-# primitives no case can reach on their own, with the reason
-NOT_REACHED = {
-    "unsafe_view": None,  # reached through reshape of a non-viewable layout (unsafe_view case)
-}
+def _random_fn(L, x):
+    return L.nn.functional.dropout(x, 0.25) * 2 + L.rand(*x.shape) - L.randn(*x.shape) * 0.1
+
+
+def test_random_ops_match_eager_for_the_same_seed():
+    """rand_uniform / rand_normal: no torch comparison of values is possible (another generator), so:
+    compiled == eager bitwise for the same seed, and torch's rules for dropout's values (each element
+    is 0 or x / (1 - p)), for rand's range, and for the shapes and dtypes."""
+    x = tracegrad.tensor(np.random.default_rng(0).standard_normal((6, 7)).astype(np.float32))
+    compiled = tracegrad.compile(lambda x: _random_fn(tracegrad, x))
+    for seed in (3, 4):
+        tracegrad.manual_seed(seed)
+        eager = _random_fn(tracegrad, x)
+        tracegrad.manual_seed(seed)
+        out = compiled(x)
+        assert np.array_equal(out.numpy(), eager.numpy())
+    ref = _random_fn(torch, torch.tensor(x.numpy()))
+    assert tuple(out.shape) == tuple(ref.shape) and out.dtype.name == str(ref.dtype).split(".")[-1]
+    d = tracegrad.compile(lambda x: tracegrad.nn.functional.dropout(x, 0.25))(x).numpy()
+    kept = d != 0
+    np.testing.assert_allclose(d[kept], x.numpy()[kept] / 0.75, rtol=1e-6)
+    u = tracegrad.compile(lambda x: tracegrad.rand(1000))(x).numpy()
+    assert 0 <= u.min() and u.max() < 1
 
 
 def test_every_op_is_covered():
@@ -350,6 +369,8 @@ def test_every_op_is_covered():
         ours, _, _ = _inputs(case, s, rng)
         cap = capture(lambda *xs: case.fn(tracegrad, *xs), tuple(ours), {})
         seen.update(n.op.name for n in cap.graph.nodes)
+    cap = capture(lambda x: _random_fn(tracegrad, x), (tracegrad.ones(3, 4),), {})
+    seen.update(n.op.name for n in cap.graph.nodes)
     missing = sorted(set(OPS) - seen)
     assert not missing, (f"ops of the table no compile test reaches: {missing}; add a case to CASES in "
                          f"{__file__}")

@@ -117,10 +117,31 @@ def test_bool_error_names_the_if_line():
     assert "if x.sum() > 0:" in str(e.value)
 
 
-def test_random_numbers_inside_a_traced_function_are_an_error():
+def test_random_numbers_are_drawn_at_every_call_like_eager():
+    """rand, randn and dropout become ops of the graph: each call draws, from the same generator,
+    the numbers eager mode draws for the same seed (an unused draw included)."""
+    def f(x):
+        unused = tracegrad.randn(2)  # noqa: F841 - still moves the generator, as eagerly
+        return tracegrad.nn.functional.dropout(x, 0.3) + tracegrad.rand(3, 4) * tracegrad.randn(3, 4)
+
+    x, _ = _pair((3, 4))
+    cf = tracegrad.compile(f)
+    outs = []
+    for seed in (0, 1, 1):
+        tracegrad.manual_seed(seed)
+        eager = f(x)
+        tracegrad.manual_seed(seed)
+        out = cf(x)
+        assert np.array_equal(out.numpy(), eager.numpy())
+        outs.append(out.numpy())
+    assert not np.array_equal(outs[0], outs[1]) and np.array_equal(outs[1], outs[2])
+    assert len(cf.cache) == 1
+
+
+def test_other_random_draws_inside_a_traced_function_are_an_error():
     x, _ = _pair((4,))
     with pytest.raises(DataDependentError, match="random"):
-        tracegrad.compile(lambda x: x + tracegrad.rand(4))(x)
+        tracegrad.compile(lambda x: x + tracegrad.randint(0, 5, (4,)))(x)
 
 
 def test_symbolic_tensor_prints_without_values():

@@ -428,6 +428,10 @@ def _float_only(kernel: str, dt: D.DType) -> None:
 def rand(*size, generator=None, dtype=None, device=None, requires_grad=False, out=None) -> Tensor:
     dt = dtype or D.get_default_dtype()
     _float_only("check_uniform_bounds", dt)
+    if _TRACER[0] is not None and generator is None:  # traced: an op of the graph, drawn at every call
+        from .tracer.random_ops import uniform
+
+        return _write_out(out, uniform(_size(size), dt).requires_grad_(requires_grad))
     arr = _rng(generator).random(_size(size), dtype=np.float64).astype(D.compute_np(dt))
     return _write_out(out, _finish(to_storage(arr, dt), dt, device, requires_grad))
 
@@ -435,6 +439,10 @@ def rand(*size, generator=None, dtype=None, device=None, requires_grad=False, ou
 def randn(*size, generator=None, dtype=None, device=None, requires_grad=False, out=None) -> Tensor:
     dt = dtype or D.get_default_dtype()
     _float_only("normal_kernel_cpu", dt)
+    if _TRACER[0] is not None and generator is None:  # traced: an op of the graph, drawn at every call
+        from .tracer.random_ops import normal
+
+        return _write_out(out, normal(_size(size), dt).requires_grad_(requires_grad))
     arr = _rng(generator).standard_normal(_size(size)).astype(D.compute_np(dt))
     return _write_out(out, _finish(to_storage(arr, dt), dt, device, requires_grad))
 

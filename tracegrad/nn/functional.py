@@ -236,6 +236,13 @@ def dropout(input: Tensor, p: float = 0.5, training: bool = True, inplace: bool 
         raise ValueError(f"dropout probability has to be between 0 and 1, but got {p}")
     if not training or p == 0.0:
         return input
+    if _tracing():  # traced: the draw is an op of the graph, made at every call (the same numbers as below)
+        from ..tracer.random_ops import uniform
+
+        scale = 0.0 if p == 1.0 else 1.0 / (1.0 - p)
+        mask = ((uniform(tuple(input.shape), D.float64) >= p).to(D.float64) * scale).to(input.dtype)
+        out = input * mask
+        return _inplace_result(input, out) if inplace else out
     from ..creation import _rng, from_values
 
     keep = _rng(None).random(input.shape) >= p

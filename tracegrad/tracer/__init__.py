@@ -16,6 +16,7 @@ from .symbolic import DataDependentError, SymbolicTensor
 from .trace import trace
 from .compile import compile, CompiledFunction, CompiledModule, CompiledFunctionBackward
 from .explain import explain, Explanation
+from . import random_ops  # noqa: F401  (registers the random ops)
 
 __all__ = ["trace", "compile", "explain", "Graph", "Node", "Value", "DataDependentError", "SymbolicTensor",
            "CompiledFunction", "CompiledModule", "CompiledFunctionBackward", "Explanation"]

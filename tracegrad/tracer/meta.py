@@ -110,6 +110,8 @@ def pointwise_layout(shape, tensors) -> tuple | None:
 def infer(op, args, attrs, dtype, compute):
     """Returns (kind, results): for views, the result arrays (views of the stand-ins);
     otherwise a list of (shape, strides-or-None) per output."""
+    if op.kind == "random":  # running it would draw numbers (and move the generator) now
+        return "array", [(tuple(attrs["shape"]), None)]
     if op.kind == "view":
         vals = [a._data if isinstance(a, Tensor) else a for a in args]
         res = op.numpy(*vals, **np_attrs(op, attrs))

@@ -27,6 +27,9 @@ def cse(graph: Graph) -> Graph:
     nodes = []
     for n in graph.nodes:
         n2 = n.replace_inputs(mapping) if mapping else n
+        if n2.op.kind == "random":  # two draws are two different values
+            nodes.append(n2)
+            continue
         key = node_key(n2)
         prev = seen.get(key)
         if prev is not None:
