@@ -29,7 +29,9 @@ What a traced function may do, and what tracing cannot see:
     made real after the call, and that call is not cached: the next call traces
     again, now that the state exists. Python state that is not a tensor (a step
     counter kept as an int) is frozen at its traced value.
-  - Random numbers inside a compiled function are an error (they would be frozen).
+  - rand, randn and dropout draw at every call, from the default generator, the
+    numbers eager mode draws; other random functions are an error (they would be
+    frozen into the graph).
   - A program reuses its scratch buffers from call to call: one compiled function
     must not run in two threads at once.
 
