@@ -449,6 +449,9 @@ def test_third_derivative_through_ops():
     lambda x: x.softmax(1)[:, 0].sum() if hasattr(x, "softmax") else x.sum(),
     lambda x: x.prod(1).sum(), lambda x: x.cumprod(1).sum(), lambda x: x.max(1)[0].sum(),
     lambda x: (x.abs() + 1).log().var(), lambda x: x.reshape(-1)[[0, 2, 2]].pow(2).sum(),
+    # composites shown as one node (LerpBackward0, AddBackward0 with alpha): their backward re-runs
+    # the decomposition, recorded against the real inputs under create_graph
+    lambda x: (x.lerp(x.exp(), 0.3) ** 2).sum(), lambda x: (x.add(x * x, alpha=2.5) ** 2).sum(),
 ])
 def test_gradgradcheck_ops(op):
     x = tracegrad.tensor([[0.3, -0.7, 1.2], [1.1, 0.2, -0.4]], dtype=tracegrad.float64, requires_grad=True)

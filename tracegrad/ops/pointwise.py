@@ -17,6 +17,7 @@ from ..tensor import Tensor
 from .shape_util import broadcast_shapes, sum_to
 from .table import defop
 from ..autograd.record import name_by_args, save_if
+from ..autograd.composite import composite
 
 _DEFAULT = D.get_default_dtype
 
@@ -519,15 +520,17 @@ def _with_alpha(op, input, other, alpha):
 def add(input, other, *, alpha=1, out=None):
     if alpha == 1 and out is None and isinstance(input, Tensor):
         return binary(ADD, input, other)
-    if alpha != 1:
-        return _out(out, _with_alpha(ADD, input, other, alpha))
+    if alpha != 1:  # one AddBackward0 node over (input, other), as in torch
+        return _out(out, composite("AddBackward0", lambda a, b: _with_alpha(ADD, a, b, alpha), input, other,
+                                   torch_args=(0, 1)))
     return _out(out, _binary(ADD, input, other))
 
 
 def sub(input, other, *, alpha=1, out=None):
     _check_sub(input, other)
-    if alpha != 1:
-        return _out(out, _with_alpha(SUB, input, other, alpha))
+    if alpha != 1:  # one SubBackward0 node over (input, other), as in torch
+        return _out(out, composite("SubBackward0", lambda a, b: _with_alpha(SUB, a, b, alpha), input, other,
+                                   torch_args=(0, 1)))
     return _out(out, _binary(SUB, input, other))
 
 
@@ -750,11 +753,14 @@ def round(input, *, decimals: int = 0, out=None):
     if decimals:
         if not input.dtype.is_floating_point:
             _refuse("round_cpu", input.dtype)
-        # torch scales in float32 for half and bfloat16 and rounds to the dtype once, at the end
-        x = input.float() if input.dtype.itemsize == 2 else input
-        r = apply(ROUND, (x * 10.0 ** decimals,)) / 10.0 ** decimals if decimals > 0 else \
-            apply(ROUND, (x / 10.0 ** -decimals,)) * 10.0 ** -decimals
-        return _out_exact(out, r.to(input.dtype))
+        def scaled_round(t):
+            # torch scales in float32 for half and bfloat16 and rounds to the dtype once, at the end
+            x = t.float() if t.dtype.itemsize == 2 else t
+            r = apply(ROUND, (x * 10.0 ** decimals,)) / 10.0 ** decimals if decimals > 0 else \
+                apply(ROUND, (x / 10.0 ** -decimals,)) * 10.0 ** -decimals
+            return r.to(t.dtype)
+
+        return _out_exact(out, composite("RoundBackward1", scaled_round, input))  # one node, as in torch
     _UNARY_CHECKS["round"](input.dtype)
     return _out_exact(out, apply(ROUND, (input,)))
 
@@ -766,19 +772,22 @@ def square(input, *, out=None):
 def frac(input, *, out=None):
     if not input.dtype.is_floating_point:
         _refuse("frac_cpu", input.dtype)
-    return _out_exact(out, input - trunc(input))
+    return _out_exact(out, composite("FracBackward0", lambda t: t - trunc(t), input))  # one node, as in torch
 
 
 def clamp(input, min=None, max=None, *, out=None):
     if min is None and max is None:
         raise RuntimeError("torch.clamp: At least one of 'min' or 'max' must not be None")
     if isinstance(min, Tensor) or isinstance(max, Tensor):
-        r = input
-        if min is not None:
-            r = maximum(r, min)
-        if max is not None:
-            r = minimum(r, max)
-        return _out(out, r)
+        def bounded(x, lo, hi):
+            r = x
+            if lo is not None:
+                r = maximum(r, lo)
+            if hi is not None:
+                r = minimum(r, hi)
+            return r
+
+        return _out(out, composite("ClampBackward0", bounded, input, min, max, torch_args=(0, 1, 2)))
     if input.dtype.category == D._INT:  # integer bounds must fit the tensor's dtype (floats promote)
         for v in (min, max):
             if v is not None:
@@ -837,6 +846,13 @@ def lerp(input, end, weight, *, out=None):
         _refuse("lerp_kernel_tensor" if wt else "lerp_kernel_scalar", input.dtype)
     if end.dtype is not input.dtype:
         raise RuntimeError(f"expected dtype {_c_name(input.dtype)} for `end` but got dtype {_c_name(end.dtype)}")
+    # one node, as torch's lerp kernel (LerpBackward0/1); its backward differentiates _lerp
+    r = composite("LerpBackward1" if wt else "LerpBackward0", _lerp, input, end, weight)
+    return _out(out, r)
+
+
+def _lerp(input, end, weight):
+    wt = isinstance(weight, Tensor)
     low = input.dtype.itemsize == 2
     a, b = (input.float(), end.float()) if low else (input, end)
     w = weight.to(a.dtype) if wt and weight.dtype is not a.dtype else weight
@@ -846,7 +862,7 @@ def lerp(input, end, weight, *, out=None):
     else:  # the weight in the compute dtype, so 1 - w rounds as torch's does
         w = np.asarray(w, dtype=D.compute_np(a.dtype))
         r = a + float(w) * diff if np.abs(w) < 0.5 else b - diff * float(np.subtract(1, w, dtype=w.dtype))
-    return _out(out, r.to(input.dtype) if low else r)
+    return r.to(input.dtype) if low else r
 
 
 def _c_name(dt: D.DType) -> str:
