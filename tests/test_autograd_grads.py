@@ -465,7 +465,7 @@ BINARY = {
     "atan2": lambda m, x, y: m.atan2(x, y),
     "where": lambda m, x, y: m.where(x > y, x, y),
 }
-SETTINGS = dict(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+SETTINGS = dict(deadline=None, suppress_health_check=[HealthCheck.too_slow])  # examples: the conftest profile
 
 
 @settings(**SETTINGS)

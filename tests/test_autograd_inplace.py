@@ -363,7 +363,7 @@ _WRITES = {
 }
 
 
-@settings(max_examples=25, deadline=None)
+@settings(deadline=None)  # number of examples: the conftest profile (25 in CI)
 @given(steps=st.lists(st.tuples(st.sampled_from(sorted(_VIEWS)), st.sampled_from(sorted(_WRITES))),
                       min_size=1, max_size=4))
 def test_hypothesis_in_place_through_views(steps):
