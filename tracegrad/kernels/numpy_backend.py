@@ -183,14 +183,22 @@ def _verified(node: Node, form) -> bool:
     ins = list(node.inputs())
     o = node.outputs[0]
     elementwise = node.op.kind in ("pointwise", "movement") and node.op.name != "copy"
-    if elementwise:
-        # an elementwise op does to each element what it does to three: check it on a few
-        shapes = [tuple(min(n, 3) if n > 1 else n for n in v.shape) for v in ins]
-        try:
-            oshape = tuple(np.broadcast_shapes(*shapes)) if shapes else ()
-        except ValueError:
-            return False
+    linalg = node.op.kind == "linalg"
+    if elementwise or linalg:
+        # an elementwise op does to each element what it does to three: check it on a few; a matmul
+        # is the same BLAS call at any size: check it on at most 64 along each dim (sizes shrink
+        # consistently, so the operands still fit and broadcast as the real ones do)
+        cap = 3 if elementwise else 64
+        shapes = [tuple(min(n, cap) if n > 1 else n for n in v.shape) for v in ins]
+        if elementwise:
+            try:
+                oshape = tuple(np.broadcast_shapes(*shapes)) if shapes else ()
+            except ValueError:
+                return False
+        else:
+            oshape = tuple(min(n, cap) if n > 1 else n for n in o.shape)
         ostrides = None
+        elementwise = True  # (probe with these small contiguous shapes)
     else:
         if o.numel() > _VERIFY_MAX or any(v.numel() > _VERIFY_MAX for v in ins):
             return False
