@@ -10,57 +10,11 @@ import re
 import numpy as np
 import pytest
 
-torch = pytest.importorskip("torch")
+import torch  # the reference; part of the test extra
 
 import tracegrad  # noqa: E402
 
-LIBS = (torch, tracegrad)
-
-
-def _norm(text: str) -> str:
-    text = text.replace("tracegrad.", "torch.")
-    return re.sub(r"0x[0-9a-fA-F]+", "0x?", text)
-
-
-def _plain(x):
-    if isinstance(x, (torch.Tensor, tracegrad.Tensor)):
-        return ("tensor", np.asarray(x.detach().double().numpy()), str(x.dtype).split(".")[-1], x.requires_grad)
-    if isinstance(x, (list, tuple)):
-        return [_plain(v) for v in x]
-    if isinstance(x, str):
-        return _norm(x)
-    return x
-
-
-def _match(a, b) -> bool:
-    if isinstance(a, np.ndarray) or isinstance(b, np.ndarray):
-        return (isinstance(a, np.ndarray) and isinstance(b, np.ndarray) and a.shape == b.shape
-                and np.allclose(a, b, rtol=2e-6, atol=1e-6, equal_nan=True))
-    if isinstance(a, (list, tuple)) and isinstance(b, (list, tuple)):
-        return len(a) == len(b) and all(_match(x, y) for x, y in zip(a, b))
-    return a == b
-
-
-def both(fn):
-    out = []
-    for m in LIBS:
-        try:
-            out.append(("ok", _plain(fn(m))))
-        except Exception as e:
-            out.append(("raised", type(e).__name__, _norm(str(e))))
-    return out
-
-
-def same(fn):
-    ref, ours = both(fn)
-    assert _match(ours, ref), f"\ntracegrad: {ours}\ntorch:     {ref}"
-    return ref
-
-
-def raises_same(fn):
-    ref, ours = both(fn)
-    assert ref[0] == "raised", f"torch did not raise: {ref}"
-    assert ours == ref, f"\ntracegrad: {ours}\ntorch:     {ref}"
+from side_by_side import LIBS, _norm, _plain, _match, both, same, raises_same  # noqa: E402,F401
 
 
 # ---------------------------------------------------------------------------

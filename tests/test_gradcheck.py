@@ -12,7 +12,7 @@ import warnings
 import numpy as np
 import pytest
 
-torch = pytest.importorskip("torch")
+import torch  # the reference; part of the test extra
 
 import tracegrad  # noqa: E402
 from tracegrad.autograd import gradcheck, gradgradcheck, GradcheckError  # noqa: E402
