@@ -392,6 +392,9 @@ def run_both(fn: Callable, ours_args: Sequence, theirs_args: Sequence, ctx: str)
             want_base = next(c for c in want.__mro__ if c.__module__ == "builtins")
             assert isinstance(e, want_base), (f"raised {type(e).__name__}: {e}\n  torch raised "
                                               f"{want.__name__}: {texc}\n  {ctx}")
+            # our errors are Python's own types with torch's words, never NumPy's exceptions leaking out
+            assert type(e).__module__ == "builtins", (f"raised {type(e).__module__}.{type(e).__name__}: {e}\n  "
+                                                      f"torch raised {want.__name__}: {texc}\n  {ctx}")
             return None, None, texc
         raise AssertionError(f"torch raised {type(texc).__name__}: {texc}\n  but we returned "
                              f"{type(got).__name__}\n  {ctx}")

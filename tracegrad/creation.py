@@ -284,6 +284,9 @@ def empty(*size, dtype=None, device=None, requires_grad=False, out=None, **_) ->
 
 def zeros(*size, dtype=None, device=None, requires_grad=False, out=None, **_) -> Tensor:
     dt = dtype or D.get_default_dtype()
+    flat = size[0] if len(size) == 1 and isinstance(size[0], (tuple, list)) else size
+    if any(isinstance(n, int) and n < 0 for n in flat):  # (zeros words this one differently)
+        raise RuntimeError("zeros: Dimension size must be non-negative.")
     r = _finish(np.zeros(_size(size), dt.np), dt, device, requires_grad)
     return _write_out(out, r)
 
@@ -374,7 +377,7 @@ def arange(start, end=None, step=1, *, dtype=None, device=None, requires_grad=Fa
     if step == 0:
         raise RuntimeError("step must be nonzero")
     if (end - start) * step < 0 and end != start:
-        raise RuntimeError("upper bound and larger bound inconsistent with step sign")
+        raise RuntimeError("upper bound and lower bound inconsistent with step sign")
     is_int = all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) for v in vals)
     dt = dtype or (D.int64 if is_int else D.get_default_dtype())
     n = max(0, math.ceil((end - start) / step))

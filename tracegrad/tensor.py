@@ -374,12 +374,12 @@ class Tensor:
 
     def __float__(self) -> float:
         if self._data.size != 1:
-            raise TypeError("only one element tensors can be converted to Python scalars")
+            raise ValueError("only one element tensors can be converted to Python scalars")
         return float(self._values().reshape(()))
 
     def __int__(self) -> int:
         if self._data.size != 1:
-            raise TypeError("only one element tensors can be converted to Python scalars")
+            raise ValueError("only one element tensors can be converted to Python scalars")
         return int(self._values().reshape(()))
 
     def __index__(self) -> int:

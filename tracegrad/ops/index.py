@@ -65,8 +65,7 @@ def _expand_ellipsis(idx: tuple, ndim: int) -> tuple:
 def getitem(self: Tensor, index):
     if type(index) is slice:  # a lone slice is always a slice op, even x[:] (torch: SliceBackward0)
         if self.ndim == 0:
-            raise IndexError("invalid index of a 0-dim tensor. Use `tensor.item()` in Python or `tensor.item<T>()` "
-                             "in C++ to convert a 0-dim tensor to a number")
+            raise IndexError("slice() cannot be applied to a 0-dim tensor.")
         step = 1 if index.step is None else int(index.step)
         if step <= 0:
             raise ValueError("step must be greater than zero")
@@ -76,6 +75,10 @@ def getitem(self: Tensor, index):
         return _advanced_get(self, idx)
     if len(idx) == 1 and idx[0] is Ellipsis:
         return apply(ALIAS, (self,))
+    if self.ndim == 0 and len(idx) == 1 and not isinstance(idx[0], (slice, bool)) and idx[0] is not None \
+            and idx[0] is not Ellipsis:
+        raise IndexError("invalid index of a 0-dim tensor. Use `tensor.item()` in Python or `tensor.item<T>()` "
+                         "in C++ to convert a 0-dim tensor to a number")
     idx = _expand_ellipsis(idx, self.ndim)
     n_real = sum(1 for i in idx if i is not None)
     if n_real > self.ndim:
@@ -108,6 +111,7 @@ ALIAS = defop("alias", "view", lambda a: a[...], vjp=lambda ctx, s, g: (g,), gra
 
 
 def _np_index(a, index, name=None, contiguous=False):
+    _check_masks(a.shape, index)
     try:
         r = a[index]
     except IndexError as e:
@@ -181,10 +185,27 @@ def _torch_index_error(e, shape):
                           f"the indexed tensor [{m.group(2)}] at index {m.group(1)}")
     if "too many indices" in msg:
         return IndexError(f"too many indices for tensor of dimension {len(shape)}")
-    if "shape mismatch" in msg:
+    if "shape mismatch" in msg:  # NumPy writes "(2,) (3,)", torch "[2], [3]"
+        shapes = re.findall(r"\(([\d, ]*)\)", msg.split("shapes", 1)[-1])
         return IndexError("shape mismatch: indexing tensors could not be broadcast together with shapes " +
-                          msg.split("shapes", 1)[-1].strip())
+                          ", ".join("[" + ", ".join(x.strip() for x in sh.split(",") if x.strip()) + "]"
+                                    for sh in shapes))
     return IndexError(msg)
+
+
+def _check_masks(shape, index) -> None:
+    """torch's error for a bool mask whose shape does not match the dims it indexes."""
+    d = 0
+    for i in index:
+        if isinstance(i, np.ndarray) and i.dtype == np.bool_:
+            for j, n in enumerate(i.shape):
+                if d + j >= len(shape) or n != shape[d + j]:
+                    raise IndexError(f"The shape of the mask [{', '.join(map(str, i.shape))}] at index {j} does not "
+                                     f"match the shape of the indexed tensor [{', '.join(map(str, shape))}] at index "
+                                     f"{d + j}")
+            d += i.ndim
+        elif i is not None and not isinstance(i, (bool, np.bool_)):
+            d += 1
 
 
 def _vjp_index(ctx, saved, g):
@@ -404,14 +425,19 @@ def zero_(self: Tensor) -> Tensor:
 
 # ---- gather / scatter / index_select -------------------------------------------------------
 def _check_index(index, name):
-    if not isinstance(index, Tensor) or index.dtype is not D.int64:
-        raise RuntimeError(f"{name}(): Expected dtype int64 for index")
+    if not isinstance(index, Tensor) or index.dtype not in (D.int64, D.int32):
+        raise RuntimeError(f"{name}(): Expected dtype int32/int64 for index")
+
+
+def _check_bounds(idx, dim, n):
+    """gather/scatter indices must lie in [0, n): torch does not wrap negative ones."""
+    bad = (idx < 0) | (idx >= n)
+    if bad.any():
+        raise RuntimeError(f"index {idx.flat[int(np.argmax(bad))]} is out of bounds for dimension {dim} with size {n}")
 
 
 def _np_gather(a, idx, dim):
-    if idx.size and (idx.min() < -a.shape[dim] or idx.max() >= a.shape[dim]):
-        bad = idx.max() if idx.max() >= a.shape[dim] else idx.min()
-        raise RuntimeError(f"index {bad} is out of bounds for dimension {dim} with size {a.shape[dim]}")
+    _check_bounds(idx, dim, a.shape[dim])
     sl = tuple(slice(0, n) for n in idx.shape)
     src = a[tuple(slice(0, n) if d != dim else slice(None) for d, n in enumerate(idx.shape))]
     return np.take_along_axis(src, idx, axis=dim)
@@ -429,7 +455,13 @@ GATHER = defop("gather", "index", _np_gather, dtype=lambda args, attrs: args[0].
 
 def gather(input, dim, index, *, sparse_grad=False, out=None):
     _check_index(index, "gather")
+    if index.numel() == 0:  # nothing to gather: torch checks nothing else
+        from ..creation import zeros
+
+        return zeros(index.shape, dtype=input.dtype)
     d = wrap_dim(dim, input.ndim)
+    if input.ndim == 0:  # a 0-d input gathers like a 1-element vector
+        return gather(input.reshape(1), 0, index.reshape(-1), out=out).reshape(index.shape)
     if index.ndim != input.ndim and not (index.ndim <= 1 and input.ndim <= 1):
         raise RuntimeError("Index tensor must have the same number of dimensions as input tensor")
     for k in range(index.ndim):
@@ -448,9 +480,7 @@ def _scatter_positions(shape, idx, dim):
 
 def _np_scatter(a, idx, src, dim, reduce=None):
     out = a.copy()
-    if idx.size and (idx.min() < -a.shape[dim] or idx.max() >= a.shape[dim]):
-        bad = idx.max() if idx.max() >= a.shape[dim] else idx.min()
-        raise RuntimeError(f"index {bad} is out of bounds for dimension {dim} with size {a.shape[dim]}")
+    _check_bounds(idx, dim, a.shape[dim])
     pos = _scatter_positions(a.shape, idx, dim)
     if isinstance(src, np.ndarray):
         vals = src[tuple(slice(0, n) for n in idx.shape)]
@@ -523,12 +553,14 @@ def scatter_reduce(input, dim, index, src, reduce, *, include_self=True):
 
 def index_select(input, dim, index, *, out=None):
     if not isinstance(index, Tensor) or index.dtype.category != D._INT:
-        raise RuntimeError("index_select(): Expected dtype int32/int64 for index")
+        raise RuntimeError("index_select(): Expected dtype int32 or int64 for index")
     if index.ndim > 1:
         raise IndexError("index_select(): Index is supposed to be a vector")
     d = wrap_dim(dim, input.ndim)
     n = input.shape[d] if input.ndim else 1
     iv = index._data.reshape(-1)
+    if n == 0 and iv.size:
+        raise RuntimeError("index_select(): self indexing axis dim should be positive")
     if iv.size and (iv.min() < 0 or iv.max() >= n):
         bad = iv.max() if iv.max() >= n else iv.min()
         raise IndexError(f"index out of range in self")

@@ -27,7 +27,7 @@ def check_writable(self: Tensor) -> None:
         base = self._base
         if base is not None and base.grad_fn is None and base._requires_grad:
             raise RuntimeError("a view of a leaf Variable that requires grad is being used in an in-place operation.")
-    st = self._data.strides
+    st = self._data.strides if self._data.size else ()  # (NumPy gives empty arrays zero strides)
     for n, s in zip(self._data.shape, st):
         if s == 0 and n > 1:
             raise RuntimeError(

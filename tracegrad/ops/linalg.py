@@ -60,7 +60,14 @@ def _tn(dt):
             "bfloat16": "c10::BFloat16"}.get(dt.name, dt.name)
 
 
+# the CPU kernel torch names when it has no version for a dtype (bool), per matmul form
+_KERNEL = {"MmBackward0": "addmm_impl_cpu_", "BmmBackward0": "bmm", "MvBackward0": "addmv_impl_cpu",
+           "DotBackward0": "dot"}
+
+
 def _mm_apply(a, b, name):
+    if a.dtype is D.bool_ and a.numel() and b.numel():  # (empty products never reach a kernel)
+        raise NotImplementedError(f'"{_KERNEL[name]}" not implemented for \'Bool\'')
     return apply(MATMUL, (a, b), {"name": name})
 
 
@@ -139,16 +146,18 @@ def matmul(input, other, *, out=None):
     # batched
     ka = input.shape[-1]
     kb = other.shape[-2] if db > 1 else other.shape[0]
-    if ka != kb:
-        if db == 1:
-            raise RuntimeError(
-                f"size mismatch, got input ({input.shape[-2]}), mat ({input.shape[-2]}x{ka}), vec ({kb})")
-        raise RuntimeError(
-            f"Expected size for first two dimensions of batch2 tensor to be: "
-            f"[{_prod(input.shape[:-2]) if da > 2 else 1}, {ka}] but got: [{_prod(other.shape[:-2])}, {kb}].")
     batch_a = input.shape[:-2] if da > 1 else ()
     batch_b = other.shape[:-2] if db > 1 else ()
-    batch = broadcast_shapes(batch_a, batch_b)
+    batch = broadcast_shapes(batch_a, batch_b)  # (torch reports batch mismatches first)
+    if ka != kb:
+        if da >= 3 and db <= 2:  # torch folds the batch into the rows of one mm / mv
+            rows = _prod(input.shape[:-1])
+            if db == 1:
+                raise RuntimeError(f"size mismatch, got input ({rows}), mat ({rows}x{ka}), vec ({kb})")
+            raise RuntimeError(f"mat1 and mat2 shapes cannot be multiplied ({rows}x{ka} and {kb}x{other.shape[-1]})")
+        nb = _prod(batch)
+        raise RuntimeError(f"Expected size for first two dimensions of batch2 tensor to be: [{nb}, {ka}] but got: "
+                           f"[{nb}, {kb}].")
     _check_dtypes(input, other, "mm")
     if _should_fold(input, other, out is not None):
         return _out(out, _folded(input, other))
@@ -194,7 +203,7 @@ def _folded(t1, t2):
     if transpose:  # vector/matrix @ batch: fold the batch's transpose instead
         t1, t2 = t2.transpose(-1, -2), (t1.t() if t1.ndim == 2 else t1)
     out_shape = tuple(t1.shape[:-1])
-    folded = t1.reshape(-1, t1.shape[-1])
+    folded = t1.reshape(_prod(t1.shape[:-1]), t1.shape[-1])  # (not -1: that cannot be inferred when k == 0)
     if t2.ndim == 2:
         out_shape = out_shape + (t2.shape[1],)
         r = apply(UNSAFE_VIEW, (mm(folded, t2),), {"shape": out_shape})
@@ -228,14 +237,19 @@ def addmm(input, mat1, mat2, *, beta=1, alpha=1, out=None):
             f"{mat2.shape[0]}x{mat2.shape[1]})")
     _check_dtypes(mat1, mat2, "mm")
     shape = (mat1.shape[0], mat2.shape[1])
-    if tuple(broadcast_shapes(tuple(input.shape), shape)) != shape:
-        raise RuntimeError(
-            f"The expanded size of the tensor ({shape[-1]}) must match the existing size ({input.shape[-1]}) at "
-            f"non-singleton dimension {input.ndim - 1}.  Target sizes: [{shape[0]}, {shape[1]}].  Tensor sizes: "
-            f"[{', '.join(map(str, input.shape))}]")
+    try:
+        fits = tuple(broadcast_shapes(tuple(input.shape), shape)) == shape
+    except RuntimeError:
+        fits = False
+    if not fits:  # torch expands the bias to the product's shape: its expand error
+        from .movement import expand
+
+        expand(input, shape)
     if input.dtype is not mat1.dtype:
         raise RuntimeError(f"expected m1 and m2 to have the same dtype, but got: {_tn(input.dtype)} != "
                            f"{_tn(mat1.dtype)}")
+    if mat1.dtype is D.bool_:
+        raise NotImplementedError('"addmm_impl_cpu_" not implemented for \'Bool\'')
     from .nn_ops import ADDMM  # the primitive lives with Linear, its main user
 
     return _out(out, apply(ADDMM, (input, mat1, mat2), {"beta": beta, "alpha": alpha}))
@@ -255,5 +269,13 @@ def einsum(equation, *operands):
         operands = operands[0]
     from ..creation import from_values
 
-    dt = D.result_type(*operands)
-    return from_values(np.einsum(equation, *(o._values() for o in operands)), dt)
+    dt = operands[0].dtype
+    for o in operands[1:]:
+        if o.dtype is not dt:
+            raise RuntimeError(f"expected scalar type {dt.short} but found {o.dtype.short}")
+    if dt is D.bool_:
+        raise NotImplementedError('"bmm" not implemented for \'Bool\'')
+    # float16 sums in float32 (as torch's kernels do); the result is row-major like torch's
+    vals = [o._values().astype(np.float32) if dt is D.float16 else o._values() for o in operands]
+    r = np.einsum(equation, *vals)
+    return from_values(np.ascontiguousarray(r) if np.ndim(r) else np.asarray(r), dt)

@@ -30,9 +30,9 @@ def infer_size(shape, numel: int) -> tuple:
     neg = [i for i, s in enumerate(shape) if s == -1]
     if len(neg) > 1:
         raise RuntimeError("only one dimension can be inferred")
-    for s in shape:
+    for i, s in enumerate(shape):
         if s < -1:
-            raise RuntimeError(f"invalid shape dimension {s}")
+            raise RuntimeError(f"invalid shape dimension {s} at index {i} of shape [{', '.join(map(str, shape))}]")
     known = _prod(s for s in shape if s != -1)
     if neg:
         if known == 0 or numel % known:
@@ -156,6 +156,9 @@ def flatten(self, start_dim=0, end_dim=-1):
 
 def unflatten(self, dim, sizes):
     d = wrap_dim(dim, self.ndim)
+    if -1 not in tuple(sizes) and _prod(sizes) != self.shape[d]:
+        raise RuntimeError(f"unflatten: Provided sizes [{', '.join(map(str, sizes))}] don't multiply up to the size "
+                           f"of dim {dim} ({self.shape[d]}) in the input tensor")
     sizes = infer_size(sizes, self.shape[d])
     return view(self, self.shape[:d] + tuple(sizes) + self.shape[d + 1:]) if self.is_contiguous() else \
         reshape(self, self.shape[:d] + tuple(sizes) + self.shape[d + 1:])
@@ -170,7 +173,7 @@ def _vjp_permute(ctx, saved, g):
 
 
 PERMUTE = defop("permute", "view", lambda a, dims: a.transpose(dims), vjp=_vjp_permute)
-TRANSPOSE = defop("transpose", "view", lambda a, d0, d1: np.swapaxes(a, d0, d1),
+TRANSPOSE = defop("transpose", "view", lambda a, d0, d1: np.swapaxes(a, d0, d1) if a.ndim else a[...],
                   vjp=lambda ctx, s, g: (g.transpose(ctx.d0, ctx.d1),))
 T = defop("t", "view", lambda a: a.T, vjp=lambda ctx, s, g: (g.t(),), grad_name="TBackward0")
 
@@ -226,7 +229,8 @@ def expand(self, *sizes):
         sizes = tuple(sizes[0])
     if len(sizes) < self.ndim:
         raise RuntimeError(
-            f"expand(torch.FloatTensor{{[{', '.join(map(str, self.shape))}]}}, size=[{', '.join(map(str, sizes))}]): "
+            f"expand(torch.{self.dtype.short}Tensor{{[{', '.join(map(str, self.shape))}]}}, "
+            f"size=[{', '.join(map(str, sizes))}]): "
             "the number of sizes provided (%d) must be greater or equal to the number of dimensions in the tensor (%d)"
             % (len(sizes), self.ndim))
     lead = len(sizes) - self.ndim
@@ -417,7 +421,8 @@ def select(self, dim, index):
     d = wrap_dim(dim, self.ndim)
     n = self.shape[d]
     if not -n <= index < n:
-        raise IndexError(f"index {index} is out of bounds for dimension {d} with size {n}")
+        raise IndexError(f"select(): index {index} out of range for tensor of size [{', '.join(map(str, self.shape))}] "
+                         f"at dimension {d}")
     return apply(SELECT, (self,), {"dim": d, "index": index + n if index < 0 else index})
 
 
@@ -432,13 +437,17 @@ def slice_dim(self, dim, start, stop, step=1):
 
 
 def narrow(self, dim, start, length):
+    if self.ndim == 0:
+        raise RuntimeError("narrow() cannot be applied to a 0-dim tensor.")
     d = wrap_dim(dim, self.ndim)
     if isinstance(start, Tensor):
         start = int(start)
     n = self.shape[d]
+    if not -n <= start <= n:
+        raise IndexError(f"start out of range (expected to be in range of [{-n}, {n}], but got {start})")
     if start < 0:
         start += n
-    if not (0 <= start <= n) or length < 0 or start + length > n:
+    if length < 0 or start + length > n:
         raise RuntimeError(f"start ({start}) + length ({length}) exceeds dimension size ({n}).")
     return apply(SLICE, (self,), {"dim": d, "start": start, "stop": start + length, "step": 1})
 
@@ -482,13 +491,18 @@ def _multi(op, self, attrs, n):
 
 
 def split(self, split_size_or_sections, dim=0):
+    if self.ndim == 0:
+        raise RuntimeError("split expects at least a 1-dimensional tensor")
     d = wrap_dim(dim, self.ndim)
     n = self.shape[d]
     if isinstance(split_size_or_sections, int):
         s = split_size_or_sections
-        if s <= 0 and n:
+        if s < 0:
+            raise RuntimeError(f"split expects split_size be non-negative, but got split_size={s}")
+        if s == 0 and n:
             raise RuntimeError(f"split_size can only be 0 if dimension size is 0, but got dimension size of {n}")
-        bounds = [(i, min(i + s, n)) for i in range(0, n, s)] if s else [(0, 0)]
+        # an empty dim still gives one (empty) piece
+        bounds = [(i, min(i + s, n)) for i in range(0, n, s)] if s and n else [(0, 0)]
     else:
         sizes = list(split_size_or_sections)
         if sum(sizes) != n:
@@ -505,12 +519,15 @@ def split(self, split_size_or_sections, dim=0):
 
 
 def chunk(self, chunks, dim=0):
+    if self.ndim == 0:
+        raise RuntimeError("chunk expects at least a 1-dimensional tensor")
     if chunks <= 0:
         raise RuntimeError("chunk expects `chunks` to be greater than 0, got: %d" % chunks)
     d = wrap_dim(dim, self.ndim)
     n = self.shape[d]
-    size = -(-n // chunks) if n else 0
-    return split(self, size if size else 1, d) if n else split(self, [0] * 1, d)
+    if n == 0:  # an empty dim splits into `chunks` empty pieces
+        return split(self, [0] * chunks, d)
+    return split(self, -(-n // chunks), d)
 
 
 def tensor_split(self, sections, dim=0):
@@ -582,6 +599,8 @@ def flip(self, *dims):
     if len(dims) == 1 and not isinstance(dims[0], int):
         dims = tuple(dims[0])
     dims = tuple(wrap_dim(d, self.ndim) for d in dims)
+    if not self.ndim:  # a 0-d tensor flips to (a copy of) itself
+        dims = ()
     return apply(FLIP, (self,), {"dims": dims})
 
 
@@ -619,6 +638,13 @@ def repeat(self, *reps):
         reps = tuple(reps[0])
     if len(reps) < self.ndim:
         raise RuntimeError("Number of dimensions of repeat dims can not be smaller than number of dimensions of tensor")
+    shape = (1,) * (len(reps) - self.ndim) + tuple(self.shape)
+    if any(r < 0 for r in reps):
+        out = [n * r for n, r in zip(shape, reps)]
+        if any(x < 0 for x in out):
+            bad = next(x for x in out if x < 0)
+            raise RuntimeError(f"Trying to create tensor with negative dimension {bad}: [{', '.join(map(str, out))}]")
+        reps = tuple(max(r, 0) for r in reps)  # (a negative count of an empty dim is still empty)
     return apply(REPEAT, (self,), {"reps": tuple(reps)})
 
 
@@ -667,14 +693,17 @@ CAT = defop("cat", "movement", _np_cat, dtype=lambda args, attrs: D.result_type(
 def cat(tensors, dim=0, *, out=None):
     tensors = list(tensors)
     if not tensors:
-        raise RuntimeError("torch.cat(): expected a non-empty list of Tensors")
+        raise ValueError("torch.cat(): expected a non-empty list of Tensors")
     for i, t in enumerate(tensors):
         if not isinstance(t, Tensor):
             raise TypeError(f"expected Tensor as element {i} in argument 0, but got {type(t).__name__}")
+    for i, t in enumerate(tensors):
+        if t.ndim == 0:
+            raise RuntimeError(f"zero-dimensional tensor (at position {i}) cannot be concatenated")
     # legacy rule: 1-D empty tensors are skipped
     live = [t for t in tensors if not (t.ndim == 1 and t.shape[0] == 0)]
     ref = live[0] if live else tensors[0]
-    d = wrap_dim(dim, ref.ndim)
+    d = wrap_dim(dim, ref.ndim) if live else 0  # (all skipped: torch checks no dim)
     for i, t in enumerate(live):
         if t.ndim != ref.ndim:
             raise RuntimeError(
@@ -703,12 +732,12 @@ def stack(tensors, dim=0, *, out=None):
     if not tensors:
         raise RuntimeError("stack expects a non-empty TensorList")
     shape = tensors[0].shape
+    d = wrap_dim(dim, len(shape) + 1)  # (torch checks the dim first)
     for i, t in enumerate(tensors):
         if t.shape != shape:
             raise RuntimeError(
                 f"stack expects each tensor to be equal size, but got [{', '.join(map(str, shape))}] at entry 0 and "
                 f"[{', '.join(map(str, t.shape))}] at entry {i}")
-    d = wrap_dim(dim, len(shape) + 1)
     dt = D.result_type(*tensors)
     r = apply(STACK, ([t if t.dtype is dt else t.to(dt) for t in tensors],), {"dim": d}, dtype=dt)
     if out is not None:
