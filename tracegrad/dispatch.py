@@ -53,13 +53,12 @@ def to_storage(arr: np.ndarray, dt: D.DType) -> np.ndarray:
     if dt is D.bfloat16:
         if arr.dtype == np.uint16:
             return arr
-        return f32_to_bf16(arr.astype(np.float32, copy=False))
+        with np.errstate(over="ignore"):  # float64 beyond float32's range becomes inf, silently (as in torch)
+            return f32_to_bf16(arr.astype(np.float32, copy=False))
     if arr.dtype != dt.np:
-        if dt.category == D._INT and arr.dtype.kind == "f":
-            # torch truncates toward zero; NumPy warns on nan/inf, which torch does not
-            with np.errstate(invalid="ignore"):
-                return arr.astype(dt.np)
-        return arr.astype(dt.np)
+        # torch truncates floats toward zero and overflows to inf when narrowing, without NumPy's warnings
+        with np.errstate(invalid="ignore", over="ignore"):
+            return arr.astype(dt.np)
     return arr
 
 

@@ -342,6 +342,8 @@ class Tensor:
         return self._data
 
     def __array__(self, dtype=None, copy=None):
+        if self.dtype is D.bfloat16:  # NumPy has no bfloat16 (torch refuses the same way)
+            raise TypeError("Got unsupported ScalarType BFloat16")
         a = self._values()
         return a if dtype is None else a.astype(dtype)
 
@@ -388,6 +390,8 @@ class Tensor:
         return int(self._data.reshape(()))
 
     def __complex__(self):
+        if self._data.size != 1:
+            raise ValueError("only one element tensors can be converted to Python scalars")
         return complex(self.item())
 
     def __hash__(self) -> int:
