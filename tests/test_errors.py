@@ -189,8 +189,9 @@ FUZZ_OPS = {
 
 
 @given(op=st.sampled_from(sorted(FUZZ_OPS)), sa=st.lists(st.integers(0, 3), max_size=3).map(tuple),
-       sb=st.lists(st.integers(0, 3), max_size=3).map(tuple), da=st.sampled_from(["float32", "int64", "bool"]),
-       db=st.sampled_from(["float32", "int64", "bool", "float64"]), d=st.integers(-4, 4),
+       sb=st.lists(st.integers(0, 3), max_size=3).map(tuple),
+       da=st.sampled_from(["float32", "int64", "bool", "float16", "bfloat16", "uint8"]),
+       db=st.sampled_from(["float32", "int64", "bool", "float64", "int8"]), d=st.integers(-4, 4),
        la=st.sampled_from(sorted(LAYOUTS)), seed=st.integers(0, 2 ** 31))
 def test_no_numpy_errors_escape(op, sa, sb, da, db, d, la, seed):
     """Random (often invalid) arguments: we fail exactly when torch fails, with its builtin exception type,

@@ -121,6 +121,9 @@ def test_setitem_with_tensor_on_both_sides(rng):
         x[1:3][:, ::2] = -1.0
         x[..., 0][x[..., 0] < 0] = 100.0
         x[:, 1] *= 2
+        x[0] = y[:1]  # a value with leading size-1 dims: torch drops them
+        x[[1, 2]] = y[None, 3:5]
+        x[x > 100] = L.tensor([[7.0]])  # a one-element value with a mask: masked_fill_
         return x
 
     check_op("mixed setitem", f, [x, y], strides=True)

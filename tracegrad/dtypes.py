@@ -193,9 +193,11 @@ def check_int_fits(value, dt: DType) -> None:
     """torch's check for scalars that fill or clamp an integer tensor: in range, or (for unsigned
     types) a negative value whose magnitude is in range, which then wraps."""
     bounds = _INT_BOUNDS.get(dt)
-    if bounds is None or isinstance(value, float) or not isinstance(value, (int, np.integer)):
+    if bounds is None or isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.number)):
+        return
+    if isinstance(value, (float, np.floating)) and not np.isfinite(value):
         return
     lo, hi = bounds
-    v = int(value)
+    v = int(value)  # (a float counts by its integer part)
     if v > hi or (v < lo and (lo == 0 and -v > hi or lo != 0)):
         raise RuntimeError(f"value cannot be converted to type {_CTYPE[dt]} without overflow")

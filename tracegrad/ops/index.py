@@ -115,7 +115,9 @@ def _np_index(a, index, name=None, contiguous=False):
     try:
         r = a[index]
     except IndexError as e:
-        raise _torch_index_error(e, a.shape) from None
+        if a.size:
+            raise _torch_index_error(e, a.shape) from None
+        r = a[_empty_input_index(a.shape, index)]
     if contiguous:  # index_select: torch's kernel writes a row-major result
         return np.array(r, copy=True, order="C")
     return _index_layout(a, index, r)
@@ -191,6 +193,26 @@ def _torch_index_error(e, shape):
                           ", ".join("[" + ", ".join(x.strip() for x in sh.split(",") if x.strip()) + "]"
                                     for sh in shapes))
     return IndexError(msg)
+
+
+def _empty_input_index(shape, index):
+    """torch checks no bounds when the input is empty, except on a dim of size 0; clip the indices so
+    NumPy computes the (empty) result's shape."""
+    out, d = [], 0
+    for i in index:
+        if isinstance(i, np.ndarray) and i.dtype != np.bool_:
+            n = shape[d]
+            if n == 0 and i.size:
+                raise IndexError("index is out of bounds for dimension with size 0")
+            out.append(np.clip(i, -n, n - 1) if n else i)
+            d += 1
+        else:
+            out.append(i)
+            if isinstance(i, np.ndarray):
+                d += i.ndim
+            elif i is not None and not isinstance(i, (bool, np.bool_)):
+                d += 1
+    return tuple(out)
 
 
 def _check_masks(shape, index) -> None:
@@ -360,10 +382,23 @@ def setitem(self: Tensor, index, value) -> None:
             inplace(masked_fill)(target, m, value.item() if isinstance(value, Tensor) else value)
             return
         _check_put_dtype(self, value)
-        commit(target, _index_put(target, rest, value))
+        commit(target, _index_put(target, rest, _strip_ones(value)))
         return
     target, _ = _split_basic(self, idx)  # full slices and `...` leave the tensor itself
+    if isinstance(value, Tensor) and value.shape != target.shape:
+        value = _strip_ones(value)
     copy_(target, value)
+
+
+def _strip_ones(value):
+    """torch's setitem views the value without its leading size-1 dims (so x[0] = v works for v of
+    shape (1, n) and x of shape (m, n))."""
+    if not isinstance(value, Tensor) or not value.ndim or value.shape[0] != 1:
+        return value
+    k = 0
+    while k < value.ndim and value.shape[k] == 1:
+        k += 1
+    return value.view(tuple(value.shape[k:]))
 
 
 # ---- copy_ / fill_ --------------------------------------------------------------------
@@ -389,15 +424,11 @@ def copy_(self: Tensor, src, non_blocking=False, *, _grad_name=None) -> Tensor:
 
     check_writable(self)
     if isinstance(src, Tensor):
-        if src.shape != self.shape:
-            try:
-                broadcast_shapes(src.shape, self.shape)
-                if len(src.shape) > len(self.shape):
-                    raise RuntimeError
-            except RuntimeError:
-                raise RuntimeError(
-                    f"The size of tensor a ({self.shape[-1] if self.ndim else 1}) must match the size of tensor b "
-                    f"({src.shape[-1] if src.ndim else 1}) at non-singleton dimension {max(self.ndim - 1, 0)}") from None
+        if src.shape != self.shape:  # src must broadcast to self's shape: torch's two errors
+            b = broadcast_shapes(self.shape, src.shape)
+            if tuple(b) != tuple(self.shape):
+                raise RuntimeError(f"output with shape [{', '.join(map(str, self.shape))}] doesn't match the "
+                                   f"broadcast shape [{', '.join(map(str, b))}]")
         r = apply(COPY, (self, src), {"name": _grad_name} if _grad_name else _NO_ATTRS, dtype=self.dtype,
                   compute=None)
     else:
@@ -460,8 +491,9 @@ def gather(input, dim, index, *, sparse_grad=False, out=None):
 
         return zeros(index.shape, dtype=input.dtype)
     d = wrap_dim(dim, input.ndim)
-    if input.ndim == 0:  # a 0-d input gathers like a 1-element vector
-        return gather(input.reshape(1), 0, index.reshape(-1), out=out).reshape(index.shape)
+    if input.ndim == 0 or index.ndim != input.ndim and index.ndim <= 1 and input.ndim <= 1:
+        # a 0-d input (or index) gathers like a vector
+        return gather(input.reshape(-1), 0, index.reshape(-1), out=out).reshape(index.shape)
     if index.ndim != input.ndim and not (index.ndim <= 1 and input.ndim <= 1):
         raise RuntimeError("Index tensor must have the same number of dimensions as input tensor")
     for k in range(index.ndim):
@@ -559,8 +591,11 @@ def index_select(input, dim, index, *, out=None):
     d = wrap_dim(dim, input.ndim)
     n = input.shape[d] if input.ndim else 1
     iv = index._data.reshape(-1)
-    if n == 0 and iv.size:
+    if n == 0 and iv.size and input.ndim > 1:
         raise RuntimeError("index_select(): self indexing axis dim should be positive")
+    if input.numel() == 0 and input.ndim > 1 and iv.size and (iv.min() < 0 or iv.max() >= n):
+        bad = iv[(iv < 0) | (iv >= n)][0]  # (an empty input takes another kernel in torch, worded so)
+        raise RuntimeError(f"INDICES element is out of DATA bounds, id={bad} axis_dim={n}")
     if iv.size and (iv.min() < 0 or iv.max() >= n):
         bad = iv.max() if iv.max() >= n else iv.min()
         raise IndexError(f"index out of range in self")
@@ -627,7 +662,11 @@ def masked_fill(input, mask, value):
 
 
 def _np_masked_fill(a, m, v):
-    return np.where(m, np.asarray(v, dtype=a.dtype), a)
+    if a.dtype.kind in "iu" and isinstance(v, (int, float, np.number)) and not isinstance(v, bool):
+        # the value was range-checked already; -1 into uint8 wraps to 255, a float truncates
+        v = np.array(int(v) % (1 << 64), dtype=np.uint64).astype(a.dtype) if np.isfinite(v) else v
+    with np.errstate(invalid="ignore", over="ignore"):
+        return np.where(m, np.asarray(v).astype(a.dtype), a)
 
 
 def _vjp_masked_fill(ctx, saved, g):
