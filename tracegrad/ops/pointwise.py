@@ -564,7 +564,7 @@ def div(input, other, *, rounding_mode=None, out=None):
         _no_bool("div_trunc_cpu", input, other)
         r = _binary(TRUNC_DIVIDE, input, other)
     else:
-        raise ValueError(f"div expected rounding_mode to be one of None, 'trunc', or 'floor' but found '{rounding_mode}'")
+        raise RuntimeError(f"div expected rounding_mode to be one of None, 'trunc', or 'floor' but found '{rounding_mode}'")
     return _out(out, r)
 
 
