@@ -25,7 +25,7 @@ sys.path.insert(0, os.path.dirname(__file__))  # `from util import ...` in test 
 try:
     from hypothesis import HealthCheck, settings
 
-    settings.register_profile("ci", max_examples=25, deadline=None, derandomize=True,
+    settings.register_profile("ci", max_examples=60, deadline=None, derandomize=True,
                               suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
     settings.register_profile("thorough", max_examples=500, deadline=None,
                               suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])

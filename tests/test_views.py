@@ -301,3 +301,18 @@ def test_slicing_views_random(shape, layout, seed, data):
         idx[data.draw(st.integers(0, len(idx) - 1))] = Ellipsis
     idx = tuple(idx)
     _check_view("getitem", lambda L, x: x[idx], x, seed, layout)
+
+
+@pytest.mark.parametrize("layout", sorted(LAYOUTS))
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_harness_round_trip(layout, dtype, rng):
+    """util.to_torch / util.from_torch (used by other test files) keep values, dtype, strides and offset."""
+    from util import from_torch, to_torch
+
+    o, t = make_pair((3, 4, 2), dtype, layout, rng)
+    mirrored = to_torch(o)
+    assert mirrored.stride() == t.stride() and mirrored.storage_offset() == t.storage_offset()
+    assert torch.equal(mirrored, t)
+    back = from_torch(t)
+    assert_same(back, t, "from_torch", strides=True)
+    assert back.storage_offset() == t.storage_offset()
