@@ -96,7 +96,9 @@ def _vjp_view(ctx, saved, g):
     return (g.reshape(ctx.shapes[0]),)
 
 
-VIEW = defop("view", "view", _np_view, vjp=_vjp_view, grad_name="ViewBackward0")
+# reshape of a non-contiguous (but viewable) tensor is torch's _reshape_alias
+VIEW = defop("view", "view", _np_view, vjp=_vjp_view,
+             grad_name=lambda a: "ReshapeAliasBackward0" if a.get("alias") else "ViewBackward0")
 # a view of a fresh copy (reshape's copying path, matmul's folding): torch names it UnsafeView
 UNSAFE_VIEW = defop("unsafe_view", "view", _np_view, vjp=_vjp_view, grad_name="UnsafeViewBackward0")
 
@@ -128,7 +130,7 @@ def reshape(self, *shape):
     shape = infer_size(shape, self.numel())
     st = view_strides(self._data.shape, self.stride(), shape)
     if st is not None:
-        return apply(VIEW, (self,), {"shape": shape, "strides": st})
+        return apply(VIEW, (self,), {"shape": shape, "strides": st, "alias": not self.is_contiguous()})
     # no view possible: a contiguous copy, viewed (torch: _unsafe_view(clone(contiguous)))
     return apply(UNSAFE_VIEW, (apply(CONTIG, (self,)),), {"shape": shape})
 
