@@ -258,3 +258,37 @@ def test_random_argument_errors():
     for fn in (lambda L: L.normal(0.0, -1.0, (2,)), lambda L: L.normal(L.zeros(2), -L.ones(2)),
                lambda L: L.randint(3, 3, (1,)), lambda L: L.rand(2, 3, dtype=L.int64)):
         check_op("random error", fn, [])
+
+
+# the namespace items of the API page this suite covers (everything but autograd, nn, optim and the tracer)
+API_FUNCTIONS = """float16 half bfloat16 float32 float float64 double int8 uint8 int16 int32 int int64 long bool
+get_default_dtype set_default_dtype Size device tensor Tensor FloatTensor LongTensor empty zeros ones full eye arange
+linspace rand randn randint normal rand_like randn_like zeros_like ones_like empty_like full_like from_numpy as_tensor
+manual_seed add sub mul div true_divide floor_divide remainder pow neg abs exp log log1p expm1 sqrt rsqrt sin cos tanh
+sigmoid relu clamp clip sign floor ceil round maximum minimum where lerp eq ne lt le gt ge logical_and logical_or
+logical_not isnan isinf isfinite sum mean prod max min amax amin argmax argmin std var norm logsumexp any all cumsum
+mm matmul bmm dot mv outer t reshape flatten unflatten squeeze unsqueeze transpose permute narrow chunk split cat stack
+unbind flip index_select gather scatter scatter_add masked_fill masked_select nonzero no_grad enable_grad
+set_grad_enabled is_grad_enabled inference_mode""".split()
+API_METHODS = """add sub mul div true_divide floor_divide remainder pow neg abs exp log log1p expm1 sqrt rsqrt sin cos
+tanh sigmoid relu clamp clip sign floor ceil round maximum minimum where lerp eq ne lt le gt ge logical_and logical_or
+logical_not isnan isinf isfinite sum mean prod max min amax amin argmax argmin std var norm logsumexp any all cumsum mm
+matmul bmm dot mv outer t view view_as reshape flatten unflatten squeeze unsqueeze transpose permute expand expand_as
+repeat contiguous is_contiguous stride storage_offset narrow chunk split unbind flip index_select gather scatter
+scatter_add masked_fill masked_select nonzero add_ sub_ mul_ div_ zero_ fill_ copy_ clamp_ t_ transpose_ unsqueeze_
+requires_grad_ numpy tolist item __array__ __len__ __iter__ __bool__ __float__ __int__ __index__ to cpu cuda float
+double long int bool half type size dim numel element_size detach detach_ retain_grad backward""".split()
+API_ATTRIBUTES = "data device dtype shape ndim grad grad_fn is_leaf requires_grad T".split()
+
+
+def test_api_surface_exists():
+    missing = [n for n in API_FUNCTIONS if not hasattr(tracegrad, n)]
+    assert not missing, f"tracegrad lacks {missing}"
+    x = tracegrad.ones(2, 2)
+    missing = [n for n in API_METHODS if not callable(getattr(x, n, None))]
+    missing += [n for n in API_ATTRIBUTES if not hasattr(x, n)]
+    assert not missing, f"Tensor lacks {missing}"
+    # and torch has every one of them (so the list names real torch API)
+    assert all(hasattr(torch, n) for n in API_FUNCTIONS)
+    t = torch.ones(2, 2)
+    assert all(hasattr(t, n) for n in API_METHODS + API_ATTRIBUTES)
