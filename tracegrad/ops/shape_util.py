@@ -154,11 +154,18 @@ def match_layout(arr, tensors):
 
     if arr.ndim < 2 or arr.size < 2:
         return arr
-    if arr.flags.c_contiguous and all(t._data.flags.c_contiguous or not any(t._data.strides) for t in tensors) \
-            and (all(t._data.shape == arr.shape for t in tensors) or all(_canonical(t._data) for t in tensors)):
+    if arr.flags.c_contiguous:
         # row-major and fully broadcast (all-zero strides) inputs give a row-major output; when shapes
         # differ, a size-1 dim with an unusual stride (left by a permute) can reorder torch's output
-        return arr
+        same = True
+        for t in tensors:
+            d = t._data
+            if not d.flags.c_contiguous and any(d.strides):
+                break
+            same = same and d.shape == arr.shape
+        else:
+            if same or all(1 not in t._data.shape or _canonical(t._data) for t in tensors):
+                return arr
     want = pointwise_strides(arr.shape, [(t._data.shape, t.stride()) for t in tensors])
     if want is None:
         return np.ascontiguousarray(arr)
