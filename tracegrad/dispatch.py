@@ -21,6 +21,26 @@ TRACER = [None]  # set by tracegrad.tracer while tracing; None otherwise
 # True while the caller already holds np.errstate(all="ignore") (the autograd engine does, around a
 # whole backward pass), so ops skip entering their own (~1 us each)
 QUIET = [False]
+
+# NumPy warns on overflow, inf - inf and division by zero, where torch is silent. `np.errstate`
+# costs about a microsecond a call, so the ops set NumPy's error-state context variable
+# directly (what errstate does inside); a NumPy without it gets a stand-in that uses errstate.
+try:
+    from numpy._core._ufunc_config import _extobj_contextvar as _ERRSTATE
+
+    with np.errstate(all="ignore"):
+        _IGNORE_ALL = _ERRSTATE.get()
+except (ImportError, AttributeError):  # pragma: no cover - other NumPy versions
+    class _ErrstateVar:
+        def set(self, _value):
+            cm = np.errstate(all="ignore")
+            cm.__enter__()
+            return cm
+
+        def reset(self, cm):
+            cm.__exit__(None, None, None)
+
+    _ERRSTATE, _IGNORE_ALL = _ErrstateVar(), None
 _EMPTY: dict = {}
 
 
@@ -113,8 +133,11 @@ def apply(op, args: tuple, attrs: dict = _EMPTY, dtype: D.DType | None = None,
     if attrs and op.np_attrs is not None and not op.np_attrs.issuperset(attrs):
         attrs = {k: v for k, v in attrs.items() if k in op.np_attrs}
     if op.quiet and not QUIET[0]:
-        with np.errstate(all="ignore"):
+        tok = _ERRSTATE.set(_IGNORE_ALL)
+        try:
             res = op.numpy(*vals, **attrs)
+        finally:
+            _ERRSTATE.reset(tok)
     else:
         res = op.numpy(*vals, **attrs)
 
@@ -210,8 +233,11 @@ def binary(op, a, b):
     elif tb is int and comp.category == D._INT:
         y = D.wrap_int(y, comp)
     if op.quiet and not QUIET[0]:
-        with np.errstate(all="ignore"):
+        tok = _ERRSTATE.set(_IGNORE_ALL)
+        try:
             res = op.numpy(x, y)
+        finally:
+            _ERRSTATE.reset(tok)
     else:
         res = op.numpy(x, y)
     if type(res) is not np.ndarray:
@@ -248,8 +274,11 @@ def _unary(op, a):
     if ad is not comp:
         x = x.astype(comp.np)
     if op.quiet and not QUIET[0]:
-        with np.errstate(all="ignore"):
+        tok = _ERRSTATE.set(_IGNORE_ALL)
+        try:
             res = op.numpy(x)
+        finally:
+            _ERRSTATE.reset(tok)
     else:
         res = op.numpy(x)
     if type(res) is not np.ndarray:

@@ -916,6 +916,17 @@ def _fuse_backward(op, np_fn, lowering):
     return bop
 
 
+def _relu_backward_np(g, out):
+    """g where out > 0, else +0 (torch's threshold_backward). Multiplying by the mask is ~10x faster
+    than np.where; `+= 0.0` turns the -0.0 of a negative g times False into +0.0, and a non-finite g
+    (inf * 0 is nan, where torch gives 0) takes the np.where path."""
+    r = g * (out > 0)
+    r += 0.0
+    if not np.isfinite(g).all():
+        r = np.where(out > 0, g, 0).astype(g.dtype, copy=False)
+    return r
+
+
 _LN2, _LN10, _2_SQRTPI = math.log(2.0), math.log(10.0), 2.0 / math.sqrt(math.pi)
 _FUSED = [  # op, NumPy (g, saved), Triton ({0} = g, {1} = saved)
     (EXP2, lambda g, out: g * out * _LN2, "{0} * {1} * 0.6931471805599453"),
@@ -939,6 +950,6 @@ _FUSED = [  # op, NumPy (g, saved), Triton ({0} = g, {1} = saved)
     (RECIPROCAL, lambda g, out: -g * (out * out), "-{0} * ({1} * {1})"),
     (ERF, lambda g, x: _2_SQRTPI * np.exp(-(x * x)) * g, "1.1283791670955126 * tl.exp(-({1} * {1})) * {0}"),
     (ABS, lambda g, x: g * np.sign(x), "{0} * tl.where({1} > 0, 1, tl.where({1} < 0, -1, 0))"),
-    (RELU, lambda g, out: np.where(out > 0, g, 0).astype(g.dtype, copy=False), "tl.where({1} > 0, {0}, 0)"),
+    (RELU, lambda g, out: _relu_backward_np(g, out), "tl.where({1} > 0, {0}, 0)"),
 ]
 FUSED_BACKWARD = {op.name: _fuse_backward(op, f, low) for op, f, low in _FUSED}
