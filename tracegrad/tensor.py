@@ -81,7 +81,7 @@ class Tensor:
 
     @classmethod
     def _make(cls, arr: np.ndarray, dt: D.DType) -> "Tensor":
-        t = object.__new__(Tensor)
+        t = object.__new__(cls)
         t._data = arr
         t.dtype = dt
         t._requires_grad = False

@@ -124,18 +124,8 @@ class Sym:
 
 
 def make_symbolic(arr: np.ndarray, dtype, sym: Sym, *, requires_grad: bool = False) -> "SymbolicTensor":
-    t = object.__new__(SymbolicTensor)
-    t._data = arr
-    t.dtype = dtype
+    t = SymbolicTensor._make(arr, dtype)
     t._requires_grad = requires_grad
-    t._grad = None
-    t.grad_fn = None
-    t._output_nr = 0
-    t._base = None
-    t._vc = [0]
-    t._accum = None
-    t._hooks = None
-    t._retains_grad = False
     t._sym = sym
     return t
 
