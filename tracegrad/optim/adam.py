@@ -54,6 +54,17 @@ class Adam(Optimizer):
                         fused=fused, decoupled_weight_decay=decoupled_weight_decay)
         super().__init__(params, defaults)
 
+    def _state_for(self, p, amsgrad: bool) -> dict:
+        """The parameter's state, made on its first step: step count and the moment buffers."""
+        state = self.state[p]
+        if not state:
+            state["step"] = step_tensor()
+            state["exp_avg"] = zeros_state(p)
+            state["exp_avg_sq"] = zeros_state(p)
+            if amsgrad:
+                state["max_exp_avg_sq"] = zeros_state(p)
+        return state
+
     @counts_step
     def step(self, closure: Optional[Callable] = None):
         loss = self._closure(closure)
@@ -69,13 +80,7 @@ class Adam(Optimizer):
             for p in group["params"]:
                 if p._grad is None:
                     continue
-                state = self.state[p]
-                if not state:
-                    state["step"] = step_tensor()
-                    state["exp_avg"] = zeros_state(p)
-                    state["exp_avg_sq"] = zeros_state(p)
-                    if amsgrad:
-                        state["max_exp_avg_sq"] = zeros_state(p)
+                state = self._state_for(p, amsgrad)
                 st = state["step"]
                 st._data += 1
                 st._vc[0] += 1
@@ -130,13 +135,7 @@ class Adam(Optimizer):
                 for p in group["params"]:
                     if p._grad is None:
                         continue
-                    state = self.state[p]
-                    if not state:
-                        state["step"] = step_tensor()
-                        state["exp_avg"] = zeros_state(p)
-                        state["exp_avg_sq"] = zeros_state(p)
-                        if amsgrad:
-                            state["max_exp_avg_sq"] = zeros_state(p)
+                    state = self._state_for(p, amsgrad)
                     st = state["step"]
                     st.add_(1)
                     t = st.to(D.float64)
