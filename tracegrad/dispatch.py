@@ -244,10 +244,16 @@ def binary(op, a, b):
         res = np.asarray(res)
     if res.dtype is not out_dt.np and res.dtype != out_dt.np:
         res = to_storage(res, out_dt)
-    if res.ndim > 1 and not (a._data.flags.c_contiguous and (tb in _SCALARS or (
-            b._data.flags.c_contiguous and a._data.shape == b._data.shape))):
-        # torch's memory order for non-contiguous inputs
-        res = _match_layout(res, [a] if tb in _SCALARS else [a, b])
+    if res.ndim > 1:
+        # torch's memory order for non-contiguous inputs; the cheap test first: inputs laid out
+        # exactly like NumPy's result already agree with torch
+        ad_, rs = a._data, res.strides
+        scalar = tb is float or tb is int or tb is bool
+        if not (ad_.strides == rs and ad_.shape == res.shape and (
+                scalar or (b._data.strides == rs and b._data.shape == res.shape))):
+            if not (ad_.flags.c_contiguous and (scalar or (
+                    b._data.flags.c_contiguous and ad_.shape == b._data.shape))):
+                res = _match_layout(res, [a] if scalar else [a, b])
     out = _Tensor._make(res, out_dt)
     if rg and _grad["enabled"] and op.vjp is not None:
         _record_grad(op, (a, b), _EMPTY, (out,))
