@@ -172,9 +172,7 @@ def _wrap(arr, dtype, op, args):
     if type(arr) is not np.ndarray:
         arr = np.asarray(arr)
     if op.kind == "pointwise":  # torch's elementwise outputs keep their inputs' memory order
-        from .ops.shape_util import match_layout
-
-        arr = match_layout(arr, [a for a in args if isinstance(a, Tensor)])
+        arr = _match_layout(arr, [a for a in args if isinstance(a, Tensor)])
     elif op.kind in ("reduce", "scan") and not arr.flags.c_contiguous:
         arr = np.ascontiguousarray(arr)  # torch allocates reduction and scan outputs row-major
     return Tensor._make(to_storage(arr, dtype), dtype)

@@ -294,12 +294,23 @@ def _accumulate_node(acc, g, create_graph):
             h(var)
 
 
+_TRACER_BOX: list = []
+
+
+def _tracer_box() -> list:
+    """dispatch.TRACER, looked up once (dispatch imports this package, so not at load time)."""
+    if not _TRACER_BOX:
+        from ..dispatch import TRACER
+
+        _TRACER_BOX.append(TRACER)
+    return _TRACER_BOX[0]
+
+
 def _accumulate(var, g, create_graph):
     """Add gradient `g` into leaf `var`'s `.grad`, as torch's AccumulateGrad does."""
     if g is None:
         return
-    from ..dispatch import TRACER
-
+    TRACER = _tracer_box()
     if TRACER[0] is not None:  # traced: .grad becomes a value of the graph
         TRACER[0].accumulate(var, g, create_graph)
         return
