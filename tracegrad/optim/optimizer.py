@@ -17,6 +17,7 @@ import numpy as np
 
 from .. import dtypes as D
 from ..autograd import grad_mode
+from ..autograd.grads import clear_grads
 from ..tensor import Tensor
 
 __all__ = ["Optimizer", "required"]
@@ -125,19 +126,7 @@ class Optimizer:
 
     def zero_grad(self, set_to_none: bool = True) -> None:
         """Forget every parameter's gradient: `.grad = None` by default, or zero it in place."""
-        for group in self.param_groups:
-            for p in group["params"]:
-                g = p._grad
-                if g is None:
-                    continue
-                if set_to_none:
-                    p.grad = None  # (the setter: a tracer sees the change)
-                else:
-                    if g.grad_fn is not None:
-                        g.detach_()
-                    else:
-                        g.requires_grad_(False)
-                    g.zero_()
+        clear_grads((p for group in self.param_groups for p in group["params"]), set_to_none)
 
     def step(self, closure: Optional[Callable] = None):
         raise NotImplementedError

@@ -20,6 +20,7 @@ from typing import Any, Callable, Iterator, Mapping, Optional
 
 from ... import dtypes as D
 from ...autograd import grad_mode
+from ...autograd.grads import clear_grads
 from ...tensor import Tensor
 from ..parameter import Parameter
 
@@ -420,18 +421,7 @@ class Module:
 
     def zero_grad(self, set_to_none: bool = True) -> None:
         """Forget the gradients: `.grad = None` (the default), or zero them in place."""
-        for p in self.parameters():
-            g = p._grad
-            if g is None:
-                continue
-            if set_to_none:
-                p.grad = None  # (the setter: a tracer sees the change)
-            else:
-                if g.grad_fn is not None:
-                    g.detach_()
-                else:
-                    g.requires_grad_(False)
-                g.zero_()
+        clear_grads(self.parameters(), set_to_none)
 
     # ---- applying functions to parameters and buffers --------------------------------------------------
     def _apply(self, fn: Callable[[Tensor], Tensor], recurse: bool = True) -> "Module":
