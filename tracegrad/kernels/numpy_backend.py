@@ -33,6 +33,7 @@ import numpy as np
 
 from .. import dtypes as D
 from ..dispatch import bf16_to_f32, to_storage
+from ..ops.shape_util import is_non_overlapping_and_dense
 from ..tracer.graph import Graph, Node, Value, np_attrs, _Printer
 
 CHUNK_ELEMS = 1 << 15  # elements per array per chunk of a chunked pointwise kernel
@@ -430,7 +431,7 @@ class _Builder:
             if n.op.kind == "view" or not group_of[id(n)].launches:
                 continue
             f = out_form(n)
-            if f is None or not _dense(n.outputs[0].shape, n.outputs[0].strides):
+            if f is None or not is_non_overlapping_and_dense(n.outputs[0].shape, n.outputs[0].strides):
                 continue
             self.form[id(n)] = f
             o = n.outputs[0]
@@ -838,17 +839,6 @@ class _Builder:
         for v in grp.outputs:
             local[id(v)] = full.get(id(v), local_name(v))
         return lines
-
-
-def _dense(shape, strides) -> bool:
-    """Do these strides cover exactly prod(shape) elements (a permutation of row-major)?"""
-    dims = sorted((st, n) for n, st in zip(shape, strides) if n != 1)
-    expected = 1
-    for st, n in dims:
-        if st != expected:
-            return False
-        expected *= n
-    return True
 
 
 def _contig(shape) -> tuple:

@@ -74,9 +74,7 @@ class Adam(Optimizer):
             self._step_ops()
             return loss
         for group in self.param_groups:
-            lr, (beta1, beta2), eps = float(group["lr"]), group["betas"], group["eps"]
-            wd, amsgrad, maximize = group["weight_decay"], group["amsgrad"], group["maximize"]
-            decoupled = group.get("decoupled_weight_decay", False)
+            lr, beta1, beta2, eps, wd, amsgrad, maximize, decoupled = _hparams(group)
             for p in group["params"]:
                 if p._grad is None:
                     continue
@@ -129,9 +127,7 @@ class Adam(Optimizer):
 
         with no_grad():
             for group in self.param_groups:
-                lr, (beta1, beta2), eps = float(group["lr"]), group["betas"], group["eps"]
-                wd, amsgrad, maximize = group["weight_decay"], group["amsgrad"], group["maximize"]
-                decoupled = group.get("decoupled_weight_decay", False)
+                lr, beta1, beta2, eps, wd, amsgrad, maximize, decoupled = _hparams(group)
                 for p in group["params"]:
                     if p._grad is None:
                         continue
@@ -172,3 +168,10 @@ class AdamW(Adam):
         super().__init__(params, lr, betas, eps, weight_decay, amsgrad, foreach=foreach, maximize=maximize,
                          capturable=capturable, differentiable=differentiable, fused=fused,
                          decoupled_weight_decay=True)
+
+
+def _hparams(group: dict) -> tuple:
+    """A param group's settings, in the order both step paths unpack them."""
+    beta1, beta2 = group["betas"]
+    return (float(group["lr"]), beta1, beta2, group["eps"], group["weight_decay"], group["amsgrad"],
+            group["maximize"], group.get("decoupled_weight_decay", False))
