@@ -44,8 +44,19 @@ class Size(tuple):
 
 
 class Tensor:
-    __slots__ = ("_data", "dtype", "_requires_grad", "_grad", "grad_fn", "_output_nr", "_base",
-                 "_vc", "_accum", "_hooks", "_retains_grad", "_sym", "__weakref__", "__dict__")
+    # Only what every tensor sets lives in slots: a tensor is made per op, and each attribute
+    # set costs time. The autograd fields are class-level defaults until an op or the user
+    # changes them (then they live in the instance's __dict__).
+    __slots__ = ("_data", "dtype", "_vc", "__weakref__", "__dict__")
+    _requires_grad = False
+    _grad = None
+    grad_fn = None
+    _output_nr = 0
+    _base = None  # the tensor whose storage this view shares (None: owns its storage)
+    _accum = None  # the AccumulateGrad node of a leaf, made on first use
+    _hooks = None
+    _retains_grad = False
+    _sym = None  # the tracer's node, while tracing
 
     # ---- construction -------------------------------------------------------
     def __new__(cls, *args, **kwargs):
@@ -68,32 +79,17 @@ class Tensor:
     def _init(self, arr, dt):
         self._data = arr
         self.dtype = dt
-        self._requires_grad = False
-        self._grad = None
-        self.grad_fn = None
-        self._output_nr = 0
-        self._base = None
         self._vc = [0]
-        self._accum = None
-        self._hooks = None
-        self._retains_grad = False
-        self._sym = None
+        d = self.__dict__
+        if d:
+            d.clear()  # a fresh autograd identity (Parameter re-initialises an existing tensor)
 
     @classmethod
     def _make(cls, arr: np.ndarray, dt: D.DType) -> "Tensor":
         t = object.__new__(cls)
         t._data = arr
         t.dtype = dt
-        t._requires_grad = False
-        t._grad = None
-        t.grad_fn = None
-        t._output_nr = 0
-        t._base = None
         t._vc = [0]
-        t._accum = None
-        t._hooks = None
-        t._retains_grad = False
-        t._sym = None
         return t
 
     # ---- metadata -------------------------------------------------------------
