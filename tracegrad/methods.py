@@ -166,7 +166,7 @@ def install() -> None:
         "__sub__": P.fast_binary_method(P.SUB), "__rsub__": _rsub, "__isub__": inplace(P.sub),
         "__mul__": P.fast_binary_method(P.MUL), "__rmul__": P.fast_binary_method(P.MUL),
         "__imul__": inplace(P.mul),
-        "__truediv__": P.div, "__rtruediv__": _rtruediv, "__itruediv__": inplace(P.div),
+        "__truediv__": P.fast_binary_method(P.DIV, P.div), "__rtruediv__": _rtruediv, "__itruediv__": inplace(P.div),
         "__floordiv__": P.floor_divide, "__rfloordiv__": _binop(P.floor_divide, True),
         "__ifloordiv__": inplace(P.floor_divide),
         "__mod__": P.remainder, "__rmod__": _binop(P.remainder, True), "__imod__": inplace(P.remainder),
@@ -176,7 +176,7 @@ def install() -> None:
         "__and__": P.bitwise_and, "__rand__": _binop(P.bitwise_and, True), "__iand__": inplace(P.bitwise_and),
         "__or__": P.bitwise_or, "__ror__": _binop(P.bitwise_or, True), "__ior__": inplace(P.bitwise_or),
         "__xor__": P.bitwise_xor, "__rxor__": _binop(P.bitwise_xor, True), "__ixor__": inplace(P.bitwise_xor),
-        "__eq__": P.eq, "__ne__": P.ne, "__lt__": P.lt, "__le__": P.le, "__gt__": P.gt, "__ge__": P.ge,
+        **{f"__{n}__": P.fast_binary_method(P._CMP[n], getattr(P, n)) for n in ("eq", "ne", "lt", "le", "gt", "ge")},
     }
     for name, fn in ops.items():
         setattr(Tensor, name, fn)

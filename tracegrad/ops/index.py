@@ -15,6 +15,8 @@ from . import movement as M
 from .shape_util import pointwise_strides, sum_to, wrap_dim
 from .table import defop
 from ..autograd.record import name_by_args
+from ..autograd.grad_mode import _state as _grad_state
+from ..dispatch import TRACER as _TRACER
 
 
 # ---- turning a Python index into parts --------------------------------------------------
@@ -62,7 +64,47 @@ def _expand_ellipsis(idx: tuple, ndim: int) -> tuple:
     return idx[:k] + (slice(None),) * max(ndim - used, 0) + idx[k + 1:]
 
 
+_BASIC = frozenset((slice, int, type(Ellipsis)))  # not None: NumPy's new axis has stride 0, torch's does not
+_ndarray = np.ndarray
+_new = object.__new__
+
+
+def _basic_view(self: Tensor, index):
+    """`x[1:, :2]`, `x[0]`, `x[..., 0]` with nothing to record: NumPy's basic indexing gives the
+    very view torch makes (same strides and offset), so it is taken directly. None when the index
+    is anything else, or NumPy refuses it (the full path below then raises torch's error)."""
+    if type(index) is tuple:
+        for i in index:
+            t = type(i)
+            if t not in _BASIC or (t is slice and i.step is not None and (type(i.step) is not int or i.step <= 0)):
+                return None
+    elif type(index) is int:
+        index = (index,)
+    else:
+        return None  # a lone slice is SliceBackward0's business, and cheap enough below
+    x = self._data
+    try:
+        r = x[index]
+        if type(r) is not _ndarray:  # an element: NumPy copies it out, torch keeps a 0-d view
+            r = x[index + (Ellipsis,)]
+    except (IndexError, ValueError, TypeError):
+        return None
+    if r.ndim == 0 and x.ndim == 0:
+        return None  # x[()] and x[...] of a 0-d tensor: rare, and torch's errors differ
+    t = _new(Tensor)
+    t._data = r
+    t.dtype = self.dtype
+    base = self._base
+    t._base = self if base is None else base
+    t._vc = self._vc
+    return t
+
+
 def getitem(self: Tensor, index):
+    if _TRACER[0] is None and not (self._requires_grad and _grad_state["enabled"]):
+        r = _basic_view(self, index)
+        if r is not None:
+            return r
     if type(index) is slice:  # a lone slice is always a slice op, even x[:] (torch: SliceBackward0)
         if self.ndim == 0:
             raise IndexError("slice() cannot be applied to a 0-dim tensor.")

@@ -480,18 +480,17 @@ def _ints_only(kernel: str, a, b) -> None:
 _dispatch.SLOW_BINARY[0] = _checked_binary
 
 
-def fast_binary_method(op):
-    """`Tensor.__add__` and friends: straight to the dispatcher's fast path."""
+def _sub_checked(a, b):
+    _check_sub(a, b)
+    return binary(SUB, a, b)
 
-    if op is SUB:
-        def method(self, other):
-            _check_sub(self, other)
-            return binary(op, self, other)
-    else:
-        def method(self, other):
-            return binary(op, self, other)
 
-    return method
+def fast_binary_method(op, fallback=None):
+    """`Tensor.__add__` and friends: the dispatcher's one-frame operator, which hands what it
+    does not cover to `fallback` (by default the checked binary path)."""
+    if fallback is None:
+        fallback = _sub_checked if op is SUB else (lambda a, b: binary(op, a, b))
+    return _dispatch.binary_method(op, fallback)
 
 
 def _as_tensor(x):

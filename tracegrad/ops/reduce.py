@@ -163,8 +163,35 @@ def _dims(x, dim):
     return dims if x.ndim else ()
 
 
+# `x.sum()` of a float tensor, the most common reduction (every loss ends in one), skips the
+# general path: its dims, attrs and output dtype are known from the input's ndim alone.
+# The attrs dicts are shared by every node that records such a sum, so nothing may write to them.
+_ALL_DIMS = [tuple(range(n)) for n in range(65)]
+_SUM_ALL_ATTRS = [{"dims": d, "keepdim": False, "explicit_dim": False, "dtype": None} for d in _ALL_DIMS]
+_SUM_FAST = {D.float32: np.dtype(np.float32), D.float64: np.dtype(np.float64)}
+_add_reduce, _empty, _new = np.add.reduce, np.empty, object.__new__
+_TRACER, _es_set, _es_reset, _QUIET_ALL = (_dispatch.TRACER, _dispatch._ERRSTATE.set, _dispatch._ERRSTATE.reset,
+                                           _dispatch._IGNORE_ALL)
+
+
 def sum(input, dim=None, keepdim=False, *, dtype=None, out=None):
     """Sum over `dim` (all dims by default); integer and bool inputs sum in int64."""
+    if dim is None and dtype is None and out is None and keepdim is False and _TRACER[0] is None \
+            and isinstance(input, Tensor):
+        npdt = _SUM_FAST.get(input.dtype)
+        if npdt is not None:
+            x = input._data
+            o = _empty((), npdt)  # a 0-d array to reduce into (a NumPy scalar would need wrapping)
+            tok = _es_set(_QUIET_ALL)
+            _add_reduce(x, _ALL_DIMS[x.ndim], None, o)
+            _es_reset(tok)
+            r = _new(Tensor)
+            r._data = o
+            r.dtype = input.dtype
+            r._vc = [0]
+            if input._requires_grad and _grad_state["enabled"]:
+                _dispatch._record_grad(SUM, (input,), _SUM_ALL_ATTRS[x.ndim], (r,))
+            return r
     if isinstance(dim, D.DType):
         dim, dtype = None, dim
     dims = _dims(input, dim)
