@@ -411,3 +411,64 @@ def _layout_of_two(res, a, b):
     if x.flags.c_contiguous and y.flags.c_contiguous and x.shape == y.shape:
         return res
     return _match_layout(res, (a, b))
+
+
+def unary_function(op, fallback, check=None):
+    """`tracegrad.exp(x)`, `x.relu()`, `-x`... for op in one frame when x is a plain tensor whose
+    dtype the op computes in (float32 -> float32); everything else (out=, bfloat16, integer inputs
+    that promote, the tracer) goes to `fallback(input, out=...)`, the op's full function.
+    `check(dtype)` is the op's refusal of dtypes torch has no kernel for."""
+    numpy_fn = op.numpy
+    has_vjp = op.vjp is not None
+    fast: dict = {}  # dtype -> output dtype, or None where the fallback must run
+    tracer, grad_state, new, Tensor, ndarray = TRACER, _grad, object.__new__, _Tensor, np.ndarray
+    errstate_set, errstate_reset, quiet_all = _ERRSTATE.set, _ERRSTATE.reset, _IGNORE_ALL
+
+    def fast_dtype(dt):
+        out = None
+        if dt is not _BF16 and op.nout == 1:
+            try:
+                if check is not None:
+                    check(dt)
+                probe = _probe(dt)
+                out_dt = op.dtype((probe,), _EMPTY) if op.dtype is not None else dt
+                comp = out_dt if op.cast_inputs else dt
+                if comp is dt:
+                    with np.errstate(all="ignore"):
+                        r = np.asarray(numpy_fn(np.ones(1, dt.np)))
+                    out = out_dt if r.dtype == out_dt.np else None
+            except (RuntimeError, TypeError):  # refused: the fallback raises torch's error
+                out = None
+        fast[dt] = out
+        return out
+
+    def f(input, *, out=None):
+        if out is None and tracer[0] is None and isinstance(input, Tensor):
+            dt = input.dtype
+            try:
+                out_dt = fast[dt]
+            except KeyError:
+                out_dt = fast_dtype(dt)
+            if out_dt is not None:
+                x = input._data
+                tok = errstate_set(quiet_all)
+                try:
+                    res = numpy_fn(x)
+                finally:
+                    errstate_reset(tok)
+                if type(res) is not ndarray:
+                    res = np.asarray(res)
+                elif res.ndim > 1 and res.strides != x.strides:
+                    res = _match_layout(res, (input,))
+                t = new(Tensor)
+                t._data = res
+                t.dtype = out_dt
+                t._vc = [0]
+                if input._requires_grad and has_vjp and grad_state["enabled"]:
+                    _record_grad(op, (input,), _EMPTY, (t,))
+                return t
+        return fallback(input, out=out)
+
+    f.__name__ = fallback.__name__
+    f.__doc__ = fallback.__doc__
+    return f

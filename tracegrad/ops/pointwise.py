@@ -294,6 +294,16 @@ TANH = _unary("tanh", np.tanh, "libdevice.tanh({0})", _g(lambda out: 1 - out * o
 
 
 def _np_sigmoid(x):
+    if x.dtype.itemsize <= 4:
+        # in float64, 1 / (1 + exp(-x)) is exact to float32 at both tails (exp(-x) overflows only far
+        # below float32's smallest sigmoid) and takes fewer NumPy calls than the two-sided form below
+        t = np.negative(x, dtype=np.float64)
+        if type(t) is not np.ndarray:  # a 0-d input gives a NumPy scalar, which out= cannot write
+            t = np.asarray(t)
+        np.exp(t, out=t)
+        t += 1.0
+        np.reciprocal(t, out=t)
+        return t.astype(x.dtype)
     # exp(-|x|) never overflows; torch's sigmoid is exact at both tails
     e = np.exp(-np.abs(x))
     return np.where(x >= 0, 1 / (1 + e), e / (1 + e)).astype(x.dtype, copy=False)
@@ -319,7 +329,17 @@ NEG = _unary("neg", np.negative, "-{0}", lambda ctx, s, g: (-g,), save=(), dtype
 ABS = _unary("abs", np.abs, "tl.abs({0})", _g(lambda x: sign(x)), dtype=_same)
 SIGN = _unary("sign", lambda x: x.copy() if x.dtype == np.bool_ else np.where(x != x, 0, np.sign(x)).astype(x.dtype), "({0} > 0).to({ctype}) - ({0} < 0).to({ctype})",
               lambda ctx, s, g: (g * 0.0,), save=(), dtype=_same)
-RELU = _unary("relu", lambda x: np.maximum(x, 0).astype(x.dtype, copy=False),
+_ZEROS: dict = {}  # NumPy dtype -> its zero: max(x, 0) with a typed zero skips converting the Python 0
+
+
+def _np_relu(x):
+    z = _ZEROS.get(x.dtype)
+    if z is None:
+        z = _ZEROS[x.dtype] = x.dtype.type(0)
+    return np.maximum(x, z)
+
+
+RELU = _unary("relu", _np_relu,
               "tl.maximum({0}, 0, propagate_nan=tl.PropagateNan.ALL)",
               _g(lambda out: (out > 0).to(out.dtype)), save=("out",), dtype=_same)
 # rounding an integer is the integer itself
@@ -734,7 +754,7 @@ def _un(op, check_float=False):
 
     f.__name__ = op.name
     f.__doc__ = f"Elementwise `{op.name}`."
-    return f
+    return _dispatch.unary_function(op, f, check)
 
 
 exp, exp2, expm1, log, log2, log10, log1p = (_un(o) for o in (EXP, EXP2, EXPM1, LOG, LOG2, LOG10, LOG1P))
