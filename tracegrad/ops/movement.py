@@ -24,6 +24,49 @@ def _prod(xs):
     return n
 
 
+# ---- the view fast path ------------------------------------------------------------------------
+# A view is a NumPy view plus bookkeeping; when NumPy's view has torch's strides, the ops below make
+# it here instead of through apply() (view, reshape, t, transpose, unsqueeze run inside every vjp).
+from ..dispatch import TRACER as _TRACER, _record_grad  # noqa: E402
+from ..autograd.grad_mode import _state as _grad_state  # noqa: E402
+
+_new = object.__new__
+_EMPTY: dict = {}
+
+
+def _view_of(self, arr, op, attrs):
+    """`arr`, a NumPy view of self's data that op made with `attrs`, as the tensor torch returns."""
+    t = _new(Tensor)
+    t._data = arr
+    t.dtype = self.dtype
+    base = self._base
+    t._base = self if base is None else base
+    t._vc = self._vc
+    if self._requires_grad and _grad_state["enabled"]:
+        _record_grad(op, (self,), attrs, (t,))
+    return t
+
+
+def _dense_reshape(self, shape):
+    """NumPy's reshape of self when it is a view with torch's strides: the data is row-major with no
+    size-1 dims (NumPy calls an array contiguous whatever the strides of its size-1 dims, torch
+    does not). None otherwise, or for a shape NumPy refuses (the full path gives torch's error)."""
+    x = self._data
+    if _TRACER[0] is not None or not x.flags.c_contiguous or 1 in x.shape:
+        return None
+    try:
+        if shape and min(shape) < -1:  # NumPy takes any negative size as "infer", torch only -1
+            return None
+        return x.reshape(shape)
+    except (ValueError, TypeError):
+        return None
+
+
+def _elem_strides(r):
+    item = r.itemsize
+    return tuple(s // item for s in r.strides)
+
+
 def infer_size(shape, numel: int) -> tuple:
     """Resolve one -1 in a requested shape, with torch's errors."""
     shape = tuple(int(s) for s in shape)
@@ -104,10 +147,15 @@ UNSAFE_VIEW = defop("unsafe_view", "view", _np_view, vjp=_vjp_view, grad_name="U
 
 
 def view(self, *shape):
-    if len(shape) == 1 and isinstance(shape[0], D.DType):
-        return _view_dtype(self, shape[0])
-    if len(shape) == 1 and not isinstance(shape[0], int):
-        shape = tuple(shape[0])
+    if len(shape) == 1:
+        s0 = shape[0]
+        if type(s0) is not int:
+            if isinstance(s0, D.DType):
+                return _view_dtype(self, s0)
+            shape = tuple(s0)
+    r = _dense_reshape(self, shape)
+    if r is not None:
+        return _view_of(self, r, VIEW, {"shape": r.shape, "strides": _elem_strides(r)})
     shape = infer_size(shape, self.numel())
     st = view_strides(self._data.shape, self.stride(), shape)
     if st is None:
@@ -125,8 +173,11 @@ def _view_dtype(self, dt):
 
 
 def reshape(self, *shape):
-    if len(shape) == 1 and not isinstance(shape[0], int):
+    if len(shape) == 1 and type(shape[0]) is not int:
         shape = tuple(shape[0])
+    r = _dense_reshape(self, shape)
+    if r is not None:
+        return _view_of(self, r, VIEW, {"shape": r.shape, "strides": _elem_strides(r), "alias": False})
     shape = infer_size(shape, self.numel())
     st = view_strides(self._data.shape, self.stride(), shape)
     if st is not None:
@@ -194,7 +245,10 @@ def permute(self, *dims):
 
 
 def transpose(self, dim0, dim1):
-    d0, d1 = wrap_dim(dim0, self.ndim), wrap_dim(dim1, self.ndim)
+    x = self._data
+    d0, d1 = wrap_dim(dim0, x.ndim), wrap_dim(dim1, x.ndim)
+    if _TRACER[0] is None and x.ndim:
+        return _view_of(self, x.swapaxes(d0, d1), TRANSPOSE, {"d0": d0, "d1": d1})
     return apply(TRANSPOSE, (self,), {"d0": d0, "d1": d1})
 
 
@@ -202,8 +256,11 @@ swapaxes = swapdims = transpose
 
 
 def t(self):
-    if self.ndim > 2:
-        raise RuntimeError(f"t() expects a tensor with <= 2 dimensions, but self is {self.ndim}D")
+    x = self._data
+    if x.ndim > 2:
+        raise RuntimeError(f"t() expects a tensor with <= 2 dimensions, but self is {x.ndim}D")
+    if _TRACER[0] is None:
+        return _view_of(self, x.T, T, _EMPTY)
     return apply(T, (self,))
 
 
@@ -285,7 +342,11 @@ SQUEEZE = defop("squeeze", "view", lambda a, dims: np.squeeze(a, dims) if dims e
 
 
 def unsqueeze(self, dim):
-    d = wrap_dim(dim, self.ndim + 1)
+    x = self._data
+    d = wrap_dim(dim, x.ndim + 1)
+    r = _dense_reshape(self, x.shape[:d] + (1,) + x.shape[d:])
+    if r is not None:  # (row-major, so the new dim's stride is torch's: the stride of the dim before it)
+        return _view_of(self, r, UNSQUEEZE, {"dim": d})
     return apply(UNSQUEEZE, (self,), {"dim": d})
 
 
