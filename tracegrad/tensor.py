@@ -347,9 +347,12 @@ class Tensor:
         return self._values().tolist()
 
     def item(self):
-        if self._data.size != 1:
-            raise RuntimeError(f"a Tensor with {self._data.size} elements cannot be converted to Scalar")
-        return self._values().reshape(()).item()
+        x = self._data
+        if x.size != 1:
+            raise RuntimeError(f"a Tensor with {x.size} elements cannot be converted to Scalar")
+        if self.dtype is D.bfloat16:
+            return self._values().reshape(()).item()
+        return x.item()  # (loss.item() runs every step: no widening or reshape for the other dtypes)
 
     def __len__(self) -> int:
         if self._data.ndim == 0:

@@ -35,7 +35,8 @@ _EMPTY: dict = {}
 
 
 def _view_of(self, arr, op, attrs):
-    """`arr`, a NumPy view of self's data that op made with `attrs`, as the tensor torch returns."""
+    """`arr`, a NumPy view of self's data that op made, as the tensor torch returns. `attrs` is the
+    op's attrs, or a function of `arr` giving them (only called when the view is recorded)."""
     t = _new(Tensor)
     t._data = arr
     t.dtype = self.dtype
@@ -43,8 +44,16 @@ def _view_of(self, arr, op, attrs):
     t._base = self if base is None else base
     t._vc = self._vc
     if self._requires_grad and _grad_state["enabled"]:
-        _record_grad(op, (self,), attrs, (t,))
+        _record_grad(op, (self,), attrs(arr) if callable(attrs) else attrs, (t,))
     return t
+
+
+def _view_attrs(r):
+    return {"shape": r.shape, "strides": _elem_strides(r)}
+
+
+def _reshape_attrs(r):
+    return {"shape": r.shape, "strides": _elem_strides(r), "alias": False}
 
 
 def _dense_reshape(self, shape):
@@ -155,7 +164,7 @@ def view(self, *shape):
             shape = tuple(s0)
     r = _dense_reshape(self, shape)
     if r is not None:
-        return _view_of(self, r, VIEW, {"shape": r.shape, "strides": _elem_strides(r)})
+        return _view_of(self, r, VIEW, _view_attrs)
     shape = infer_size(shape, self.numel())
     st = view_strides(self._data.shape, self.stride(), shape)
     if st is None:
@@ -177,7 +186,7 @@ def reshape(self, *shape):
         shape = tuple(shape[0])
     r = _dense_reshape(self, shape)
     if r is not None:
-        return _view_of(self, r, VIEW, {"shape": r.shape, "strides": _elem_strides(r), "alias": False})
+        return _view_of(self, r, VIEW, _reshape_attrs)
     shape = infer_size(shape, self.numel())
     st = view_strides(self._data.shape, self.stride(), shape)
     if st is not None:

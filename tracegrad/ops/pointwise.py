@@ -513,6 +513,9 @@ def fast_binary_method(op, fallback=None):
     return _dispatch.binary_method(op, fallback)
 
 
+_ADD_OPERATOR, _MUL_OPERATOR = fast_binary_method(ADD), fast_binary_method(MUL)
+
+
 def _as_tensor(x):
     from ..creation import tensor
 
@@ -538,7 +541,7 @@ def _with_alpha(op, input, other, alpha):
 
 def add(input, other, *, alpha=1, out=None):
     if alpha == 1 and out is None and isinstance(input, Tensor):
-        return binary(ADD, input, other)
+        return _ADD_OPERATOR(input, other)
     if alpha != 1:  # one AddBackward0 node over (input, other), as in torch
         return _out(out, composite("AddBackward0", lambda a, b: _with_alpha(ADD, a, b, alpha), input, other,
                                    torch_args=(0, 1)))
@@ -565,7 +568,7 @@ def rsub(input, other, *, alpha=1):
 
 def mul(input, other, *, out=None):
     if out is None and isinstance(input, Tensor):
-        return binary(MUL, input, other)
+        return _MUL_OPERATOR(input, other)
     r = _binary(MUL, input, other)
     return _out(out, r)
 
@@ -617,7 +620,28 @@ def atan2(input, other, *, out=None):
 arctan2 = atan2
 
 
+_POW_TENSOR_SCALAR = {"form": 0}  # shared by the nodes the fast path records: never written to
+_POW_FAST = (D.float32, D.float64)
+
+
 def pow(input, exponent, *, out=None):
+    te = type(exponent)
+    if (te is float or te is int) and out is None and _dispatch.TRACER[0] is None and isinstance(input, Tensor) \
+            and input.dtype in _POW_FAST:
+        # x ** 2 on a float tensor: the dtype is the input's, nothing to check
+        tok = _dispatch._ERRSTATE.set(_dispatch._IGNORE_ALL)
+        try:
+            res = np.power(input._data, exponent)
+        finally:
+            _dispatch._ERRSTATE.reset(tok)
+        if type(res) is not np.ndarray:  # (a 0-d input gives a NumPy scalar)
+            res = np.asarray(res)
+        elif res.ndim > 1 and res.strides != input._data.strides:
+            res = _dispatch._match_layout(res, (input,))
+        r = Tensor._make(res, input.dtype)
+        if input._requires_grad and _dispatch._grad["enabled"]:
+            _dispatch._record_grad(POW, (input, exponent), _POW_TENSOR_SCALAR, (r,))
+        return r
     if isinstance(input, Tensor) and not isinstance(exponent, Tensor):
         form = 0
         if input.dtype.category <= D._INT and isinstance(exponent, int) and exponent < 0:
