@@ -174,6 +174,45 @@ _TRACER, _es_set, _es_reset, _QUIET_ALL = (_dispatch.TRACER, _dispatch._ERRSTATE
                                            _dispatch._IGNORE_ALL)
 
 
+def _fast_sum(op, input, dim, keepdim):
+    """sum or mean (op) of a float32/float64 tensor over all dims or one int dim, without the general
+    path's attrs and dtype rules; None for anything else (the general path then decides)."""
+    x = input._data
+    n = x.ndim
+    if dim is None:
+        dims = _ALL_DIMS[n]
+    elif type(dim) is int and -n <= dim < n:
+        dims = (dim + n if dim < 0 else dim,)
+    else:
+        return None
+    if keepdim is not False and keepdim is not True:
+        return None
+    tok = _es_set(_QUIET_ALL)
+    try:
+        res = _add_reduce(x, dims, None, None, keepdim)
+        if op is MEAN:  # sum / n, as _np_mean: 0 / 0 is nan for an empty slice
+            count = 1
+            for d in dims:
+                count *= x.shape[d]
+            res = res / count
+    finally:
+        _es_reset(tok)
+    if type(res) is not np.ndarray:
+        res = np.asarray(res)
+    elif res.ndim > 1 and not res.flags.c_contiguous:
+        res = np.ascontiguousarray(res)  # torch allocates reduction outputs row-major
+    r = _new(Tensor)
+    r._data = res
+    r.dtype = input.dtype
+    r._vc = [0]
+    if input._requires_grad and _grad_state["enabled"]:
+        attrs = {"dims": dims, "keepdim": keepdim, "explicit_dim": dim is not None}
+        if op is SUM:
+            attrs["dtype"] = None
+        _dispatch._record_grad(op, (input,), attrs, (r,))
+    return r
+
+
 def sum(input, dim=None, keepdim=False, *, dtype=None, out=None):
     """Sum over `dim` (all dims by default); integer and bool inputs sum in int64."""
     if dim is None and dtype is None and out is None and keepdim is False and _TRACER[0] is None \
@@ -191,6 +230,11 @@ def sum(input, dim=None, keepdim=False, *, dtype=None, out=None):
             r._vc = [0]
             if input._requires_grad and _grad_state["enabled"]:
                 _dispatch._record_grad(SUM, (input,), _SUM_ALL_ATTRS[x.ndim], (r,))
+            return r
+    if dtype is None and out is None and _TRACER[0] is None and isinstance(input, Tensor) \
+            and input.dtype in _SUM_FAST:
+        r = _fast_sum(SUM, input, dim, keepdim)
+        if r is not None:
             return r
     if isinstance(dim, D.DType):
         dim, dtype = None, dim
@@ -226,6 +270,11 @@ def nansum(input, dim=None, keepdim=False, *, dtype=None):
 
 
 def mean(input, dim=None, keepdim=False, *, dtype=None, out=None):
+    if dtype is None and out is None and _TRACER[0] is None and isinstance(input, Tensor) \
+            and input.dtype in _SUM_FAST:
+        r = _fast_sum(MEAN, input, dim, keepdim)
+        if r is not None:
+            return r
     dt = dtype or input.dtype
     if not dt.is_floating_point:
         raise RuntimeError(
