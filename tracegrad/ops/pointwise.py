@@ -294,23 +294,18 @@ TANH = _unary("tanh", np.tanh, "libdevice.tanh({0})", _g(lambda out: 1 - out * o
 
 
 def _np_sigmoid(x):
-    if x.dtype.itemsize <= 4:
-        # in float64, 1 / (1 + exp(-x)) is exact to float32 at both tails (exp(-x) overflows only far
-        # below float32's smallest sigmoid) and takes fewer NumPy calls than the two-sided form below
-        t = np.negative(x, dtype=np.float64)
-        if type(t) is not np.ndarray:  # a 0-d input gives a NumPy scalar, which out= cannot write
-            t = np.asarray(t)
-        np.exp(t, out=t)
-        t += 1.0
-        np.reciprocal(t, out=t)
-        return t.astype(x.dtype)
-    # exp(-|x|) never overflows; torch's sigmoid is exact at both tails
-    e = np.exp(-np.abs(x))
-    return np.where(x >= 0, 1 / (1 + e), e / (1 + e)).astype(x.dtype, copy=False)
+    # torch's formula, 1 / (1 + exp(-x)): exp(-x) overflows to inf far out on the left, and the
+    # result is 0 there (torch's float32 sigmoid(-100) is 0, not the denormal 3.7e-44); float16
+    # and bfloat16 compute in float32, as torch's CPU kernels do
+    t = np.negative(x, dtype=np.float64 if x.dtype == np.float64 else np.float32)
+    if type(t) is not np.ndarray:  # a 0-d input gives a NumPy scalar, which out= cannot write
+        t = np.asarray(t)
+    np.exp(t, out=t)
+    t += 1.0
+    np.reciprocal(t, out=t)
+    return t if t.dtype == x.dtype else t.astype(x.dtype)
 
 
-# spelled out rather than tl.sigmoid, a @jit function of Triton's standard library that the
-# interpreter cannot call unless TRITON_INTERPRET was set before Triton was imported
 SIGMOID = _unary("sigmoid", _np_sigmoid, "1.0 / (1.0 + tl.exp(-{0}))", _g(lambda out: out * (1 - out)), save=("out",))
 RECIPROCAL = _unary("reciprocal", np.reciprocal, "1.0 / {0}", _g(lambda out: -out * out), save=("out",))
 
@@ -620,6 +615,8 @@ def atan2(input, other, *, out=None):
 arctan2 = atan2
 
 
+_HALF_MAX = {D.float16: 65504.0, D.bfloat16: 3.3895313892515355e38}  # torch checks pow's exponent fits
+_tn_half = {D.float16: "c10::Half", D.bfloat16: "c10::BFloat16"}
 _POW_TENSOR_SCALAR = {"form": 0}  # shared by the nodes the fast path records: never written to
 _POW_FAST = (D.float32, D.float64)
 
@@ -646,6 +643,9 @@ def pow(input, exponent, *, out=None):
         form = 0
         if input.dtype.category <= D._INT and isinstance(exponent, int) and exponent < 0:
             raise RuntimeError("Integers to negative integer powers are not allowed.")
+        if input.dtype.itemsize == 2 and input.dtype.is_floating_point and isinstance(exponent, (int, float)) \
+                and math.isfinite(exponent) and not -_HALF_MAX[input.dtype] <= exponent <= _HALF_MAX[input.dtype]:
+            raise RuntimeError(f"value cannot be converted to type {_tn_half[input.dtype]} without overflow")
     else:
         form = 2 if not isinstance(input, Tensor) else 1
     _check(input, exponent)
