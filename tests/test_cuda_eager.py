@@ -212,3 +212,31 @@ def test_ops_without_a_kernel_run_on_the_host_and_say_so(cuda, rng):
         same(x.cumsum(0), tx.cumsum(0))
     assert "cumsum" in eager.host_fallbacks()
     same(tracegrad.cat([x, x * 2], 1), torch.cat([tx, tx * 2], 1))
+
+
+@pytest.mark.parametrize("opt", ["SGD", "Adam"])
+def test_module_to_cuda_and_optimizer_steps(cuda, rng, opt):
+    xs = rng.standard_normal((8, 5)).astype(np.float32)
+    ys = rng.standard_normal((8, 1)).astype(np.float32)
+
+    def train(L, dev):
+        m = L.nn.Sequential(L.nn.Linear(5, 4), L.nn.ReLU(), L.nn.Linear(4, 1))
+        with L.no_grad():
+            for p in m.parameters():
+                p.copy_(L.tensor(np.linspace(-0.5, 0.5, p.numel(), dtype=np.float32).reshape(tuple(p.shape))))
+        m = m.to(dev)
+        o = getattr(L.optim, opt)(m.parameters(), lr=0.1)
+        x, y = L.tensor(xs, device=dev), L.tensor(ys, device=dev)
+        for _ in range(2):
+            o.zero_grad()
+            ((m(x) - y) ** 2).mean().backward()
+            o.step()
+        return list(m.parameters())
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        ours = train(tracegrad, "cuda")
+    for p, tp in zip(ours, train(torch, "cpu")):
+        assert isinstance(p, tracegrad.nn.Parameter)
+        same(p.detach(), tp.detach())
+    assert not tracegrad.nn.Linear(2, 2).cuda().cpu().weight.is_cuda
