@@ -150,9 +150,29 @@ def test_in_place_and_copies(cuda, rng):
     same(y, ty)
     same(x.t().contiguous(), tx.t().contiguous())
     assert x.t().contiguous().is_contiguous()
+    host = tracegrad.zeros(3, 4)
+    host.copy_(x.t().t())  # copy_ crosses devices, both ways
+    assert not host.is_cuda and np.array_equal(host.numpy(), tx.numpy())
+    z = tracegrad.zeros(3, 4, device="cuda", dtype=tracegrad.float64)
+    z.copy_(tracegrad.tensor([1.0, 2.0, 3.0, 4.0]))
+    z[0].fill_(7)
+    same(z, torch.tensor([[7.0] * 4, [1.0, 2.0, 3.0, 4.0], [1.0, 2.0, 3.0, 4.0]], dtype=torch.float64))
 
 
 # ---- autograd ------------------------------------------------------------------------------------------
+def test_simulation_is_switched_on_by_the_environment():
+    import os
+    import subprocess
+    import sys
+
+    code = ("import tracegrad; x = tracegrad.arange(4.0, device='cuda'); print(x * 2, tracegrad.cuda.is_available())")
+    env = dict(os.environ, TRACEGRAD_SIMULATE_CUDA="1")
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # this checkout's tracegrad
+    out = subprocess.run([sys.executable, "-c", code], env=env, cwd=root, capture_output=True, text=True,
+                         timeout=120)
+    assert out.stdout.strip() == "tensor([0., 2., 4., 6.], device='cuda:0') True", out.stderr
+
+
 def test_autograd_through_a_small_mlp(cuda, rng):
     xs = rng.standard_normal((8, 5)).astype(np.float32)
     target = rng.standard_normal((8, 2)).astype(np.float32)

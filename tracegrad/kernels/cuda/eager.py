@@ -403,6 +403,24 @@ def _run(op, args, attrs, dtype, compute):
     return _fallback(op, args, attrs, dtype, compute, why)
 
 
+def _copy_op(args, dtype):
+    """dst.copy_(src)'s value: src broadcast to dst's shape, in dst's dtype, on dst's device."""
+    from ...dispatch import to_storage
+
+    T = _Tensor()
+    dst, src = args
+    if type(dst._data) is np.ndarray:  # device -> host
+        vals = np.broadcast_to(host_values(src).astype(D.compute_np(dtype)), dst.shape)
+        return T._make(to_storage(np.ascontiguousarray(vals), dtype), dtype)
+    if isinstance(src, T):
+        s = src._data if type(src._data) is not np.ndarray else from_host(src._data, src.dtype)
+    else:
+        s = from_host(to_storage(np.asarray(src, D.compute_np(dtype)), dtype), dtype)
+    out = empty(dst.shape, dtype)
+    copy_into(out, s)
+    return T._make(out, dtype)
+
+
 def _linear_backward(args, attrs, dtypes):
     """grad of x @ w.T + b: (g @ w, g.T @ x, g summed over rows), two matmuls and a reduction."""
     from ...ops.table import OPS
@@ -424,12 +442,17 @@ def apply_on_device(op, args: tuple, attrs: dict, dtype: D.DType | None, compute
     from ...autograd.record import record
     from ...dispatch import _first_dtype
 
-    _same_device(args)
+    if op.name == "copy":  # copy_ is how data crosses devices: either side may be the host
+        outs = (_copy_op(args, dtype),)
+    else:
+        _same_device(args)
+        outs = None
     if dtype is None:
         dtype = op.dtype(args, attrs) if op.dtype is not None else _first_dtype(args)
     if compute is None and op.cast_inputs:
         compute = dtype if not isinstance(dtype, tuple) else dtype[0]
-    outs = tuple(_run(op, args, attrs, dtype, compute))
+    if outs is None:
+        outs = tuple(_run(op, args, attrs, dtype, compute))
     T = _Tensor()
     rg = any(isinstance(a, T) and a._requires_grad for a in args) or any(
         type(a) in (list, tuple) and any(isinstance(x, T) and x._requires_grad for x in a) for a in args)
