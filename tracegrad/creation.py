@@ -358,7 +358,8 @@ def zeros_like(input, *, dtype=None, device=None, requires_grad=False, memory_fo
 
 
 def ones_like(input, *, dtype=None, device=None, requires_grad=False, memory_format=None) -> Tensor:
-    return _preserve(input, ones(input.shape, dtype=_like(input, dtype), device=_like_device(input, device), requires_grad=requires_grad))
+    return _preserve(input, ones(input.shape, dtype=_like(input, dtype), device=_like_device(input, device),
+                                 requires_grad=requires_grad))
 
 
 def full_like(input, fill_value, *, dtype=None, device=None, requires_grad=False, memory_format=None) -> Tensor:
@@ -475,7 +476,8 @@ def randperm(n, *, generator=None, dtype=None, device=None, requires_grad=False)
 
 
 def rand_like(input, *, dtype=None, device=None, requires_grad=False, memory_format=None) -> Tensor:
-    return _preserve(input, rand(input.shape, dtype=_like(input, dtype), device=_like_device(input, device), requires_grad=requires_grad))
+    return _preserve(input, rand(input.shape, dtype=_like(input, dtype), device=_like_device(input, device),
+                                 requires_grad=requires_grad))
 
 
 def randn_like(input, *, dtype=None, device=None, requires_grad=False, memory_format=None) -> Tensor:
@@ -486,7 +488,8 @@ def randn_like(input, *, dtype=None, device=None, requires_grad=False, memory_fo
 def randint_like(input, low=0, high=None, *, dtype=None, device=None, requires_grad=False) -> Tensor:
     if high is None:
         low, high = 0, low
-    return _preserve(input, randint(low, high, input.shape, dtype=_like(input, dtype), device=_like_device(input, device)))
+    return _preserve(input, randint(low, high, input.shape, dtype=_like(input, dtype),
+                                    device=_like_device(input, device)))
 
 
 def normal(mean=0.0, std=1.0, size=None, *, generator=None, dtype=None, device=None, requires_grad=False,

@@ -456,7 +456,7 @@ class Tensor:
         return to_dtype(t, dtype)
 
     def cpu(self) -> "Tensor":
-        return self.to("cpu")
+        return self if type(self._data) is np.ndarray else self.to("cpu")
 
     def cuda(self, device=None, non_blocking=False) -> "Tensor":
         return self.to(check_device("cuda" if device is None else device))

@@ -22,7 +22,8 @@ from ... import dtypes as D
 from .allocator import Block, CachingAllocator
 from .driver import CudaError, Driver, OutOfMemoryError, device_count, is_available
 
-__all__ = ["Runtime", "DeviceBuffer", "KernelArg", "runtime", "available", "is_available", "device_count", "CudaError", "OutOfMemoryError"]
+__all__ = ["Runtime", "DeviceBuffer", "KernelArg", "runtime", "available", "is_available", "device_count",
+           "CudaError", "OutOfMemoryError"]
 
 
 class DeviceBuffer:
