@@ -109,7 +109,10 @@ def from_values(arr: np.ndarray, dtype: D.DType, requires_grad: bool = False) ->
 
 
 def _finish(arr, dtype, device, requires_grad) -> Tensor:
-    check_device(device)
+    if check_device(device).type == "cuda":
+        from .kernels.cuda.eager import from_host
+
+        arr = from_host(arr, dtype)
     if arr.size == 0 and arr.ndim > 1:  # keep torch's strides on empty tensors (NumPy would zero them)
         from numpy.lib.stride_tricks import as_strided
         from .tensor import _contiguous_strides
@@ -321,12 +324,16 @@ def _like(t, dtype):
     return dtype or t.dtype
 
 
+def _like_device(t, device):
+    return device if device is not None else t.device
+
+
 def _preserve(input: Tensor, r: Tensor) -> Tensor:
     """torch's preserve_format for the *_like factories: the new tensor `r` takes `input`'s strides when
     `input` is dense (a transposed or permuted tensor), and stays row-major otherwise."""
     a = input._data
-    if a.ndim < 2 or a.flags.c_contiguous or a.size < 2:
-        return r
+    if a.ndim < 2 or a.flags.c_contiguous or a.size < 2 or type(r._data) is not np.ndarray:
+        return r  # (device memory: row-major)
     from .ops.shape_util import is_non_overlapping_and_dense
 
     st = input.stride()
@@ -341,21 +348,22 @@ def _preserve(input: Tensor, r: Tensor) -> Tensor:
 
 
 def empty_like(input, *, dtype=None, device=None, requires_grad=False, memory_format=None) -> Tensor:
-    return _preserve(input, empty(input.shape, dtype=_like(input, dtype), device=device,
+    return _preserve(input, empty(input.shape, dtype=_like(input, dtype), device=_like_device(input, device),
                                   requires_grad=requires_grad))
 
 
 def zeros_like(input, *, dtype=None, device=None, requires_grad=False, memory_format=None) -> Tensor:
-    return _preserve(input, zeros(input.shape, dtype=_like(input, dtype), device=device,
+    return _preserve(input, zeros(input.shape, dtype=_like(input, dtype), device=_like_device(input, device),
                                   requires_grad=requires_grad))
 
 
 def ones_like(input, *, dtype=None, device=None, requires_grad=False, memory_format=None) -> Tensor:
-    return _preserve(input, ones(input.shape, dtype=_like(input, dtype), device=device, requires_grad=requires_grad))
+    return _preserve(input, ones(input.shape, dtype=_like(input, dtype), device=_like_device(input, device),
+                                 requires_grad=requires_grad))
 
 
 def full_like(input, fill_value, *, dtype=None, device=None, requires_grad=False, memory_format=None) -> Tensor:
-    return _preserve(input, full(input.shape, fill_value, dtype=_like(input, dtype), device=device,
+    return _preserve(input, full(input.shape, fill_value, dtype=_like(input, dtype), device=_like_device(input, device),
                                  requires_grad=requires_grad))
 
 
@@ -468,18 +476,20 @@ def randperm(n, *, generator=None, dtype=None, device=None, requires_grad=False)
 
 
 def rand_like(input, *, dtype=None, device=None, requires_grad=False, memory_format=None) -> Tensor:
-    return _preserve(input, rand(input.shape, dtype=_like(input, dtype), device=device, requires_grad=requires_grad))
+    return _preserve(input, rand(input.shape, dtype=_like(input, dtype), device=_like_device(input, device),
+                                 requires_grad=requires_grad))
 
 
 def randn_like(input, *, dtype=None, device=None, requires_grad=False, memory_format=None) -> Tensor:
-    return _preserve(input, randn(input.shape, dtype=_like(input, dtype), device=device,
+    return _preserve(input, randn(input.shape, dtype=_like(input, dtype), device=_like_device(input, device),
                                   requires_grad=requires_grad))
 
 
 def randint_like(input, low=0, high=None, *, dtype=None, device=None, requires_grad=False) -> Tensor:
     if high is None:
         low, high = 0, low
-    return _preserve(input, randint(low, high, input.shape, dtype=_like(input, dtype), device=device))
+    return _preserve(input, randint(low, high, input.shape, dtype=_like(input, dtype),
+                                    device=_like_device(input, device)))
 
 
 def normal(mean=0.0, std=1.0, size=None, *, generator=None, dtype=None, device=None, requires_grad=False,

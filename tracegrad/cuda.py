@@ -2,35 +2,75 @@
 
 is_available() and device_count() ask the CUDA driver (through cuda-bindings,
 imported only here and only when asked); without the bindings, a driver or a
-device they answer False and 0, and never raise."""
+device they answer False and 0, and never raise. With the simulated device
+switched on (TRACEGRAD_SIMULATE_CUDA=1, see kernels/cuda/simulate.py) they
+answer as a one-GPU machine would.
+
+The memory counters read the runtime's caching allocator, as torch's read its
+own: bytes in blocks handed to tensors (rounded to the allocator's size classes),
+and the peak of that since the start or the last reset."""
 from __future__ import annotations
 
 
-def is_available() -> bool:
-    from .kernels.cuda import driver
+def _runtime_if_started():
+    from .kernels.cuda import _RUNTIME
 
-    return driver.is_available()
+    return _RUNTIME[0] if _RUNTIME else None
+
+
+def is_available() -> bool:
+    from .kernels.cuda import available
+
+    return available()
 
 
 def device_count() -> int:
-    from .kernels.cuda import driver
+    from .kernels.cuda import driver, simulate
 
+    if simulate.enabled():
+        return 1
     return driver.device_count()
 
 
 def synchronize() -> None:
-    from .device import NO_CUDA
+    """Wait for every kernel and copy queued on the device to finish."""
+    from .kernels.cuda import runtime
 
-    raise RuntimeError(NO_CUDA)
+    runtime().driver.synchronize()
 
 
 def memory_allocated() -> int:
-    return 0
+    """Bytes of device memory held by tensors now."""
+    rt = _runtime_if_started()
+    return rt.allocator.allocated if rt is not None else 0
 
 
 def max_memory_allocated() -> int:
-    return 0
+    """The most bytes of device memory tensors held at once."""
+    rt = _runtime_if_started()
+    return rt.allocator.peak_allocated if rt is not None else 0
+
+
+def memory_reserved() -> int:
+    """Bytes held from the driver: in use plus cached for reuse."""
+    rt = _runtime_if_started()
+    return rt.allocator.reserved if rt is not None else 0
+
+
+def reset_peak_memory_stats() -> None:
+    rt = _runtime_if_started()
+    if rt is not None:
+        rt.allocator.peak_allocated = rt.allocator.allocated
 
 
 def empty_cache() -> None:
-    return None
+    """Give cached (free) blocks back to the driver; memory in use stays."""
+    rt = _runtime_if_started()
+    if rt is not None:
+        rt.allocator.empty_cache()
+
+
+def get_device_name(device=None) -> str:
+    from .kernels.cuda import runtime
+
+    return runtime().driver.name()

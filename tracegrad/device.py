@@ -8,6 +8,15 @@ NO_CUDA = (
 )
 
 
+class OnDevice(RuntimeError):
+    """NumPy code touched a tensor whose memory is on a device (a CUDA tensor's `_data`).
+
+    The CPU paths never check where a tensor lives: they run NumPy on `_data`,
+    and a device array raises this from any NumPy use. `dispatch.apply` catches
+    it and hands the op to the device dispatcher, so a CPU op pays nothing for
+    the check. Seen by a user, it names code that has no device path yet."""
+
+
 class device:
     __slots__ = ("type", "index")
 
@@ -46,6 +55,7 @@ class device:
 
 
 CPU = device("cpu")
+CUDA0 = device("cuda", 0)
 
 
 def check_device(d) -> device:
@@ -58,11 +68,13 @@ def check_device(d) -> device:
         else:
             d = device(d)
     if d.type == "cuda":
-        from . import cuda
+        from .kernels import cuda as kc
 
-        if not cuda.is_available():
+        if not kc.available():
             raise RuntimeError(NO_CUDA)
-        raise RuntimeError("CUDA tensors are not supported by this build of tracegrad yet")
+        if d.index not in (None, 0):
+            raise RuntimeError(f"CUDA error: invalid device ordinal (device {d.index} of 1)")
+        return CUDA0
     if d.type == "meta":
         raise RuntimeError("the meta device is only used inside the tracer")
     return CPU

@@ -14,6 +14,7 @@ import numpy as np
 
 from . import dtypes as D
 from .autograd import grad_mode
+from .device import OnDevice
 from .autograd.record import Ctx, record as _record_grad  # noqa: F401  (the autograd half of apply)
 
 _grad = grad_mode._state
@@ -102,7 +103,10 @@ def apply(op, args: tuple, attrs: dict = _EMPTY, dtype: D.DType | None = None,
     if tr is not None:
         return tr.record(op, args, attrs, dtype, compute)
     if len(args) == 1 and op.kind == "pointwise" and not attrs and dtype is None and compute is None:
-        r = _unary(op, args[0])  # exp, tanh, neg...: the cached-dtype fast path below
+        try:
+            r = _unary(op, args[0])  # exp, tanh, neg...: the cached-dtype fast path below
+        except OnDevice:  # the input is in device memory: the general path below hands it over
+            r = None
         if r is not None:
             return r
     Tensor = _Tensor
@@ -111,45 +115,54 @@ def apply(op, args: tuple, attrs: dict = _EMPTY, dtype: D.DType | None = None,
         dtype = op.dtype(args, attrs) if op.dtype is not None else _first_dtype(args)
     if compute is None and op.cast_inputs:
         compute = dtype
-    vals = []
-    rg = False  # does any tensor input require grad?
-    for a in args:
-        if isinstance(a, Tensor):
-            rg = rg or a._requires_grad
-            if compute is not None and a.dtype is not compute:
-                vals.append(values(a).astype(D.compute_np(compute)))
-            elif a.dtype is D.bfloat16 and op.kind != "view":
-                vals.append(bf16_to_f32(a._data))
-            else:
-                vals.append(a._data)
-        elif type(a) is list or type(a) is tuple:
-            vals.append([values(x) if isinstance(x, Tensor) else x for x in a])
-            rg = rg or any(isinstance(x, Tensor) and x._requires_grad for x in a)
-        elif type(a) is int and compute is not None and compute.category == D._INT:
-            vals.append(D.wrap_int(a, compute))  # torch wraps: uint8_tensor + -1 adds 255
-        else:
-            vals.append(a)
     all_attrs = attrs
-    if attrs and op.np_attrs is not None and not op.np_attrs.issuperset(attrs):
-        attrs = {k: v for k, v in attrs.items() if k in op.np_attrs}
-    if op.quiet and not QUIET[0]:
-        tok = _ERRSTATE.set(_IGNORE_ALL)
-        try:
+    # NumPy raises OnDevice on device memory, so a CUDA input costs the CPU path no check
+    try:
+        vals = []
+        rg = False  # does any tensor input require grad?
+        for a in args:
+            if isinstance(a, Tensor):
+                rg = rg or a._requires_grad
+                if compute is not None and a.dtype is not compute:
+                    vals.append(values(a).astype(D.compute_np(compute)))
+                elif a.dtype is D.bfloat16 and op.kind != "view":
+                    vals.append(bf16_to_f32(a._data))
+                else:
+                    vals.append(a._data)
+            elif type(a) is list or type(a) is tuple:
+                vals.append([values(x) if isinstance(x, Tensor) else x for x in a])
+                rg = rg or any(isinstance(x, Tensor) and x._requires_grad for x in a)
+            elif type(a) is int and compute is not None and compute.category == D._INT:
+                vals.append(D.wrap_int(a, compute))  # torch wraps: uint8_tensor + -1 adds 255
+            else:
+                vals.append(a)
+        if attrs and op.np_attrs is not None and not op.np_attrs.issuperset(attrs):
+            attrs = {k: v for k, v in attrs.items() if k in op.np_attrs}
+        if op.quiet and not QUIET[0]:
+            tok = _ERRSTATE.set(_IGNORE_ALL)
+            try:
+                res = op.numpy(*vals, **attrs)
+            finally:
+                _ERRSTATE.reset(tok)
+        else:
             res = op.numpy(*vals, **attrs)
-        finally:
-            _ERRSTATE.reset(tok)
-    else:
-        res = op.numpy(*vals, **attrs)
-
-    if op.nout == 1:
-        outs = (_wrap(res, dtype, op, args),)
-    else:  # nout 0 means "as many as the op returned" (split, unbind)
-        dts = dtype if isinstance(dtype, tuple) else (dtype,) * len(res)
-        outs = tuple(_wrap(r, d, op, args) for r, d in zip(res, dts))
+        if op.nout == 1:
+            outs = (_wrap(res, dtype, op, args),)
+        else:  # nout 0 means "as many as the op returned" (split, unbind)
+            dts = dtype if isinstance(dtype, tuple) else (dtype,) * len(res)
+            outs = tuple(_wrap(r, d, op, args) for r, d in zip(res, dts))
+    except OnDevice:
+        return _on_device(op, args, all_attrs, dtype, compute)
 
     if rg and _grad["enabled"] and op.vjp is not None:
         _record_grad(op, args, all_attrs, outs)
     return outs[0] if op.nout == 1 else outs
+
+
+def _on_device(op, args, attrs, dtype, compute):
+    from .kernels.cuda.eager import apply_on_device
+
+    return apply_on_device(op, args, attrs, dtype, compute)
 
 
 def _first_dtype(args):
@@ -224,22 +237,25 @@ def binary(op, a, b):
         return SLOW_BINARY[0](op, a, b)
     r = _DTYPE_CACHE.get(key)
     out_dt, comp = r if r is not None else _binary_dtypes(op, a, b)
-    if ad is not comp:
-        x = x.astype(comp.np)
-    if key[2] is not comp and tb is not float and tb is not int and tb is not bool:
-        y = y.astype(comp.np)
-    elif tb is int and comp.category == D._INT:
-        y = D.wrap_int(y, comp)
-    if op.quiet and not QUIET[0]:
-        tok = _ERRSTATE.set(_IGNORE_ALL)
-        try:
+    try:  # NumPy raises OnDevice on device memory: CUDA operands take the general path
+        if ad is not comp:
+            x = x.astype(comp.np)
+        if key[2] is not comp and tb is not float and tb is not int and tb is not bool:
+            y = y.astype(comp.np)
+        elif tb is int and comp.category == D._INT:
+            y = D.wrap_int(y, comp)
+        if op.quiet and not QUIET[0]:
+            tok = _ERRSTATE.set(_IGNORE_ALL)
+            try:
+                res = op.numpy(x, y)
+            finally:
+                _ERRSTATE.reset(tok)
+        else:
             res = op.numpy(x, y)
-        finally:
-            _ERRSTATE.reset(tok)
-    else:
-        res = op.numpy(x, y)
-    if type(res) is not np.ndarray:
-        res = np.asarray(res)
+        if type(res) is not np.ndarray:
+            res = np.asarray(res)
+    except OnDevice:
+        return SLOW_BINARY[0](op, a, b)
     if res.dtype is not out_dt.np and res.dtype != out_dt.np:
         res = to_storage(res, out_dt)
     if res.ndim > 1:

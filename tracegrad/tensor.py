@@ -129,18 +129,19 @@ class Tensor:
 
     @property
     def device(self):
-        return CPU
+        d = self._data
+        return CPU if type(d) is np.ndarray else d.device  # a CUDA tensor's _data is a DeviceArray
 
     @property
     def is_cuda(self) -> bool:
-        return False
+        return self.device.type == "cuda"
 
     @property
     def is_cpu(self) -> bool:
-        return True
+        return self.device.type == "cpu"
 
     def get_device(self) -> int:
-        return -1
+        return 0 if self.is_cuda else -1
 
     def is_floating_point(self) -> bool:
         return self.dtype.is_floating_point
@@ -183,6 +184,10 @@ class Tensor:
         return True
 
     def _values(self) -> np.ndarray:
+        if type(self._data) is not np.ndarray:  # device memory: a host copy
+            from .kernels.cuda.eager import host_values
+
+            return host_values(self)
         from .dispatch import values
 
         return values(self)
@@ -335,6 +340,9 @@ class Tensor:
             raise RuntimeError("Can't call numpy() on Tensor that requires grad. Use tensor.detach().numpy() instead.")
         if self.dtype is D.bfloat16:
             raise TypeError("Got unsupported ScalarType BFloat16")
+        if type(self._data) is not np.ndarray:
+            raise TypeError(f"can't convert {self.device} device type tensor to numpy. Use Tensor.cpu() to copy "
+                            "the tensor to host memory first.")
         return self._data
 
     def __array__(self, dtype=None, copy=None):
@@ -437,20 +445,24 @@ class Tensor:
                 dtype, dev = a.dtype, a.device
             elif a is not None:
                 dev = a
+        t = self
         if dev is not None:
-            check_device(dev)
-        if dtype is None or dtype is self.dtype:
-            return self.clone() if copy else self
+            dev = check_device(dev)
+            if dev != self.device:
+                from .kernels.cuda.eager import to_device_tensor
+
+                t, copy = to_device_tensor(self, dev), False
+        if dtype is None or dtype is t.dtype:
+            return t.clone() if copy else t
         from .ops.pointwise import to_dtype
 
-        return to_dtype(self, dtype)
+        return to_dtype(t, dtype)
 
     def cpu(self) -> "Tensor":
-        return self
+        return self if type(self._data) is np.ndarray else self.to("cpu")
 
     def cuda(self, device=None, non_blocking=False) -> "Tensor":
-        check_device("cuda" if device is None else device)
-        return self
+        return self.to(check_device("cuda" if device is None else device))
 
     def type(self, dtype=None):
         if dtype is None:

@@ -107,6 +107,8 @@ def backward(tensors, grad_tensors=None, retain_graph: bool | None = None, creat
         # the common `loss.backward()`: one float tensor with one element; start from ones
         g = _make(_np.ones(tensors._data.shape, tensors._data.dtype) if tensors.dtype is not _BF16 else
                   _np.full(tensors._data.shape, 0x3F80, _np.uint16), tensors.dtype)
+        if type(tensors._data) is not _np.ndarray:  # a CUDA loss: its gradient starts on the device
+            g = g.to(tensors.device)
         rg = create_graph if retain_graph is None else retain_graph
         engine.run_backward((tensors,), (g,), retain_graph=rg, create_graph=create_graph)
         return

@@ -20,6 +20,7 @@ from .table import defop
 from . import movement as _movement  # the vjps build views directly
 from .. import dispatch as _dispatch
 from ..autograd.grad_mode import _state as _grad_state
+from ..device import OnDevice
 
 
 def _return_type(name, fields=("values", "indices")):
@@ -53,10 +54,18 @@ def _unreduce(g, shape, dims, keepdim):
         kshape = tuple(1 if i in dims else n for i, n in enumerate(shape))
     if _dispatch.TRACER[0] is None and not (g._requires_grad and _grad_state["enabled"]):
         # nothing to record (the usual backward pass): the very view apply() would make, built here
-        t = Tensor._make(_movement._np_expand(gd.reshape(kshape) if kshape else gd, shape), g.dtype)
+        try:
+            t = Tensor._make(_movement._np_expand(gd.reshape(kshape) if kshape else gd, shape), g.dtype)
+        except OnDevice:  # device memory: apply() below makes the view
+            return _unreduce_views(g, shape, kshape)
         t._base = g._base if g._base is not None else g
         t._vc = g._vc
         return t
+    return _unreduce_views(g, shape, kshape)
+
+
+def _unreduce_views(g, shape, kshape):
+    """The same view through apply(): recorded when tracing or differentiable, and for device memory."""
     if kshape:
         g = apply(_movement.VIEW, (g,), {"shape": kshape})
     return apply(_movement.EXPAND, (g,), {"shape": shape})

@@ -39,6 +39,18 @@ def _typename(x) -> str:
     return type(x).__name__
 
 
+def _on_device(opt) -> bool:
+    """Whether the optimizer's parameters live in device memory (CUDA tensors)."""
+    for group in opt.param_groups:
+        for p in group["params"]:
+            if type(p._data) is np.ndarray:
+                return False
+            if not hasattr(opt, "_step_ops"):
+                raise NotImplementedError(f"{type(opt).__name__}.step has no CUDA path yet; use SGD, Adam or AdamW")
+            return True
+    return False
+
+
 def counts_step(step: Callable) -> Callable:
     """Decorate `step` so lr schedulers can tell whether the optimizer stepped before they did."""
 
@@ -51,6 +63,10 @@ def counts_step(step: Callable) -> Callable:
                 f"tracegrad.compile: {type(self).__name__}.step cannot be traced yet (it updates NumPy arrays "
                 "directly); call it outside the compiled function, or use SGD, Adam or AdamW")
         self._opt_called = True
+        if _on_device(self):  # the NumPy update cannot touch device memory: the tensor-op form runs
+            loss = self._closure(args[0] if args else kwargs.get("closure"))
+            self._step_ops()
+            return loss
         return step(self, *args, **kwargs)
 
     wrapper._wrapped_by_lr_sched = True
@@ -244,4 +260,4 @@ def step_tensor() -> Tensor:
 def zeros_state(p: Tensor, fill: float = 0.0) -> Tensor:
     from ..creation import full
 
-    return full(tuple(p.shape), fill, dtype=p.dtype)
+    return full(tuple(p.shape), fill, dtype=p.dtype, device=p.device)

@@ -31,7 +31,8 @@ Triton was first imported and would need the variable set before that.
 """
 from __future__ import annotations
 
-from typing import Any, Mapping
+import contextlib
+from typing import Any, Iterator, Mapping
 
 import numpy as np
 
@@ -150,6 +151,34 @@ def run(kernel: "KernelSpec | KernelSource", buffers: Mapping[str, Any]) -> Kern
     with np.errstate(all="ignore"):  # a GPU does not warn on inf/nan; neither do we
         launch(source, wrapped, interpret=True)
     return source
+
+
+@contextlib.contextmanager
+def gpu_rounding() -> Iterator[None]:
+    """Inside the block, the interpreter narrows float32 to bfloat16 as a GPU does.
+
+    `x.to(tl.bfloat16)` compiles to cvt.rn.bf16.f32 (round to nearest even) on
+    the GPU, but Triton's interpreter truncates, which drifts a chain of bfloat16
+    ops away from torch by an ulp per op. The interpreter's cast is swapped for
+    tracegrad's own rounding (the one the CPU ops use) while the block runs."""
+    import triton.language as tl
+    from triton.runtime import interpreter as I
+
+    from ...dispatch import f32_to_bf16
+
+    original = I.InterpreterBuilder.cast_impl
+
+    def cast_impl(self, src, dst_type):
+        if src.dtype.scalar == tl.float32 and dst_type.scalar == tl.bfloat16:
+            data = np.asarray(src.data, np.float32)
+            return I.TensorHandle(f32_to_bf16(data).reshape(data.shape), dst_type.scalar)
+        return original(self, src, dst_type)
+
+    I.InterpreterBuilder.cast_impl = cast_impl
+    try:
+        yield
+    finally:
+        I.InterpreterBuilder.cast_impl = original
 
 
 # ---- libdevice on NumPy -----------------------------------------------------------------------

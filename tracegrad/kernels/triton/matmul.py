@@ -83,8 +83,11 @@ class MatmulRenderer(Renderer):
             moves[key] = (any(ms), any(ns))
             if key[0] == "store":
                 self.check_store(self.stores[key[1]], aligned, range(len(kshape)))
-                if not any(ms) and not any(ns):  # a 1x1 output: give the pointer the tile's shape
-                    offsets[key] = IX.join_offsets(["rm * 0 + rn * 0", offsets[key] or None], 0)
+                # an output one row or one column wide (M or N is 1): the pointer still needs the
+                # tile's shape, or Triton refuses to store the tile through it
+                pad = [z for z, moved in (("rm * 0", any(ms)), ("rn * 0", any(ns))) if not moved]
+                if pad:
+                    offsets[key] = IX.join_offsets([" + ".join(pad), offsets[key] or None], 0)
 
         even_m, even_n, even_k = M % bm == 0, N % bn == 0, K % bk == 0
         sak, sbk = a_str[-1], b_str[-2]

@@ -473,26 +473,25 @@ class Module:
             elif a is not None:
                 device = a
         if device is not None:
-            check_device(device)
+            device = check_device(device)
         if dtype is not None and not dtype.is_floating_point:
             raise TypeError("nn.Module.to only accepts floating point or complex dtypes, but got desired "
                             f"dtype={dtype}")
-        if dtype is None:
+        if dtype is None and device is None:
             return self
 
         def convert(t: Tensor) -> Tensor:
-            return t.to(dtype) if t.dtype.is_floating_point else t
+            if device is not None:  # parameters move in place (param.data), as torch's do
+                t = t.to(device)
+            return t.to(dtype) if dtype is not None and t.dtype.is_floating_point else t
 
         return self._apply(convert)
 
     def cpu(self) -> "Module":
-        return self
+        return self.to("cpu")
 
     def cuda(self, device=None) -> "Module":
-        from ...device import check_device
-
-        check_device("cuda" if device is None else device)
-        return self
+        return self.to("cuda" if device is None else device)
 
     def type(self, dst_type) -> "Module":
         return self._apply(lambda t: t.type(dst_type))
