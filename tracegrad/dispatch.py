@@ -368,8 +368,12 @@ def binary_method(op, fallback):
                 if out_dt is not None:
                     x = self._data
                     tok = errstate_set(quiet_all)
-                    res = numpy_fn(x, other)
-                    errstate_reset(tok)
+                    try:
+                        res = numpy_fn(x, other)
+                    except OnDevice:  # a CUDA tensor: the full path hands it to the device
+                        return fallback(self, other)
+                    finally:
+                        errstate_reset(tok)
                     if type(res) is not ndarray:
                         res = np.asarray(res)
                     elif res.ndim > 1 and x.strides != res.strides:
@@ -392,8 +396,8 @@ def binary_method(op, fallback):
                     tok = errstate_set(quiet_all)
                     try:
                         res = numpy_fn(x, y)
-                    except ValueError:  # shapes that do not broadcast: the checked path says so as torch does
-                        res = None
+                    except (ValueError, OnDevice):  # shapes that do not broadcast (the checked path says so as
+                        res = None                 # torch does), or CUDA tensors (it hands them to the device)
                     finally:
                         errstate_reset(tok)
                     if res is not None:
@@ -470,6 +474,8 @@ def unary_function(op, fallback, check=None):
                 tok = errstate_set(quiet_all)
                 try:
                     res = numpy_fn(x)
+                except OnDevice:
+                    return fallback(input, out=out)
                 finally:
                     errstate_reset(tok)
                 if type(res) is not ndarray:

@@ -142,8 +142,8 @@ def _setitem(self, index, value):
 
 
 def _T(self):
-    if M._TRACER[0] is None:
-        x = self._data
+    x = self._data
+    if M._TRACER[0] is None and type(x) is M.np.ndarray:
         return M._view_of(self, x.T, M.PERMUTE, {"dims": tuple(range(x.ndim - 1, -1, -1))})
     return M.permute(self, tuple(reversed(range(self.ndim))))
 

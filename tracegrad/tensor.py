@@ -358,7 +358,7 @@ class Tensor:
         x = self._data
         if x.size != 1:
             raise RuntimeError(f"a Tensor with {x.size} elements cannot be converted to Scalar")
-        if self.dtype is D.bfloat16:
+        if self.dtype is D.bfloat16 or type(x) is not np.ndarray:  # (widened, or copied from the device)
             return self._values().reshape(()).item()
         return x.item()  # (loss.item() runs every step: no widening or reshape for the other dtypes)
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import numpy as np
 
 from .. import dtypes as D
+from ..device import OnDevice
 from ..dispatch import apply
 from ..tensor import Tensor
 from . import movement as M
@@ -87,7 +88,7 @@ def _basic_view(self: Tensor, index):
         r = x[index]
         if type(r) is not _ndarray:  # an element: NumPy copies it out, torch keeps a 0-d view
             r = x[index + (Ellipsis,)]
-    except (IndexError, ValueError, TypeError):
+    except (IndexError, ValueError, TypeError, OnDevice):
         return None
     if r.ndim == 0 and x.ndim == 0:
         return None  # x[()] and x[...] of a 0-d tensor: rare, and torch's errors differ

@@ -256,7 +256,7 @@ def permute(self, *dims):
 def transpose(self, dim0, dim1):
     x = self._data
     d0, d1 = wrap_dim(dim0, x.ndim), wrap_dim(dim1, x.ndim)
-    if _TRACER[0] is None and x.ndim:
+    if _TRACER[0] is None and x.ndim and type(x) is np.ndarray:
         return _view_of(self, x.swapaxes(d0, d1), TRANSPOSE, {"d0": d0, "d1": d1})
     return apply(TRANSPOSE, (self,), {"d0": d0, "d1": d1})
 
@@ -268,7 +268,7 @@ def t(self):
     x = self._data
     if x.ndim > 2:
         raise RuntimeError(f"t() expects a tensor with <= 2 dimensions, but self is {x.ndim}D")
-    if _TRACER[0] is None:
+    if _TRACER[0] is None and type(x) is np.ndarray:
         return _view_of(self, x.T, T, _EMPTY)
     return apply(T, (self,))
 

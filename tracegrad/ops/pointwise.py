@@ -11,6 +11,7 @@ import math
 import numpy as np
 
 from .. import dtypes as D
+from ..device import OnDevice
 from .. import dispatch as _dispatch
 from ..dispatch import apply, binary
 from ..tensor import Tensor
@@ -623,14 +624,18 @@ _POW_FAST = (D.float32, D.float64)
 
 def pow(input, exponent, *, out=None):
     te = type(exponent)
+    res = None
     if (te is float or te is int) and out is None and _dispatch.TRACER[0] is None and isinstance(input, Tensor) \
             and input.dtype in _POW_FAST:
         # x ** 2 on a float tensor: the dtype is the input's, nothing to check
         tok = _dispatch._ERRSTATE.set(_dispatch._IGNORE_ALL)
         try:
             res = np.power(input._data, exponent)
+        except OnDevice:
+            res = None  # a CUDA tensor: the general path below hands it to the device
         finally:
             _dispatch._ERRSTATE.reset(tok)
+    if res is not None:
         if type(res) is not np.ndarray:  # (a 0-d input gives a NumPy scalar)
             res = np.asarray(res)
         elif res.ndim > 1 and res.strides != input._data.strides:

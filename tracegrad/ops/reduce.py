@@ -204,6 +204,8 @@ def _fast_sum(op, input, dim, keepdim):
             for d in dims:
                 count *= x.shape[d]
             res = res / count
+    except OnDevice:
+        return None
     finally:
         _es_reset(tok)
     if type(res) is not np.ndarray:
@@ -231,8 +233,13 @@ def sum(input, dim=None, keepdim=False, *, dtype=None, out=None):
             x = input._data
             o = _empty((), npdt)  # a 0-d array to reduce into (a NumPy scalar would need wrapping)
             tok = _es_set(_QUIET_ALL)
-            _add_reduce(x, _ALL_DIMS[x.ndim], None, o)
-            _es_reset(tok)
+            try:
+                _add_reduce(x, _ALL_DIMS[x.ndim], None, o)
+            except OnDevice:
+                o = None  # a CUDA tensor: the general path below runs it on the device
+            finally:
+                _es_reset(tok)
+        if npdt is not None and o is not None:
             r = _new(Tensor)
             r._data = o
             r.dtype = input.dtype
