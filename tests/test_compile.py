@@ -11,6 +11,7 @@ from hypothesis import given, settings, strategies as st
 
 import tracegrad
 from util import assert_values
+from training_steps import D_IN, D_OUT, H, N, build_mlp, module_step, two_layer_step
 
 
 def _arr(shape, seed=0, dtype=np.float32):
@@ -218,22 +219,9 @@ def test_no_grad_calls_return_plain_tensors():
 # ---- training steps compiled end to end ------------------------------------------------------------
 def test_seed_two_layer_training_step_manual_sgd():
     """The tutorial's network and loop (x.mm(w1).clamp(min=0).mm(w2), manual update), compiled."""
-    N, D_in, H, D_out = 16, 30, 20, 5
-    (x, xr), (y, yr) = _both((N, D_in), 0), _both((N, D_out), 1)
-    (w1, w1r), (w2, w2r) = _both((D_in, H), 2, True), _both((H, D_out), 3, True)
-    lr = 1e-3
-
-    def step(L, x, y, w1, w2):
-        y_pred = x.mm(w1).clamp(min=0).mm(w2)
-        loss = (y_pred - y).pow(2).sum()
-        loss.backward()
-        with L.no_grad():
-            w1 -= lr * w1.grad
-            w2 -= lr * w2.grad
-            w1.grad.zero_()
-            w2.grad.zero_()
-        return loss
-
+    (x, xr), (y, yr) = _both((N, D_IN), 0), _both((N, D_OUT), 1)
+    (w1, w1r), (w2, w2r) = _both((D_IN, H), 2, True), _both((H, D_OUT), 3, True)
+    step = two_layer_step
     cstep = tracegrad.compile(lambda *a: step(tracegrad, *a))
     w1e, w2e = w1.detach().clone().requires_grad_(True), w2.detach().clone().requires_grad_(True)
     for _ in range(5):
@@ -252,23 +240,8 @@ def test_seed_two_layer_training_step_manual_sgd():
                                     ("AdamW", {"weight_decay": 0.1}), ("Adam", {"amsgrad": True})])
 def test_module_training_step_with_optim(opt, kw):
     """zero_grad, forward, loss, backward and the optimizer's step: one compiled call, several steps."""
-    def build(L):
-        rng = np.random.default_rng(0)
-        m = L.nn.Sequential(L.nn.Linear(10, 8), L.nn.ReLU(), L.nn.Linear(8, 3))
-        with L.no_grad():
-            for p in m.parameters():
-                p.copy_(L.tensor(rng.standard_normal(tuple(p.shape)).astype(np.float32) * 0.5))
-        return m, getattr(L.optim, opt)(m.parameters(), lr=0.05, **kw), L.nn.MSELoss()
-
-    (mt, ot, lt), (mr, orr, lr_) = build(tracegrad), build(torch)
-
-    def step(model, opt, lossf, x, y):
-        opt.zero_grad()
-        loss = lossf(model(x), y)
-        loss.backward()
-        opt.step()
-        return loss
-
+    (mt, ot, lt), (mr, orr, lr_) = build_mlp(tracegrad, opt, **kw), build_mlp(torch, opt, **kw)
+    step = module_step
     cstep = tracegrad.compile(lambda x, y: step(mt, ot, lt, x, y))
     for i in range(4):
         (x, xr), (y, yr) = _both((6, 10), 10 + i), _both((6, 3), 20 + i)

@@ -22,6 +22,7 @@ from tracegrad.kernels.triton.backend import TritonKernel, TritonProgram
 from tracegrad.ops.table import OPS
 from test_compile_ops import CASES, _run_case
 from util import assert_values
+from training_steps import D_IN, D_OUT, H, N, build_mlp, module_step, two_layer_step
 
 NO_TRITON_FORM = ".*has no Triton form"
 
@@ -213,22 +214,9 @@ def test_compiled_mlp_module_matmul_bias_activation():
 
 def test_seed_two_layer_training_step(launches):
     """The tutorial's loop (x.mm(w1).clamp(min=0).mm(w2), manual SGD), forward and backward, compiled."""
-    N, D_in, H, D_out = 16, 30, 20, 5
-    (x, xr), (y, yr) = _both((N, D_in), 0), _both((N, D_out), 1)
-    (w1, w1r), (w2, w2r) = _both((D_in, H), 2, True), _both((H, D_out), 3, True)
-    lr = 1e-3
-
-    def step(L, x, y, w1, w2):
-        y_pred = x.mm(w1).clamp(min=0).mm(w2)
-        loss = (y_pred - y).pow(2).sum()
-        loss.backward()
-        with L.no_grad():
-            w1 -= lr * w1.grad
-            w2 -= lr * w2.grad
-            w1.grad.zero_()
-            w2.grad.zero_()
-        return loss
-
+    (x, xr), (y, yr) = _both((N, D_IN), 0), _both((N, D_OUT), 1)
+    (w1, w1r), (w2, w2r) = _both((D_IN, H), 2, True), _both((H, D_OUT), 3, True)
+    step = two_layer_step
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         cstep = tg.compile(lambda *a: step(tg, *a), backend="triton")
@@ -243,23 +231,8 @@ def test_seed_two_layer_training_step(launches):
 
 @pytest.mark.parametrize("momentum", [0.0, 0.9])
 def test_module_training_step_with_optim_sgd(momentum):
-    def build(L):
-        rng = np.random.default_rng(0)
-        m = L.nn.Sequential(L.nn.Linear(10, 8), L.nn.ReLU(), L.nn.Linear(8, 3))
-        with L.no_grad():
-            for p in m.parameters():
-                p.copy_(L.tensor(rng.standard_normal(tuple(p.shape)).astype(np.float32) * 0.5))
-        return m, L.optim.SGD(m.parameters(), lr=0.05, momentum=momentum), L.nn.MSELoss()
-
-    (mt, ot, lt), (mr, orr, lr_) = build(tg), build(torch)
-
-    def step(model, opt, lossf, x, y):
-        opt.zero_grad()
-        loss = lossf(model(x), y)
-        loss.backward()
-        opt.step()
-        return loss
-
+    (mt, ot, lt), (mr, orr, lr_) = build_mlp(tg, "SGD", momentum=momentum), build_mlp(torch, "SGD", momentum=momentum)
+    step = module_step
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         cstep = tg.compile(lambda x, y: step(mt, ot, lt, x, y), backend="triton")
