@@ -684,7 +684,11 @@ def cross_entropy(input: Tensor, target: Tensor, weight: Optional[Tensor] = None
             and target.ndim == 1 and target.shape[0] == input.shape[0] and input.dtype.is_floating_point
             and input.shape[1]):
         # the common case (a batch of logits and class indices): the checks below all pass
-        return K.cross_entropy(input, target, reduction, ignore_index)
+        if input.dtype is D.float32 or input.dtype is D.float64:
+            return K.cross_entropy(input, target, reduction, ignore_index)
+        # half precision: torch rounds the log-probabilities before the loss and its gradient,
+        # which the one-op path (one rounding at the end) would not reproduce
+        return K.nll_loss(K.log_softmax(input, 1), target, None, reduction, ignore_index)
     reduction = _legacy_reduction(size_average, reduce, reduction)
     _check_reduction(reduction)
     if not 0.0 <= label_smoothing <= 1.0:

@@ -29,7 +29,8 @@ from numpy.lib.stride_tricks import as_strided
 
 from .. import dtypes as D
 from ..autograd import grad_mode
-from ..dispatch import apply
+from ..dispatch import TRACER, apply
+from ..tensor import Tensor as _Tensor
 from . import pointwise as P
 from . import reduce as R
 from . import linalg as L
@@ -132,8 +133,26 @@ def _np_linear_backward(g, x, w, needs=(True, True, True)):
             g.sum(axis=0) if needs[2] else none)
 
 
+def _plain_float(*ts) -> bool:
+    """Tensors of one float32 or float64 dtype, with no tracer: a backward rule may run NumPy on
+    their arrays and wrap the results itself, with what apply would have done (no casts, no
+    bfloat16 widening, no layout to match for these outputs) and none of its per-call work."""
+    dt = ts[0].dtype
+    if TRACER[0] is not None or (dt is not D.float32 and dt is not D.float64):
+        return False
+    for t in ts:
+        if t.dtype is not dt:
+            return False
+    return True
+
+
 def _vjp_linear(ctx, saved, g):
     x, w = saved
+    if not _recording() and _plain_float(g, x, w):
+        gd, n, dt, make = g._data, ctx.needs, g.dtype, _Tensor._make
+        return (make(np.matmul(gd, w._data), dt) if n[0] else None,
+                make(np.matmul(gd.T, x._data), dt) if n[1] else None,
+                make(gd.sum(axis=0), dt) if n[2] else None)
     if not _recording():
         gx, gw, gb = apply(LINEAR_BACKWARD, (g, x, w), {"needs": ctx.needs}, dtype=(g.dtype,) * 3, compute=g.dtype)
         n = ctx.needs
@@ -432,6 +451,8 @@ def _np_cross_entropy_backward(g, keep=(), reduction="mean"):
 
 def _vjp_cross_entropy(ctx, saved, g):
     if not _recording():
+        if _plain_float(g) and g.dtype is ctx.dtypes[0]:
+            return _Tensor._make(_np_cross_entropy_backward(g._data, ctx.keep, ctx.reduction), g.dtype), None
         return apply(CROSS_ENTROPY_BACKWARD, (g,), {"keep": ctx.keep, "reduction": ctx.reduction},
                      dtype=ctx.dtypes[0]), None
     # create_graph: the same gradient as ops on the logits, so that it is differentiable again
@@ -451,7 +472,7 @@ CROSS_ENTROPY_BACKWARD = Op("cross_entropy_backward", "reduce", _np_cross_entrop
 
 
 def cross_entropy(x, target, reduction: str = "mean", ignore_index: int = -100):
-    """nll_loss(log_softmax(x, 1), target) for (N, C) float x (N, C > 0) and (N,) int64 target: one
+    """nll_loss(log_softmax(x, 1), target) for (N, C) float32 or float64 x (C > 0) and (N,) int64 target: one
     op and one node. Shapes and dtypes already checked."""
     return apply(CROSS_ENTROPY, (x, target), {"reduction": reduction, "ignore_index": ignore_index, "keep": []})
 
