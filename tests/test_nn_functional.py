@@ -512,16 +512,21 @@ def test_cross_entropy_retain_graph_and_free():
     raises_like(lambda: lo.backward(), lambda: lt.backward(), "second time")
 
 
-def test_cross_entropy_half_precision():
-    for dtype in ("float16", "bfloat16"):
-        xt = torch.randn(6, 5).to(getattr(torch, dtype)).requires_grad_(True)
-        xo = tg(xt, True)
-        t = torch.tensor([0, 4, 1, 2, 3, 3])
-        lo, lt = F.cross_entropy(xo, tg(t)), TF.cross_entropy(xt, t)
-        close(lo, lt, dtype)
-        lo.backward()
-        lt.backward()
-        close(xo.grad, xt.grad, dtype)
+@pytest.mark.parametrize("dtype,grad_rtol", [("float16", 4e-3), ("bfloat16", 4e-2)])
+def test_cross_entropy_half_precision(dtype, grad_rtol):
+    """Half-precision logits take log_softmax and nll_loss as two ops, as torch does. The gradient
+    may still be a few units in the last place off: torch rounds the intermediate gradient of
+    each backward kernel to the half type at other points than the float32 math here."""
+    xt = torch.randn(6, 5, generator=torch.Generator().manual_seed(43)).to(getattr(torch, dtype))
+    xt.requires_grad_(True)
+    xo = tg(xt, True)
+    t = torch.tensor([0, 4, 1, 2, 3, 3])
+    lo, lt = F.cross_entropy(xo, tg(t)), TF.cross_entropy(xt, t)
+    close(lo, lt, dtype)
+    assert grad_name(lo) == grad_name(lt) and lo.grad_fn.next_functions[0][0].name() == "LogSoftmaxBackward0"
+    lo.backward()
+    lt.backward()
+    close(xo.grad, xt.grad, dtype, rtol=grad_rtol, atol=1e-3)
 
 
 def test_cross_entropy_errors():
@@ -529,6 +534,9 @@ def test_cross_entropy_errors():
     cases = [
         (torch.tensor([0, 1, 2]), {}, None),
         (torch.tensor([0, 1, 2, 7]), {}, None),
+        (torch.tensor([0, 1, -1, 3]), {}, None),
+        (torch.tensor([0, 1, 5, 3]), {"ignore_index": 2}, None),
+        (torch.tensor([0, -100, -3, 3]), {}, None),
         (torch.tensor([0.0, 1, 2, 3]), {}, None),
         (torch.tensor([0, 1, 2, 3]), {"reduction": "bad"}, None),
         (torch.tensor([0, 1, 2, 3]), {"label_smoothing": 1.5}, None),

@@ -318,9 +318,14 @@ def _nll_weights(t, w, ignore_index, c, dtype):
 
     Returns (safe targets, weights or None when every weight is 1)."""
     if t.size:
-        lo, hi = t.min(), t.max()
-        if lo >= 0 and hi < c and not lo <= ignore_index <= hi:  # the usual case: all valid, none ignored
-            return t, (None if w is None else w.astype(dtype, copy=False)[t])
+        if (ignore_index < 0 or ignore_index >= c) and t.dtype == np.int64:
+            # one reduction checks both bounds: as unsigned, a negative target is larger than any c
+            if t.view(np.uint64).max() < c:  # the usual case: all valid, none ignored
+                return t, (None if w is None else w.astype(dtype, copy=False)[t])
+        else:
+            lo, hi = t.min(), t.max()
+            if lo >= 0 and hi < c and not lo <= ignore_index <= hi:
+                return t, (None if w is None else w.astype(dtype, copy=False)[t])
     valid = t != ignore_index
     if t.size:
         bad = valid & ((t < 0) | (t >= c))
@@ -412,9 +417,14 @@ def nll_loss(logp, target, weight=None, reduction="mean", ignore_index=-100):
 # ================================================================================================
 def _np_cross_entropy(x, t, reduction="mean", ignore_index=-100, keep=None):
     w = _wide(x)
-    s = w - _amax_keep(w, 1)
-    e = np.exp(s)
-    se = _sum_keep(e, 1)
+    if _short_last(w, 1):
+        s = w - _max_last(w)
+        e = np.exp(s)
+        se = _sum_last(e)
+    else:
+        s = w - w.max(axis=1, keepdims=True)
+        e = np.exp(s)
+        se = e.sum(axis=1, keepdims=True)
     tc, wt = _nll_weights(t, None, ignore_index, w.shape[1], w.dtype)
     loss = np.log(se[:, 0])
     loss -= s[np.arange(t.size), tc]  # -log_softmax at the target: log(sum exp s) - s[t]
