@@ -457,11 +457,86 @@ def test_cross_entropy_probabilities(kw):
              "float64", check_name=False)
 
 
+try:
+    from hypothesis import given, strategies as st
+except ImportError:  # pragma: no cover - hypothesis is a test extra
+    given = None
+
+
+def _fused_ce_case(n, c, reduction, ignore, dtype, seed):
+    """(N, C) logits and class indices (some set to ignore_index): the one-op path of cross_entropy."""
+    rng = np.random.default_rng(seed)
+    x = pair((n, c), dtype, seed)
+    t = rng.integers(0, c, size=n)
+    if ignore:
+        t[rng.random(n) < 0.3] = -100
+    target = torch.tensor(t)
+    out_o, out_t = run_both(lambda a: F.cross_entropy(a, tg(target), reduction=reduction),
+                            lambda a: TF.cross_entropy(a, target, reduction=reduction), [x], dtype)
+    assert len(out_o.grad_fn.next_functions) == len(out_t.grad_fn.next_functions) == 1
+
+
+if given is not None:
+    @given(n=st.integers(1, 40), c=st.integers(1, 20), reduction=st.sampled_from(["mean", "sum", "none"]),
+           ignore=st.booleans(), dtype=st.sampled_from(DT), seed=st.integers(0, 2 ** 16))
+    def test_cross_entropy_fused_path(n, c, reduction, ignore, dtype, seed):
+        _fused_ce_case(n, c, reduction, ignore, dtype, seed)
+
+
+@pytest.mark.parametrize("n,c", [(923, 4), (200, 10), (64, 16), (5, 40)])
+def test_cross_entropy_fused_path_long_batches(n, c):
+    """Batches long enough for the column-wise row reductions."""
+    for reduction in ("mean", "none"):
+        _fused_ce_case(n, c, reduction, True, "float32", n + c)
+    x = pair((n, c), "float32", n)
+    run_both(lambda a: F.softmax(a, 1), lambda a: TF.softmax(a, 1), [x])
+    run_both(lambda a: F.log_softmax(a, -1), lambda a: TF.log_softmax(a, -1), [x])
+
+
+def test_cross_entropy_every_target_ignored():
+    x = pair((3, 4), "float64", 41)
+    target = torch.tensor([-100, -100, -100])
+    run_both(lambda a: F.cross_entropy(a, tg(target)), lambda a: TF.cross_entropy(a, target), [x], "float64")
+
+
+def test_cross_entropy_retain_graph_and_free():
+    """The one-op path keeps its softmax for a second backward with retain_graph, and frees like torch."""
+    xo, xt = pair((5, 3), "float64", 42)
+    t = torch.tensor([0, 2, 1, 1, 0])
+    lo, lt = F.cross_entropy(xo, tg(t)), TF.cross_entropy(xt, t)
+    lo.backward(retain_graph=True)
+    lo.backward()
+    lt.backward(retain_graph=True)
+    lt.backward()
+    close(xo.grad, xt.grad, "float64")
+    raises_like(lambda: lo.backward(), lambda: lt.backward(), "second time")
+
+
+@pytest.mark.parametrize("dtype,grad_rtol", [("float16", 4e-3), ("bfloat16", 4e-2)])
+def test_cross_entropy_half_precision(dtype, grad_rtol):
+    """Half-precision logits take log_softmax and nll_loss as two ops, as torch does. The gradient
+    may still be a few units in the last place off: torch rounds the intermediate gradient of
+    each backward kernel to the half type at other points than the float32 math here."""
+    xt = torch.randn(6, 5, generator=torch.Generator().manual_seed(43)).to(getattr(torch, dtype))
+    xt.requires_grad_(True)
+    xo = tg(xt, True)
+    t = torch.tensor([0, 4, 1, 2, 3, 3])
+    lo, lt = F.cross_entropy(xo, tg(t)), TF.cross_entropy(xt, t)
+    close(lo, lt, dtype)
+    assert grad_name(lo) == grad_name(lt) and lo.grad_fn.next_functions[0][0].name() == "LogSoftmaxBackward0"
+    lo.backward()
+    lt.backward()
+    close(xo.grad, xt.grad, dtype, rtol=grad_rtol, atol=1e-3)
+
+
 def test_cross_entropy_errors():
     x = torch.randn(4, 5)
     cases = [
         (torch.tensor([0, 1, 2]), {}, None),
         (torch.tensor([0, 1, 2, 7]), {}, None),
+        (torch.tensor([0, 1, -1, 3]), {}, None),
+        (torch.tensor([0, 1, 5, 3]), {"ignore_index": 2}, None),
+        (torch.tensor([0, -100, -3, 3]), {}, None),
         (torch.tensor([0.0, 1, 2, 3]), {}, None),
         (torch.tensor([0, 1, 2, 3]), {"reduction": "bad"}, None),
         (torch.tensor([0, 1, 2, 3]), {"label_smoothing": 1.5}, None),

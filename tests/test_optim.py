@@ -209,6 +209,23 @@ def test_closure_and_bfloat16_params():
         close(wo, wt, "bfloat16")
 
 
+def test_plain_sgd_half_precision_and_versions():
+    """Plain SGD (no momentum, weight decay or maximize) updates in place like torch: same values in
+    float16, a version bump per step, and a parameter without a gradient left alone."""
+    wo = tracegrad.nn.Parameter(tracegrad.tensor([1.0, -2.0, 3.0], dtype=tracegrad.float16))
+    wt = torch.nn.Parameter(torch.tensor([1.0, -2.0, 3.0], dtype=torch.float16))
+    idle_o, idle_t = tracegrad.nn.Parameter(tracegrad.ones(2)), torch.nn.Parameter(torch.ones(2))
+    oo, ot = tracegrad.optim.SGD([wo, idle_o], lr=0.1), torch.optim.SGD([wt, idle_t], lr=0.1)
+    for _ in range(3):
+        for w_, o_ in ((wo, oo), (wt, ot)):
+            o_.zero_grad()
+            (w_ * w_ * w_).sum().backward()
+            o_.step()
+    close(wo, wt, "float16")
+    assert wo._version == wt._version and idle_o._version == idle_t._version == 0
+    close(idle_o, idle_t)
+
+
 # ---- schedulers ----------------------------------------------------------------------------------------------
 SCHEDULERS = [
     ("StepLR", dict(step_size=3, gamma=0.5)),

@@ -681,8 +681,13 @@ def cross_entropy(input: Tensor, target: Tensor, weight: Optional[Tensor] = None
     nll term, so grad_fn is AddBackward0)."""
     if (weight is None and label_smoothing == 0.0 and size_average is None and reduce is None and TRACER[0] is None
             and reduction in ("mean", "sum", "none") and input.ndim == 2 and target.dtype is D.int64
-            and target.ndim == 1 and target.shape[0] == input.shape[0] and input.dtype.is_floating_point):
+            and target.ndim == 1 and target.shape[0] == input.shape[0] and input.dtype.is_floating_point
+            and input.shape[1]):
         # the common case (a batch of logits and class indices): the checks below all pass
+        if input.dtype is D.float32 or input.dtype is D.float64:
+            return K.cross_entropy(input, target, reduction, ignore_index)
+        # half precision: torch rounds the log-probabilities before the loss and its gradient,
+        # which the one-op path (one rounding at the end) would not reproduce
         return K.nll_loss(K.log_softmax(input, 1), target, None, reduction, ignore_index)
     reduction = _legacy_reduction(size_average, reduce, reduction)
     _check_reduction(reduction)

@@ -29,13 +29,14 @@ from numpy.lib.stride_tricks import as_strided
 
 from .. import dtypes as D
 from ..autograd import grad_mode
-from ..dispatch import apply
+from ..dispatch import TRACER, apply
+from ..tensor import Tensor as _Tensor
 from . import pointwise as P
 from . import reduce as R
 from . import linalg as L
 from .shape_util import sum_to
 from .special import erf_np
-from .table import defop
+from .table import Op, defop
 
 _SQRT1_2 = 1 / math.sqrt(2.0)
 _INV_SQRT_2PI = 1 / math.sqrt(2.0 * math.pi)
@@ -132,8 +133,26 @@ def _np_linear_backward(g, x, w, needs=(True, True, True)):
             g.sum(axis=0) if needs[2] else none)
 
 
+def _plain_float(*ts) -> bool:
+    """Tensors of one float32 or float64 dtype, with no tracer: a backward rule may run NumPy on
+    their arrays and wrap the results itself, with what apply would have done (no casts, no
+    bfloat16 widening, no layout to match for these outputs) and none of its per-call work."""
+    dt = ts[0].dtype
+    if TRACER[0] is not None or (dt is not D.float32 and dt is not D.float64):
+        return False
+    for t in ts:
+        if t.dtype is not dt:
+            return False
+    return True
+
+
 def _vjp_linear(ctx, saved, g):
     x, w = saved
+    if not _recording() and _plain_float(g, x, w):
+        gd, n, dt, make = g._data, ctx.needs, g.dtype, _Tensor._make
+        return (make(np.matmul(gd, w._data), dt) if n[0] else None,
+                make(np.matmul(gd.T, x._data), dt) if n[1] else None,
+                make(gd.sum(axis=0), dt) if n[2] else None)
     if not _recording():
         gx, gw, gb = apply(LINEAR_BACKWARD, (g, x, w), {"needs": ctx.needs}, dtype=(g.dtype,) * 3, compute=g.dtype)
         n = ctx.needs
@@ -156,10 +175,53 @@ def linear(x, w, b):
 # ================================================================================================
 # softmax / log_softmax
 # ================================================================================================
+# NumPy reduces a short innermost axis slowly: the max over the 4 logits of 923 rows takes
+# ~30 us, where 3 elementwise maxima of whole columns take ~3 us, and a matrix-vector product
+# with ones sums the rows in ~2 us against ~13 us. Class scores (softmax, losses) are usually
+# such short rows.
+_ONES: dict = {}
+
+
+def _short_last(w: np.ndarray, dim: int) -> bool:
+    """Is `dim` the last axis of w, and short enough for the column-wise forms below to win?"""
+    if w.ndim < 2 or dim not in (-1, w.ndim - 1):
+        return False
+    c = w.shape[-1]
+    return 2 <= c and (c <= 4 or (c <= 16 and w.size >= 12 * c * c))
+
+
+def _max_last(w: np.ndarray) -> np.ndarray:
+    """w.max(-1, keepdims=True) for a short last axis (NaN propagates as in max)."""
+    m = np.maximum(w[..., 0], w[..., 1])
+    for i in range(2, w.shape[-1]):
+        np.maximum(m, w[..., i], out=m)
+    return m[..., None]
+
+
+def _sum_last(w: np.ndarray) -> np.ndarray:
+    """w.sum(-1, keepdims=True) for a short last axis of a float array."""
+    c = w.shape[-1]
+    ones = _ONES.get((c, w.dtype))
+    if ones is None:
+        ones = _ONES[(c, w.dtype)] = np.ones(c, w.dtype)
+    return np.matmul(w, ones)[..., None]
+
+
+def _amax_keep(w: np.ndarray, dim: int) -> np.ndarray:
+    return _max_last(w) if _short_last(w, dim) else w.max(axis=dim, keepdims=True)
+
+
+def _sum_keep(w: np.ndarray, dim: int) -> np.ndarray:
+    # BLAS sums float32 and float64 only (NumPy's float16 matmul is a slow loop)
+    if _short_last(w, dim) and (w.dtype == np.float32 or w.dtype == np.float64):
+        return _sum_last(w)
+    return w.sum(axis=dim, keepdims=True)
+
+
 def _np_softmax(x, dim):
     w = _wide(x)
-    e = np.exp(w - w.max(axis=dim, keepdims=True)) if w.size else w.copy()
-    e /= e.sum(axis=dim, keepdims=True)
+    e = np.exp(w - _amax_keep(w, dim)) if w.size else w.copy()
+    e /= _sum_keep(e, dim)
     return e
 
 
@@ -167,8 +229,8 @@ def _np_log_softmax(x, dim):
     w = _wide(x)
     if not w.size:
         return w.copy()
-    s = w - w.max(axis=dim, keepdims=True)
-    s -= np.log(np.exp(s).sum(axis=dim, keepdims=True))
+    s = w - _amax_keep(w, dim)
+    s -= np.log(_sum_keep(np.exp(s), dim))
     return s
 
 
@@ -182,7 +244,7 @@ def _recording() -> bool:
 
 def _np_softmax_backward(g, y, dim=1):
     # torch's formula: y * (g - sum(g * y))
-    s = (g * y).sum(axis=dim, keepdims=True)
+    s = _sum_keep(g * y, dim)
     out = g - s
     out *= y
     return out
@@ -191,7 +253,7 @@ def _np_softmax_backward(g, y, dim=1):
 def _np_log_softmax_backward(g, y, dim=1):
     # torch's formula: g - exp(y) * sum(g)
     e = np.exp(y)
-    e *= g.sum(axis=dim, keepdims=True)
+    e *= _sum_keep(g, dim)
     return g - e
 
 
@@ -256,9 +318,14 @@ def _nll_weights(t, w, ignore_index, c, dtype):
 
     Returns (safe targets, weights or None when every weight is 1)."""
     if t.size:
-        lo, hi = t.min(), t.max()
-        if lo >= 0 and hi < c and not lo <= ignore_index <= hi:  # the usual case: all valid, none ignored
-            return t, (None if w is None else w.astype(dtype, copy=False)[t])
+        if (ignore_index < 0 or ignore_index >= c) and t.dtype == np.int64:
+            # one reduction checks both bounds: as unsigned, a negative target is larger than any c
+            if t.view(np.uint64).max() < c:  # the usual case: all valid, none ignored
+                return t, (None if w is None else w.astype(dtype, copy=False)[t])
+        else:
+            lo, hi = t.min(), t.max()
+            if lo >= 0 and hi < c and not lo <= ignore_index <= hi:
+                return t, (None if w is None else w.astype(dtype, copy=False)[t])
     valid = t != ignore_index
     if t.size:
         bad = valid & ((t < 0) | (t >= c))
@@ -339,6 +406,85 @@ def nll_loss(logp, target, weight=None, reduction="mean", ignore_index=-100):
     t = target.contiguous().view(n, 1, -1) if target.numel() else target.reshape(n, 0, 0)
     out = apply(NLL_LOSS, (x, t, weight), attrs)
     return out.view(out_size) if reduction == "none" else out
+
+
+# ================================================================================================
+# cross_entropy of (N, C) logits and class indices without weights: log_softmax and nll_loss in
+# one op. torch runs them as two (NllLossBackward0 -> LogSoftmaxBackward0), each with its own
+# dispatch, node and backward kernel; for the small batches of a training loop that overhead is
+# most of the loss's time. The node is named NllLossBackward0 and lists the logits' node as its
+# one next function (where torch lists its LogSoftmaxBackward0).
+# ================================================================================================
+def _np_cross_entropy(x, t, reduction="mean", ignore_index=-100, keep=None):
+    w = _wide(x)
+    if _short_last(w, 1):
+        s = w - _max_last(w)
+        e = np.exp(s)
+        se = _sum_last(e)
+    else:
+        s = w - w.max(axis=1, keepdims=True)
+        e = np.exp(s)
+        se = e.sum(axis=1, keepdims=True)
+    tc, wt = _nll_weights(t, None, ignore_index, w.shape[1], w.dtype)
+    loss = np.log(se[:, 0])
+    loss -= s[np.arange(t.size), tc]  # -log_softmax at the target: log(sum exp s) - s[t]
+    if wt is not None:
+        loss *= wt
+    if keep is not None:  # the backward's softmax is e / se: kept instead of recomputed from x
+        keep.append((e, se, tc, wt))
+    if reduction == "none":
+        return loss
+    total = loss.sum(dtype=w.dtype)
+    if reduction == "sum":
+        return np.asarray(total)
+    return np.asarray(total / (wt.sum(dtype=w.dtype) if wt is not None else w.dtype.type(t.size)))
+
+
+def _np_cross_entropy_backward(g, keep=(), reduction="mean"):
+    """softmax(x) - one_hot(t), times the upstream gradient (spread over the rows for 'mean')."""
+    e, se, tc, wt = keep[0]
+    p = e / se
+    p[np.arange(tc.size), tc] -= 1
+    if reduction == "none":
+        p *= (g if wt is None else g * wt)[:, None]
+        return p
+    if reduction == "mean":
+        n = wt.sum(dtype=p.dtype) if wt is not None else tc.size
+        if not n:  # every target ignored: no row contributes (torch's gradient is zero)
+            return np.zeros_like(p)
+        g = g / n
+    p *= g
+    if wt is not None:
+        p *= wt[:, None]
+    return p
+
+
+def _vjp_cross_entropy(ctx, saved, g):
+    if not _recording():
+        if _plain_float(g) and g.dtype is ctx.dtypes[0]:
+            return _Tensor._make(_np_cross_entropy_backward(g._data, ctx.keep, ctx.reduction), g.dtype), None
+        return apply(CROSS_ENTROPY_BACKWARD, (g,), {"keep": ctx.keep, "reduction": ctx.reduction},
+                     dtype=ctx.dtypes[0]), None
+    # create_graph: the same gradient as ops on the logits, so that it is differentiable again
+    (t,) = saved
+    logp = log_softmax(ctx.args[0], 1)
+    gl = apply(NLL_LOSS_BACKWARD, (g, t, None), {"shape": tuple(ctx.shapes[0]), "reduction": ctx.reduction,
+                                                 "ignore_index": ctx.ignore_index}, dtype=ctx.dtypes[0])
+    return gl - P.exp(logp) * gl.sum(1, keepdim=True), None
+
+
+# Eager-only, so not in the op table: the functional layer takes this path only without a tracer
+# (a tracer sees log_softmax and nll_loss, which fusion and the GPU backend know), and the
+# backward reads the forward's NumPy intermediates, which a traced graph would not have.
+CROSS_ENTROPY = Op("cross_entropy", "reduce", _np_cross_entropy, dtype=_first_dtype, vjp=_vjp_cross_entropy,
+                   save=(1,), grad_name="NllLossBackward0", edges=(0,))
+CROSS_ENTROPY_BACKWARD = Op("cross_entropy_backward", "reduce", _np_cross_entropy_backward, dtype=_first_dtype)
+
+
+def cross_entropy(x, target, reduction: str = "mean", ignore_index: int = -100):
+    """nll_loss(log_softmax(x, 1), target) for (N, C) float32 or float64 x (C > 0) and (N,) int64 target: one
+    op and one node. Shapes and dtypes already checked."""
+    return apply(CROSS_ENTROPY, (x, target), {"reduction": reduction, "ignore_index": ignore_index, "keep": []})
 
 
 # ================================================================================================

@@ -5,6 +5,7 @@ from typing import Callable, Iterable, Optional
 
 import numpy as np
 
+from ..dispatch import TRACER
 from .optimizer import Optimizer, _Arr, counts_step, grad_values, step_tensor, zeros_state
 
 __all__ = ["Adam", "AdamW"]
@@ -68,8 +69,6 @@ class Adam(Optimizer):
     @counts_step
     def step(self, closure: Optional[Callable] = None):
         loss = self._closure(closure)
-        from ..dispatch import TRACER
-
         if TRACER[0] is not None:  # inside tracegrad.compile: the same update in tensor ops, which it records
             self._step_ops()
             return loss

@@ -18,6 +18,7 @@ import numpy as np
 from .. import dtypes as D
 from ..autograd import grad_mode
 from ..autograd.grads import clear_grads
+from ..dispatch import TRACER
 from ..tensor import Tensor
 
 __all__ = ["Optimizer", "required"]
@@ -56,8 +57,6 @@ def counts_step(step: Callable) -> Callable:
 
     @functools.wraps(step)
     def wrapper(self, *args, **kwargs):
-        from ..dispatch import TRACER
-
         if TRACER[0] is not None and not hasattr(self, "_step_ops"):  # before any state is touched
             raise NotImplementedError(
                 f"tracegrad.compile: {type(self).__name__}.step cannot be traced yet (it updates NumPy arrays "
@@ -246,7 +245,8 @@ class _Arr:
 def grad_values(p: Tensor, maximize: bool) -> np.ndarray:
     """The gradient as an array to compute with (negated for maximize). Callers never write into it:
     without maximize it is the .grad tensor's own storage."""
-    g = p._grad._values()
+    g = p._grad
+    g = g._data if g.dtype is not D.bfloat16 else g._values()
     return -g if maximize else g
 
 

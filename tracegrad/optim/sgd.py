@@ -5,7 +5,9 @@ from typing import Callable, Iterable, Optional
 
 import numpy as np
 
+from .. import dtypes as D
 from ..creation import from_values
+from ..dispatch import TRACER
 from .optimizer import Optimizer, _Arr, counts_step, grad_values
 
 __all__ = ["SGD"]
@@ -40,14 +42,15 @@ class SGD(Optimizer):
     @counts_step
     def step(self, closure: Optional[Callable] = None):
         loss = self._closure(closure)
-        from ..dispatch import TRACER
-
         if TRACER[0] is not None:  # inside tracegrad.compile: the same update in tensor ops, which it records
             self._step_ops()
             return loss
         for group in self.param_groups:
             lr, momentum, dampening = float(group["lr"]), group["momentum"], group["dampening"]
             wd, nesterov, maximize = group["weight_decay"], group["nesterov"], group["maximize"]
+            if momentum == 0 and wd == 0 and not maximize:
+                self._plain_step(group["params"], lr)
+                continue
             for p in group["params"]:
                 if p._grad is None:
                     continue
@@ -73,6 +76,27 @@ class SGD(Optimizer):
                 pa.a += tmp
                 pa.done()
         return loss
+
+    def _plain_step(self, params: list, lr: float) -> None:
+        """p -= lr * g for plain SGD (no momentum, weight decay or maximize): the update a tutorial's
+        loop runs every batch, with the per-parameter bookkeeping of the general loop left out."""
+        buf = self._buf
+        for p in params:
+            gt = p._grad
+            if gt is None:
+                continue
+            if p.dtype is D.bfloat16:  # updated in float32 and rounded back, as in the general loop
+                pa = _Arr(p)
+                tmp = buf("sgd", pa.a)
+                np.multiply(grad_values(p, False), -lr, out=tmp)
+                pa.a += tmp
+                pa.done()
+                continue
+            a = p._data
+            tmp = buf("sgd", a)
+            np.multiply(gt._data, -lr, out=tmp)
+            a += tmp
+            p._vc[0] += 1  # an in-place update, as torch counts it
 
     def _step_ops(self) -> None:
         """`step` written with tensor ops (what a traced training step records)."""
