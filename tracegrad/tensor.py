@@ -43,6 +43,18 @@ class Size(tuple):
         return Size(tuple.__add__(self, tuple(other)))
 
 
+_TRACER_SLOT: list = []
+
+
+def _tracer_slot() -> list:
+    """dispatch.TRACER (dispatch imports this module, so it is looked up on first use)."""
+    if not _TRACER_SLOT:
+        from .dispatch import TRACER
+
+        _TRACER_SLOT.append(TRACER)
+    return _TRACER_SLOT[0]
+
+
 class Tensor:
     # Only what every tensor sets lives in slots: a tensor is made per op, and each attribute
     # set costs time. The autograd fields are class-level defaults until an op or the user
@@ -184,7 +196,10 @@ class Tensor:
         return True
 
     def _values(self) -> np.ndarray:
-        if type(self._data) is not np.ndarray:  # device memory: a host copy
+        x = self._data
+        if type(x) is np.ndarray and self.dtype is not D.bfloat16:
+            return x  # (the common case, without the import below)
+        if type(x) is not np.ndarray:  # device memory: a host copy
             from .kernels.cuda.eager import host_values
 
             return host_values(self)
@@ -244,10 +259,9 @@ class Tensor:
                 raise RuntimeError("assigned grad has data of a different size")
             if value.dtype is not self.dtype:
                 raise RuntimeError("assigned grad has data of a different type")
-        from .dispatch import TRACER
-
-        if TRACER[0] is not None:  # traced: the tracer restores .grad afterwards and replays the change
-            TRACER[0].touch_grad(self)
+        tracer = _tracer_slot()[0]
+        if tracer is not None:  # traced: the tracer restores .grad afterwards and replays the change
+            tracer.touch_grad(self)
         self._grad = value
 
     @property

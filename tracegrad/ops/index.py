@@ -81,8 +81,12 @@ def _basic_view(self: Tensor, index):
                 return None
     elif type(index) is int:
         index = (index,)
+    elif type(index) is slice:  # x[a:b], as a training loop takes its batches
+        if index.step is not None and (type(index.step) is not int or index.step <= 0):
+            return None
+        index = (index,)
     else:
-        return None  # a lone slice is SliceBackward0's business, and cheap enough below
+        return None
     x = self._data
     try:
         r = x[index]

@@ -141,7 +141,7 @@ def _plain_float(*ts) -> bool:
     if TRACER[0] is not None or (dt is not D.float32 and dt is not D.float64):
         return False
     for t in ts:
-        if t.dtype is not dt:
+        if t.dtype is not dt or type(t._data) is not np.ndarray:  # (a CUDA tensor's data is not NumPy's)
             return False
     return True
 
