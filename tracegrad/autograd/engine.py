@@ -27,18 +27,19 @@ from .record import accumulator as _accumulator  # noqa: F401  (re-exported for 
 _state = grad_mode._state
 _getrefcount = sys.getrefcount
 
-# dispatch's QUIET flag and NumPy's error-state variable, bound on first use (dispatch imports
+# dispatch's QUIET flag, NumPy's error-state variable and the tracer slot, bound on first use (dispatch imports
 # this package, so they cannot be imported at load time)
 _QUIET = None
 _ERRSTATE = None
 _IGNORE_ALL = None
+_TRACER = None
 
 
 def _bind() -> None:
-    global _QUIET, _ERRSTATE, _IGNORE_ALL
+    global _QUIET, _ERRSTATE, _IGNORE_ALL, _TRACER
     from .. import dispatch
 
-    _QUIET, _ERRSTATE, _IGNORE_ALL = dispatch.QUIET, dispatch._ERRSTATE, dispatch._IGNORE_ALL
+    _QUIET, _ERRSTATE, _IGNORE_ALL, _TRACER = dispatch.QUIET, dispatch._ERRSTATE, dispatch._IGNORE_ALL, dispatch.TRACER
 
 
 def _zeros(meta):
@@ -439,18 +440,6 @@ def _accumulate_leaf(acc, g, create_graph, steal):
 # one besides the call chain (engine loop -> _accumulate_leaf -> _accumulate -> getrefcount).
 _STEAL_REFS = 4
 
-_TRACER_BOX: list = []
-
-
-def _tracer_box() -> list:
-    """dispatch.TRACER, looked up once (dispatch imports this package, so not at load time)."""
-    if not _TRACER_BOX:
-        from ..dispatch import TRACER
-
-        _TRACER_BOX.append(TRACER)
-    return _TRACER_BOX[0]
-
-
 def _accumulate(var, g, create_graph, steal=0):
     """Add gradient `g` into leaf `var`'s `.grad`, as torch's AccumulateGrad does.
 
@@ -459,9 +448,11 @@ def _accumulate(var, g, create_graph, steal=0):
     torch does): no tensor the user can reach shares that memory."""
     if g is None:
         return
-    TRACER = _tracer_box()
-    if TRACER[0] is not None:  # traced: .grad becomes a value of the graph
-        TRACER[0].accumulate(var, g, create_graph)
+    if _TRACER is None:
+        _bind()
+    tracer = _TRACER[0]
+    if tracer is not None:  # traced: .grad becomes a value of the graph
+        tracer.accumulate(var, g, create_graph)
         return
     old = var._grad
     if old is None:
