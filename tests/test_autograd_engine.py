@@ -219,6 +219,22 @@ def test_chain_with_hooks_functions_casts_and_branches():
     same(fn)
 
 
+@pytest.mark.parametrize("needs", [(True, True), (True, False), (False, True)])
+def test_two_tensor_ops_save_what_the_rule_reads(needs):
+    """x * y saves y only if x needs a gradient and x only if y does (as torch does): changing
+    the other operand in place afterwards is no error."""
+    def fn(m, change_read):
+        x = m.tensor([1., 2., 3.], requires_grad=needs[0])
+        y = m.tensor([4., 5., 6.], requires_grad=needs[1])
+        z = x * y
+        with m.no_grad():
+            (y if needs[0] == change_read else x).mul_(2)
+        z.sum().backward()
+        return [x.grad, y.grad, names(z, 1), [e[0] is None for e in ((x + y) / y).grad_fn.next_functions]]
+    same(lambda m: fn(m, False))
+    raises_same(lambda m: fn(m, True))
+
+
 def test_fresh_gradient_becomes_grad_without_copy():
     """A gradient no one else holds becomes the leaf's .grad as it is, as in torch."""
     def fn(m):

@@ -21,6 +21,7 @@ from .node import node_class, AccumulateGrad, _classes, _Extra
 
 NO_EDGE = (None, 0)
 _NEEDS1 = (True,)
+_NEEDS_BOTH, _NEEDS_FIRST, _NEEDS_SECOND = (True, True), (True, False), (False, True)
 _NUMBERS = frozenset((int, float, bool))
 
 
@@ -139,7 +140,7 @@ class _Plan:
     how torch lists next_functions. Rebuilt if the op's fields are reassigned."""
 
     __slots__ = ("save", "grad_name", "edges", "cls", "kind", "entries", "has_out", "nf", "mode1", "tmpl1",
-                 "out1")
+                 "out1", "mode2", "pairs")
 
     def __init__(self, op):
         self.save = save = op.save
@@ -159,6 +160,20 @@ class _Plan:
         else:
             self.kind = 3  # save(attrs): parsed per call
         self._one_tensor_saves()
+        # two tensor inputs: mode2 0 saves nothing, 5 a save_if of two rules (positions cached by
+        # which inputs need a gradient in `pairs`), None the general code
+        self.pairs = {}
+        if self.kind == 0:
+            self.mode2 = 0
+        elif self.kind == 2 and len(save.rules) == 2:
+            self.mode2 = 5
+        else:
+            self.mode2 = None
+
+    def pair_positions(self, needs):
+        probe = tuple(_Probe() if n else _NoGrad() for n in needs)
+        pos = self.pairs[needs] = tuple(_save_if_positions(self.save.rules, probe, (_Probe, _NoGrad)))
+        return pos
 
     def _one_tensor_saves(self):
         """What is saved when input 0 is the only tensor (it requires grad; any other argument is
@@ -198,6 +213,12 @@ class _Probe:
     """Stands for 'a tensor that requires grad' when a plan works out what save_if keeps."""
 
     _requires_grad = True
+
+
+class _NoGrad:
+    """Stands for 'a tensor that does not require grad' (see _Probe)."""
+
+    _requires_grad = False
 
 
 _ONE_TENSOR = (_Probe(), 0, 0, 0, 0, 0, 0, 0)
@@ -296,7 +317,7 @@ def record(op, args, attrs, outs):
         shapes = (a._data.shape,)
         dtypes = (a.dtype,)
         needs = _NEEDS1
-        one = True
+        mode = plan.mode1
     elif n == 2 and isinstance(a, T) and type(args[1]) in _NUMBERS:  # tensor (op) number
         if not a._requires_grad:
             return
@@ -309,7 +330,40 @@ def record(op, args, attrs, outs):
         shapes = (a._data.shape,)
         dtypes = (a.dtype,)
         needs = _NEEDS1
-        one = True
+        mode = plan.mode1
+    elif n == 2 and isinstance(a, T) and isinstance(args[1], T):  # tensor (op) tensor
+        b = args[1]
+        if a._requires_grad:
+            fn = a.grad_fn
+            if fn is not None:
+                ea = (fn, a._output_nr)
+            else:
+                acc = a._accum
+                ea = (acc if acc is not None else accumulator(a), 0)
+            if b._requires_grad:
+                fn = b.grad_fn
+                if fn is not None:
+                    edges = (ea, (fn, b._output_nr))
+                else:
+                    acc = b._accum
+                    edges = (ea, (acc if acc is not None else accumulator(b), 0))
+                needs = _NEEDS_BOTH
+            else:
+                edges = (ea, NO_EDGE)
+                needs = _NEEDS_FIRST
+        elif b._requires_grad:
+            fn = b.grad_fn
+            if fn is not None:
+                edges = (NO_EDGE, (fn, b._output_nr))
+            else:
+                acc = b._accum
+                edges = (NO_EDGE, (acc if acc is not None else accumulator(b), 0))
+            needs = _NEEDS_SECOND
+        else:
+            return
+        shapes = (a._data.shape, b._data.shape)
+        dtypes = (a.dtype, b.dtype)
+        mode = plan.mode2
     else:
         edges = []
         shapes = []
@@ -343,7 +397,7 @@ def record(op, args, attrs, outs):
                         edges.append(e)
         if not need:
             return
-        one = False
+        mode = None
         edges = tuple(edges)
         shapes = tuple(shapes)
         dtypes = tuple(dtypes)
@@ -373,7 +427,6 @@ def record(op, args, attrs, outs):
     node.ctx = ctx
     node._in_dtypes = dtypes
 
-    mode = plan.mode1 if one else None
     if mode == 0:
         node._saved = node._versions = ()
         node._saved_out = None
@@ -388,6 +441,13 @@ def record(op, args, attrs, outs):
     elif mode == 3:
         node._saved = plan.tmpl1
         node._versions = (0,) * len(plan.tmpl1)
+        node._saved_out = None
+    elif mode == 5:  # two tensors, save_if with a rule for each: which it keeps depends on needs
+        i, j = plan.pairs.get(needs) or plan.pair_positions(needs)
+        s0 = args[i] if i is not None else None
+        s1 = args[j] if j is not None else None
+        node._saved = (s0, s1)
+        node._versions = (s0._vc[0] if s0 is not None else 0, s1._vc[0] if s1 is not None else 0)
         node._saved_out = None
     else:
         _save(node, plan, mode, args, attrs, outs, T)
