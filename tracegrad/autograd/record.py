@@ -9,9 +9,12 @@ a node (`out.grad_fn`). The node holds:
   - `next_functions`: the same edges as torch shows them. torch leaves out
     inputs that are never differentiable (indices, masks, a `where` condition)
     and shows a Python number it wrapped into a tensor (`x + 2`) as `(None, 0)`.
-    An op says which arguments torch lists with `Op.edges`.
+    An op says which arguments torch lists with `Op.edges`; that listing is
+    worked out from the node's ctx when someone reads it (see TorchEdges).
   - the tensors the vjp reads (`Op.save`), with their version counters, so that
-    an in-place change to one of them is caught at backward time.
+    an in-place change to one of them is caught at backward time. A saved output
+    is remembered by its output number, not by (node, number), so the node does
+    not refer to itself.
   - a `Ctx` with what else the rule reads: attrs, input shapes and dtypes,
     which inputs need a gradient."""
 from __future__ import annotations
