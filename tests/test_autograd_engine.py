@@ -189,6 +189,107 @@ def test_multi_output_node_with_unused_outputs():
     same(fn)
 
 
+def test_chain_with_hooks_functions_casts_and_branches():
+    """A graph that starts as a chain (each node feeding one other) and branches further down,
+    with the less common nodes inside the chain: a tensor hook, retain_grad, a node pre-hook,
+    a custom Function, a multi-output node, a dtype change, an integer side input."""
+    def fn(m):
+        class Double(m.autograd.Function):
+            @staticmethod
+            def forward(ctx, x):
+                return x * 2
+
+            @staticmethod
+            def backward(ctx, g):
+                return g * 2
+
+        seen = []
+        x = leaf(m, [[1., -2., 3.], [0.5, 4., -1.]])
+        w = leaf(m, [0.25, 0.5, 2.], m.float64)
+        a = (x * 3).tanh()
+        a.register_hook(lambda g: g * 10)
+        b = Double.apply(a)
+        b.retain_grad()
+        c, d = b.split([1, 2], 1)
+        e = d.exp() * w  # float64 from here on
+        e.grad_fn.register_prehook(lambda gs: seen.append(gs[0].sum().item()))
+        f = (e.sum(1) + e.abs().sum(1)) * m.arange(2)
+        f.sum().backward()
+        return [x.grad, w.grad, b.grad, seen]
+    same(fn)
+
+
+@pytest.mark.parametrize("needs", [(True, True), (True, False), (False, True)])
+def test_two_tensor_ops_save_what_the_rule_reads(needs):
+    """x * y saves y only if x needs a gradient and x only if y does (as torch does): changing
+    the other operand in place afterwards is no error."""
+    def fn(m, change_read):
+        x = m.tensor([1., 2., 3.], requires_grad=needs[0])
+        y = m.tensor([4., 5., 6.], requires_grad=needs[1])
+        z = x * y
+        with m.no_grad():
+            (y if needs[0] == change_read else x).mul_(2)
+        z.sum().backward()
+        return [x.grad, y.grad, names(z, 1), [e[0] is None for e in ((x + y) / y).grad_fn.next_functions]]
+    same(lambda m: fn(m, False))
+    raises_same(lambda m: fn(m, True))
+
+
+def test_fresh_gradient_becomes_grad_without_copy():
+    """A gradient no one else holds becomes the leaf's .grad as it is, as in torch."""
+    def fn(m):
+        made = []
+
+        class Twice(m.autograd.Function):
+            @staticmethod
+            def forward(ctx, x):
+                return x * 2
+
+            @staticmethod
+            def backward(ctx, g):
+                r = g * 2
+                made.append(r.data_ptr())
+                return r
+
+        x = leaf(m, [[1., 2., 3.], [4., 5., 6.]])
+        Twice.apply(x).sum().backward()
+        return [x.grad, x.grad.data_ptr() == made[0]]
+    same(fn)
+
+
+def test_grad_never_shares_memory_with_a_visible_tensor():
+    """.grad gets its own memory whenever the gradient is held elsewhere too: by a hook, by two
+    leaves, by a retained grad, by the caller; and backward's own ones are fresh each time."""
+    def fn(m):
+        out = []
+        x = leaf(m, [1., 2., 3.])
+        kept = []
+        x.register_hook(lambda g: kept.append(g))
+        (x * 3).sum().backward()
+        x.grad.mul_(0)
+        out += [kept[0], x.grad.data_ptr() == kept[0].data_ptr()]
+        a, b = leaf(m, [1., 2.]), leaf(m, [3., 4.])
+        (a + b).exp().sum().backward()
+        a.grad.add_(1)
+        out += [a.grad, b.grad]
+        y = a * 2
+        y.retain_grad()
+        (y * 3).sum().backward()
+        out += [y.grad.data_ptr() == a.grad.data_ptr()]
+        v, given = leaf(m, [1., 1.]), m.tensor([0.5, 2.])
+        v.backward(given)
+        v.grad.mul_(4)
+        out += [given, v.grad]
+        s = m.tensor(2.0, requires_grad=True)
+        s.backward()
+        s.grad.mul_(5)
+        s.grad = None
+        s.backward()
+        out += [s.grad]
+        return out
+    same(fn)
+
+
 # ---------------------------------------------------------------------------
 # backward errors
 # ---------------------------------------------------------------------------
@@ -611,3 +712,25 @@ def test_deep_chain_backward_and_free():
     del y
     gc.collect()
     assert first() is None and last() is None
+
+
+def test_backward_leaves_no_cyclic_garbage():
+    """After backward (without retain_graph) the graph is freed by reference counting alone:
+    a node that saved its own output, or names it in error messages, holds no cycle."""
+    x = tracegrad.tensor([[0.5, -1.0], [2.0, 0.25]], requires_grad=True)
+    for _ in range(2):  # the first pass makes the caches a graph uses
+        y = x
+        for _ in range(5):
+            y = (y.exp() * 0.5).tanh().sigmoid() - y
+        y.sum().backward()
+    gc.collect()
+    gc.disable()
+    try:
+        y = x
+        for _ in range(5):
+            y = (y.exp() * 0.5).tanh().sigmoid() - y
+        y.sum().backward()
+        del y
+        assert gc.collect() == 0
+    finally:
+        gc.enable()

@@ -13,7 +13,7 @@ from typing import Sequence
 
 import numpy as _np
 
-from ..dtypes import bfloat16 as _BF16
+from ..dtypes import bfloat16 as _BF16, _FLOAT
 
 from .grad_mode import (no_grad, enable_grad, set_grad_enabled, inference_mode, is_grad_enabled,
                         is_inference_mode_enabled)
@@ -21,6 +21,7 @@ from .function import Function, FunctionCtx, once_differentiable, InplaceFunctio
 from .node import Node
 from .gradcheck import gradcheck, gradgradcheck, GradcheckError
 from . import engine, function
+from .record import accumulator as _accumulator
 
 __all__ = ["backward", "grad", "Function", "Variable", "gradcheck", "gradgradcheck", "no_grad", "enable_grad",
            "set_grad_enabled", "inference_mode", "is_grad_enabled", "set_detect_anomaly", "detect_anomaly"]
@@ -29,17 +30,28 @@ __all__ = ["backward", "grad", "Function", "Variable", "gradcheck", "gradgradche
 _T: list = [None]
 
 
-def _is_plain_scalar_root(t) -> bool:
-    T = _T[0]
-    if T is None:
-        from ..tensor import Tensor as T
+def _tensor_cls():
+    from ..tensor import Tensor
 
-        _T[0] = T
-    return isinstance(t, T) and t._requires_grad and t._data.size == 1 and t.dtype.is_floating_point
+    _T[0] = Tensor
+    return Tensor
 
 
-def _make(arr, dtype):
-    return _T[0]._make(arr, dtype)
+_ONES: dict = {}  # (shape, NumPy dtype) -> a one-element array of ones, copied for each backward()
+
+
+def _ones_like_root(t):
+    """A fresh gradient of ones for the one-element root `t` (it may become a leaf's .grad)."""
+    arr = t._data
+    key = (arr.shape, arr.dtype)
+    one = _ONES.get(key)
+    if one is None:
+        one = _ONES[key] = (_np.full(arr.shape, 0x3F80, _np.uint16) if t.dtype is _BF16
+                            else _np.ones(arr.shape, arr.dtype))
+    g = _T[0]._make(one.copy(), t.dtype)
+    if type(arr) is not _np.ndarray:  # a CUDA loss: its gradient starts on the device
+        g = g.to(t.device)
+    return g
 
 
 def _as_list(x) -> list:
@@ -103,14 +115,16 @@ def backward(tensors, grad_tensors=None, retain_graph: bool | None = None, creat
     retain_graph: keep saved tensors so the graph can be backpropagated again
     (defaults to create_graph). create_graph: record the backward pass itself, so
     the gradients can be differentiated again. inputs: accumulate only into these."""
-    if grad_tensors is None and grad_variables is None and inputs is None and _is_plain_scalar_root(tensors):
+    if grad_tensors is None and grad_variables is None and inputs is None \
+            and type(tensors) is (_T[0] or _tensor_cls()) and tensors._requires_grad \
+            and tensors._data.size == 1 and tensors.dtype.category == _FLOAT:
         # the common `loss.backward()`: one float tensor with one element; start from ones
-        g = _make(_np.ones(tensors._data.shape, tensors._data.dtype) if tensors.dtype is not _BF16 else
-                  _np.full(tensors._data.shape, 0x3F80, _np.uint16), tensors.dtype)
-        if type(tensors._data) is not _np.ndarray:  # a CUDA loss: its gradient starts on the device
-            g = g.to(tensors.device)
+        node = tensors.grad_fn
         rg = create_graph if retain_graph is None else retain_graph
-        engine.run_backward((tensors,), (g,), retain_graph=rg, create_graph=create_graph)
+        if node is None:
+            engine.backward_from(_accumulator(tensors), 0, _ones_like_root(tensors), rg, create_graph)
+        else:
+            engine.backward_from(node, tensors._output_nr, _ones_like_root(tensors), rg, create_graph)
         return
     outputs = _as_list(tensors)
     if grad_tensors is None and grad_variables is not None:

@@ -8,18 +8,38 @@
    hand the gradient back instead).
 Everything is a loop over an explicit list, so a graph 100k ops deep works.
 
+`loss.backward()` on one root starts with `backward_from`, which walks the chain at
+the top of the graph without step 1 (see there), then hands over to the same loop.
+
 Hooks run where torch runs them: tensor hooks (register_hook) and retain_grad
 see the gradient of their tensor before its node runs; node pre-hooks just
 before the node, node hooks just after it."""
 from __future__ import annotations
 
+import sys
+
 import numpy as np
 
 from . import grad_mode
-from .node import AccumulateGrad
+from .node import AccumulateGrad, FREED_MSG
 from .record import accumulator as _accumulator  # noqa: F401  (re-exported for older callers)
 
 _state = grad_mode._state
+_getrefcount = sys.getrefcount
+
+# dispatch's QUIET flag, NumPy's error-state variable and the tracer slot, bound on first use (dispatch imports
+# this package, so they cannot be imported at load time)
+_QUIET = None
+_ERRSTATE = None
+_IGNORE_ALL = None
+_TRACER = None
+
+
+def _bind() -> None:
+    global _QUIET, _ERRSTATE, _IGNORE_ALL, _TRACER
+    from .. import dispatch
+
+    _QUIET, _ERRSTATE, _IGNORE_ALL, _TRACER = dispatch.QUIET, dispatch._ERRSTATE, dispatch._IGNORE_ALL, dispatch.TRACER
 
 
 def _zeros(meta):
@@ -34,7 +54,6 @@ def _graph(start, capture):
     (autograd.grad), also the set of nodes that lead to a captured one: only
     those need to run."""
     deps: dict = {}
-    seen = set(start)
     stack = list(start)
     while stack:
         node = stack.pop()
@@ -43,10 +62,8 @@ def _graph(start, capture):
                 continue
             if nxt in deps:
                 deps[nxt] += 1
-            else:
+            else:  # first time seen (a start node has no count unless something points at it)
                 deps[nxt] = 1
-            if nxt not in seen:
-                seen.add(nxt)
                 stack.append(nxt)
     if capture is None:
         return deps, None
@@ -78,10 +95,15 @@ def _graph(start, capture):
 def run_backward(roots, root_grads, *, retain_graph: bool, create_graph: bool,
                  inputs=None, allow_unused: bool = False, accumulate: bool = True):
     """roots: tensors; root_grads: a gradient for each. With `inputs` (autograd.grad)
-    returns their gradients instead of accumulating into leaves.
-
-    This loop runs once per node of every backward pass, so the common case (a node that
-    is not a custom Function or CopySlices, no hooks) is written out inline."""
+    returns their gradients instead of accumulating into leaves."""
+    if inputs is None and len(roots) == 1 and accumulate:
+        t = roots[0]
+        node = t.grad_fn
+        if node is None:
+            backward_from(_accumulator(t), 0, root_grads[0], retain_graph, create_graph)
+        else:
+            backward_from(node, t._output_nr, root_grads[0], retain_graph, create_graph)
+        return None
     buffers: dict = {}  # node -> [gradient per output]
     start = []
     for t, g in zip(roots, root_grads):
@@ -112,107 +134,23 @@ def run_backward(roots, root_grads, *, retain_graph: bool, create_graph: bool,
 
     deps, needed = _graph(start, capture)
     ready = [n for n in start if n not in deps]
+    if _QUIET is None:
+        _bind()
     state = _state
     prev = state["enabled"]
     state["enabled"] = create_graph
-    quiet = _quiet_flag()
+    quiet = _QUIET
     prev_quiet = quiet[0]
-    # one errstate for the whole pass (torch never warns about inf/nan in gradients); the ops
-    # inside see QUIET and skip entering their own
-    errstate = np.errstate(all="ignore")
-    errstate.__enter__()
+    # the whole pass ignores NumPy's float warnings (torch never warns about inf/nan in
+    # gradients); the ops inside see QUIET and leave the error state alone
     quiet[0] = True
-    pop = ready.pop
-    push = ready.append
-    take = buffers.pop
+    tok = _ERRSTATE.set(_IGNORE_ALL)
     try:
-        while ready:
-            node = pop()
-            grads = take(node, None)
-            if grads is None:
-                grads = [None] * node._nout
-            if node._tensor_pre_hooks is not None or node._retained is not None:
-                _tensor_hooks(node, grads)
-            if capture is not None:
-                cap = capture.get(node)
-                if cap is not None:
-                    for nr, i in cap:
-                        results[i] = grads[nr]
-                if node not in needed:  # leads to no input of autograd.grad
-                    _skip(node, deps, ready)
-                    continue
-            if type(node) is AccumulateGrad:
-                if accumulate:
-                    _accumulate_node(node, grads[0], create_graph)
-                continue
-            if node._pre_hooks is not None:
-                for h in node._pre_hooks:
-                    r = h(tuple(grads))
-                    if r is not None:
-                        grads = list(r)
-            if node._nout == 1:
-                live = grads[0] is not None
-            else:
-                live = False
-                missing = False
-                for g in grads:
-                    if g is None:
-                        missing = True
-                    else:
-                        live = True
-                if live and missing and node._engine_materializes:
-                    grads = [g if g is not None else _zeros(m) for g, m in zip(grads, node._out_meta)]
-            plain = node._plain
-            if live:
-                if plain:  # Node.apply, inlined
-                    saved = node._saved
-                    if saved or node._freed:
-                        saved = node._unpack_saved()
-                    outs = node._vjp(node.ctx, saved, *grads)
-                else:
-                    outs = node.apply(grads)
-                if node._hooks is not None:
-                    for h in node._hooks:
-                        r = h(tuple(outs), tuple(grads))
-                        if r is not None:
-                            outs = tuple(r)
-            else:
-                outs = None
-            if not retain_graph:
-                if plain:  # Node.release, inlined
-                    if node._saved:
-                        node._freed = True
-                        node._saved = ()
-                else:
-                    node.release()
-            in_dtypes = node._in_dtypes
-            k = 0
-            for nxt, nr in node._edges:
-                if nxt is not None:
-                    g = outs[k] if outs is not None else None
-                    if g is not None:
-                        if in_dtypes is not None and g.dtype is not in_dtypes[k]:
-                            g = g.to(in_dtypes[k])  # mixed-dtype op: an input's grad has its dtype
-                        buf = buffers.get(nxt)
-                        if buf is None:
-                            if nxt._nout == 1:
-                                buffers[nxt] = [g]
-                            else:
-                                buf = buffers[nxt] = [None] * nxt._nout
-                                buf[nr] = g
-                        else:
-                            old = buf[nr]
-                            buf[nr] = g if old is None else old + g
-                    d = deps[nxt] - 1
-                    if d:
-                        deps[nxt] = d
-                    else:
-                        push(nxt)
-                k += 1
+        _run(ready, buffers, deps, retain_graph, create_graph, capture, needed, results, accumulate)
     finally:
         state["enabled"] = prev
         quiet[0] = prev_quiet
-        errstate.__exit__(None, None, None)
+        _ERRSTATE.reset(tok)
 
     if inputs is not None:
         if not allow_unused:
@@ -225,14 +163,217 @@ def run_backward(roots, root_grads, *, retain_graph: bool, create_graph: bool,
     return None
 
 
-def _quiet_flag() -> list:
-    """dispatch.QUIET (looked up on first use: dispatch imports this package)."""
-    global _quiet_flag
-    from .. import dispatch
+def backward_from(node, nr, g, retain_graph: bool, create_graph: bool) -> None:
+    """Backpropagate gradient `g` of output `nr` of `node` into the leaves (`loss.backward()`).
 
-    flag = dispatch.QUIET
-    _quiet_flag = lambda: flag  # noqa: E731
-    return flag
+    A graph's top is usually a chain (each node feeds one other), and a chain needs no
+    dependency counts: a node can run as soon as the one above it has. So this walks the
+    chain with the one gradient in hand, and only at a node with two or more inputs that
+    have history does it count dependencies, for the part of the graph below that node, and
+    hand over to the general loop. Nothing above that node is reachable from below it, so
+    those counts are the whole story."""
+    if _QUIET is None:
+        _bind()
+    state = _state
+    prev = state["enabled"]
+    state["enabled"] = create_graph
+    quiet = _QUIET
+    prev_quiet = quiet[0]
+    quiet[0] = True
+    tok = _ERRSTATE.set(_IGNORE_ALL)
+    try:
+        while True:
+            vjp = node._vjp
+            if vjp is not None and node._x is None:  # plain: Node's own apply/release, one output, no hooks
+                saved = node._saved
+                if g is None:  # no gradient reached it: nothing to run, but it is done with
+                    outs = None
+                else:
+                    if saved:
+                        versions = node._versions
+                        for i in range(len(versions)):
+                            t = saved[i]
+                            if t is not None and t._vc[0] != versions[i]:
+                                node._unpack_saved()  # raises torch's error
+                    elif saved is None:
+                        raise RuntimeError(FREED_MSG)
+                    outs = vjp(node.ctx, saved, g)
+                if saved and not retain_graph:
+                    node._saved = None
+            elif type(node) is AccumulateGrad:
+                # only `g` holds the gradient here, so one that no one else can see may become
+                # .grad as it is
+                _accumulate_leaf(node, g, create_graph, _STEAL_REFS)
+                return
+            else:
+                if node._nout == 1:
+                    grads = [g]
+                else:
+                    grads = [None] * node._nout
+                    grads[nr] = g
+                g = None
+                if node._tensor_pre_hooks is not None or node._retained is not None:
+                    _tensor_hooks(node, grads)
+                outs = _apply_special(node, grads, retain_graph)
+            edges = node._edges
+            if len(edges) == 1:
+                nxt, nr = edges[0]
+                if nxt is None:
+                    return
+                if outs is None:
+                    g = None
+                else:
+                    g = outs[0]
+                    outs = None
+                    if g is not None:
+                        in_dtypes = node._in_dtypes
+                        if in_dtypes is not None and g.dtype is not in_dtypes[0]:
+                            g = g.to(in_dtypes[0])  # mixed-dtype op: an input's grad has its dtype
+                node = nxt
+                continue
+            k = -1
+            for i, e in enumerate(edges):
+                if e[0] is not None:
+                    if k >= 0:  # a second input with history: count dependencies from here on
+                        deps, _ = _graph((node,), None)
+                        buffers: dict = {}
+                        ready: list = []
+                        _deliver(node, outs, buffers, deps, ready)
+                        outs = None  # the buffers alone hold the gradients (see _accumulate)
+                        _run(ready, buffers, deps, retain_graph, create_graph, None, None, None, True)
+                        return
+                    k = i
+            if k < 0:
+                return
+            nxt, nr = edges[k]
+            g = outs[k] if outs is not None else None
+            outs = None
+            if g is not None:
+                in_dtypes = node._in_dtypes
+                if in_dtypes is not None and g.dtype is not in_dtypes[k]:
+                    g = g.to(in_dtypes[k])
+            node = nxt
+    finally:
+        state["enabled"] = prev
+        quiet[0] = prev_quiet
+        _ERRSTATE.reset(tok)
+
+
+def _deliver(node, outs, buffers, deps, ready):
+    """Add `node`'s input gradients into the buffers of the nodes they go to; a node whose
+    last awaited gradient arrives is ready."""
+    in_dtypes = node._in_dtypes
+    k = 0
+    for nxt, nr in node._edges:
+        if nxt is not None:
+            g = outs[k] if outs is not None else None
+            if g is not None:
+                if in_dtypes is not None and g.dtype is not in_dtypes[k]:
+                    g = g.to(in_dtypes[k])  # mixed-dtype op: an input's grad has its dtype
+                buf = buffers.get(nxt)
+                if buf is None:
+                    if nxt._nout == 1:
+                        buffers[nxt] = [g]
+                    else:
+                        buf = buffers[nxt] = [None] * nxt._nout
+                        buf[nr] = g
+                else:
+                    old = buf[nr]
+                    buf[nr] = g if old is None else old + g
+            d = deps[nxt] - 1
+            if d:
+                deps[nxt] = d
+            else:
+                ready.append(nxt)
+        k += 1
+
+
+def _run(ready, buffers, deps, retain_graph, create_graph, capture, needed, results, accumulate):
+    """The general loop: run ready nodes until none is left.
+
+    It runs once per node of every backward pass, so the common case (a plain node, see
+    Node._x) is written out inline."""
+    pop = ready.pop
+    take = buffers.pop
+    steal = _STEAL_REFS if capture is None else 0
+    while ready:
+        node = pop()
+        grads = take(node, None)
+        if grads is None:
+            grads = [None] * node._nout
+        x = node._x
+        if x is not None and (x.tensor_pre_hooks is not None or x.retained is not None):
+            _tensor_hooks(node, grads)
+        if capture is not None:
+            cap = capture.get(node)
+            if cap is not None:
+                for nr, i in cap:
+                    results[i] = grads[nr]
+            if node not in needed:  # leads to no input of autograd.grad
+                _skip(node, deps, ready)
+                continue
+        vjp = node._vjp
+        if vjp is not None and x is None:  # plain: Node.apply and Node.release, inlined
+            g = grads[0]
+            saved = node._saved
+            if g is None:
+                outs = None
+            else:
+                if saved:
+                    versions = node._versions
+                    for i in range(len(versions)):
+                        t = saved[i]
+                        if t is not None and t._vc[0] != versions[i]:
+                            node._unpack_saved()  # raises torch's error
+                elif saved is None:
+                    raise RuntimeError(FREED_MSG)
+                outs = vjp(node.ctx, saved, g)
+            if saved and not retain_graph:
+                node._saved = None
+        elif type(node) is AccumulateGrad:
+            if accumulate:
+                g = grads[0]
+                grads = outs = None  # g alone holds the gradient now (see _accumulate)
+                _accumulate_leaf(node, g, create_graph, steal)
+            continue
+        else:
+            outs = _apply_special(node, grads, retain_graph)
+        _deliver(node, outs, buffers, deps, ready)
+
+
+def _apply_special(node, grads, retain_graph):
+    """A node that is not plain (hooks, several outputs, a custom Function, CopySlices), after its
+    tensor hooks: pre-hooks, the node itself, its hooks, and the release of what it saved.
+    Returns one gradient per input edge, or None if no gradient reached it."""
+    if node._pre_hooks is not None:
+        for h in node._pre_hooks:
+            r = h(tuple(grads))
+            if r is not None:
+                grads = list(r)
+    if node._nout == 1:
+        live = grads[0] is not None
+    else:
+        live = False
+        missing = False
+        for g in grads:
+            if g is None:
+                missing = True
+            else:
+                live = True
+        if live and missing and node._engine_materializes:
+            grads = [g if g is not None else _zeros(m) for g, m in zip(grads, node._out_meta)]
+    if live:
+        outs = node.apply(grads)
+        if node._hooks is not None:
+            for h in node._hooks:
+                r = h(tuple(outs), tuple(grads))
+                if r is not None:
+                    outs = tuple(r)
+    else:
+        outs = None
+    if not retain_graph:
+        node.release()
+    return outs
 
 
 def _skip(node, deps, ready):
@@ -280,7 +421,7 @@ def _make(arr, dtype):
     return _make(arr, dtype)
 
 
-def _accumulate_node(acc, g, create_graph):
+def _accumulate_leaf(acc, g, create_graph, steal):
     var = acc.variable
     hooks = var._hooks
     if hooks and g is not None:
@@ -288,40 +429,43 @@ def _accumulate_node(acc, g, create_graph):
             r = h(g)
             if r is not None:
                 g = r
-    _accumulate(var, g, create_graph)
+        steal = 0  # a hook may have kept what it saw
+    _accumulate(var, g, create_graph, steal)
     if acc._post_hooks:
         for h in list(acc._post_hooks):
             h(var)
 
 
-_TRACER_BOX: list = []
+# How many references to the gradient `_accumulate` sees when the engine's own local is the only
+# one besides the call chain (engine loop -> _accumulate_leaf -> _accumulate -> getrefcount).
+_STEAL_REFS = 4
 
+def _accumulate(var, g, create_graph, steal=0):
+    """Add gradient `g` into leaf `var`'s `.grad`, as torch's AccumulateGrad does.
 
-def _tracer_box() -> list:
-    """dispatch.TRACER, looked up once (dispatch imports this package, so not at load time)."""
-    if not _TRACER_BOX:
-        from ..dispatch import TRACER
-
-        _TRACER_BOX.append(TRACER)
-    return _TRACER_BOX[0]
-
-
-def _accumulate(var, g, create_graph):
-    """Add gradient `g` into leaf `var`'s `.grad`, as torch's AccumulateGrad does."""
+    steal: the reference count `g` has if the caller's is the only reference to it. Then a
+    gradient that owns its memory, laid out like the leaf, becomes `.grad` without a copy (as
+    torch does): no tensor the user can reach shares that memory."""
     if g is None:
         return
-    TRACER = _tracer_box()
-    if TRACER[0] is not None:  # traced: .grad becomes a value of the graph
-        TRACER[0].accumulate(var, g, create_graph)
+    if _TRACER is None:
+        _bind()
+    tracer = _TRACER[0]
+    if tracer is not None:  # traced: .grad becomes a value of the graph
+        tracer.accumulate(var, g, create_graph)
         return
     old = var._grad
     if old is None:
         if create_graph:
             var._grad = g
             return
-        # a fresh buffer laid out like the leaf (the gradient may be a broadcast view)
         arr = g._data
         vd = var._data
+        if steal and _getrefcount(g) <= steal and type(arr) is np.ndarray and arr.base is None \
+                and _getrefcount(arr) <= 3 and g.dtype is var.dtype and arr.strides == vd.strides:
+            var._grad = _make(arr, g.dtype)  # a new tensor: g's autograd fields stay behind
+            return
+        # a fresh buffer laid out like the leaf (the gradient may be a broadcast view)
         if arr.dtype != vd.dtype:
             g = g.to(var.dtype)
             arr = g._data
@@ -337,7 +481,7 @@ def _accumulate(var, g, create_graph):
         if g.dtype is not old.dtype:
             g = g.to(old.dtype)
         if old._data.dtype.kind == "f":
-            if _quiet_flag()[0]:  # inside a backward pass: errstate is already held
+            if _QUIET is not None and _QUIET[0]:  # inside a backward pass: the error state is set
                 np.add(old._data, g._data, out=old._data)
             else:
                 with np.errstate(all="ignore"):

@@ -20,16 +20,47 @@ FREED_MSG = (
 )
 
 
+class _Extra:
+    """What few nodes have: hooks, retained grads, metadata, per-output meta, an explicit
+    next_functions. Kept out of the node itself so that recording a node sets fewer fields and
+    the engine tells a plain node by one test (`node._x is None`)."""
+
+    __slots__ = ("pre_hooks", "hooks", "tensor_pre_hooks", "retained", "metadata", "out_meta", "nf")
+
+    def __init__(self):
+        self.pre_hooks = self.hooks = self.tensor_pre_hooks = self.retained = None
+        self.metadata = self.out_meta = self.nf = None
+
+
+def _extra_field(field: str, doc: str):
+    def get(self):
+        x = self._x
+        return None if x is None else getattr(x, field)
+
+    def set_(self, value):
+        x = self._x
+        if x is None:
+            if value is None:
+                return
+            x = self._x = _Extra()
+        setattr(x, field, value)
+
+    return property(get, set_, doc=doc)
+
+
 class Node:
     """A step of the backward graph. Subclasses only differ by name.
 
     `_edges` has one entry per tensor input of the op (what the engine follows
     and what the vjp's results line up with); `next_functions` is the same
-    graph as torch lists it (usually the very same tuple)."""
+    graph as torch lists it (usually the very same tuple).
 
-    __slots__ = ("next_functions", "_edges", "_saved", "_versions", "_saved_src", "_vjp", "ctx", "_freed",
-                 "_pre_hooks", "_hooks", "_tensor_pre_hooks", "_retained", "_metadata", "_nout",
-                 "_out_meta", "_in_dtypes", "__weakref__")
+    `_saved` is () when nothing is saved and None once backward has freed it.
+    `_x` is None for a plain node (Node's own apply/release, one output, no hooks): the
+    engine runs those inline; anything else is in the `_Extra` it holds."""
+
+    __slots__ = ("_edges", "_saved", "_versions", "_saved_out", "_vjp", "ctx", "_nout", "_in_dtypes",
+                 "_nf", "_x", "__weakref__")
 
     # the engine fills a missing output gradient with zeros before calling a multi-output rule;
     # custom Functions do that themselves (ctx.set_materialize_grads)
@@ -38,21 +69,68 @@ class Node:
 
     def __init__(self, vjp, edges, saved=(), ctx=None, nout=1):
         self._vjp = vjp
-        self.next_functions = edges
         self._edges = edges
+        self._nf = None
         self._saved = saved
         self._versions = tuple([t._vc[0] if t is not None else 0 for t in saved]) if saved else ()
-        self._saved_src = ()  # per saved tensor: (node, output_nr) that made it, for error messages
+        self._saved_out = None
         self.ctx = ctx
-        self._freed = False
-        self._pre_hooks = None
-        self._hooks = None
-        self._tensor_pre_hooks = None  # {output_nr: [fn]} from register_hook on non-leaf tensors
-        self._retained = None  # {output_nr: weak tensor} from retain_grad()
-        self._metadata = None
         self._nout = nout
-        self._out_meta = None  # [(shape, dtype)] per output, to make zeros for a missing gradient
         self._in_dtypes = None  # dtype of each input: a gradient is cast to it before it moves on
+        self._x = None if nout == 1 and type(self)._plain else _Extra()
+
+    _pre_hooks = _extra_field("pre_hooks", "Node pre-hooks: fn(grad_outputs), before the node runs.")
+    _hooks = _extra_field("hooks", "Node hooks: fn(grad_inputs, grad_outputs), after the node runs.")
+    _tensor_pre_hooks = _extra_field("tensor_pre_hooks",
+                                     "{output_nr: [fn]} from register_hook on non-leaf tensors.")
+    _retained = _extra_field("retained", "{output_nr: weak tensor} from retain_grad().")
+    _metadata = _extra_field("metadata", "The dict behind `metadata`, made on first use.")
+    _out_meta = _extra_field("out_meta", "[(shape, dtype)] per output, to make zeros for a missing gradient.")
+
+    @property
+    def next_functions(self) -> tuple:
+        x = self._x
+        if x is not None and x.nf is not None:
+            return x.nf
+        nf = self._nf
+        if nf is None:
+            return self._edges
+        return nf.view(self)  # torch's listing, worked out when asked (see record.TorchEdges)
+
+    @next_functions.setter
+    def next_functions(self, value) -> None:
+        self._nf = None
+        if value is self._edges:
+            if self._x is not None:
+                self._x.nf = None
+            return
+        if self._x is None:
+            self._x = _Extra()
+        self._x.nf = value
+
+    @property
+    def _saved_src(self) -> tuple:
+        """Per saved tensor: (node, output_nr) if it is an output of this node, else None (for
+        error messages). Kept as output numbers: the node holding itself would be a cycle."""
+        out = self._saved_out
+        if not out:
+            return ()
+        return tuple((self, k) if k is not None else None for k in out)
+
+    @_saved_src.setter
+    def _saved_src(self, value) -> None:
+        self._saved_out = tuple(s[1] if s is not None else None for s in value) if value else None
+
+    @property
+    def _freed(self) -> bool:
+        return self._saved is None
+
+    @_freed.setter
+    def _freed(self, value: bool) -> None:
+        if value:
+            self._saved = None
+        elif self._saved is None:
+            self._saved = ()
 
     def name(self) -> str:
         return type(self).__name__
@@ -68,26 +146,28 @@ class Node:
 
     def _unpack_saved(self):
         """The tensors the vjp reads; raises torch's errors if freed or modified in place."""
-        if self._freed:
-            raise RuntimeError(FREED_MSG)
         saved = self._saved
+        if saved is None:
+            raise RuntimeError(FREED_MSG)
         for i, v in enumerate(self._versions):
             t = saved[i]
             if t is not None and t._vc[0] != v:
-                src = self._saved_src[i] if i < len(self._saved_src) else None
+                out = self._saved_out
+                src = (self, out[i]) if out and i < len(out) and out[i] is not None else None
                 raise RuntimeError(modified_msg(t, src, v))
         return saved
 
     def apply(self, grads):
         """grads: one gradient (or None) per output. Returns one per input edge."""
-        saved = self._unpack_saved() if (self._saved or self._freed) else ()
+        saved = self._saved
+        if saved or saved is None:
+            saved = self._unpack_saved()
         return self._vjp(self.ctx, saved, *grads)
 
     def release(self):
         """Free what the backward pass needed (after backward without retain_graph)."""
         if self._saved:
-            self._freed = True
-            self._saved = ()
+            self._saved = None
 
     def register_hook(self, fn: Callable):
         """fn(grad_inputs, grad_outputs) runs after this node; it may return new grad_inputs."""
