@@ -512,3 +512,22 @@ def test_returning_an_argument_changed_in_place_returns_that_tensor():
     xr.mul_(2).add_(1)
     assert_values(x, xr)
     assert_values(w, xr)
+
+
+def test_compiled_backward_frees_its_saved_arrays():
+    """After backward without retain_graph, the compiled node drops what it saved (as torch's nodes do),
+    and a second backward raises torch's error."""
+    f = tracegrad.compile(lambda x: (x * 2).exp().sum())
+    x = tracegrad.ones(3, requires_grad=True)
+    y = f(x)
+    node = y.grad_fn
+    assert node.ctx[1]  # the forward saved arrays for the backward program
+    y.backward()
+    assert node.ctx[1] == ()
+    with pytest.raises(RuntimeError, match="backward through the graph a second time"):
+        y.backward()
+    xr = torch.ones(3, requires_grad=True)
+    yr = (xr * 2).exp().sum()
+    yr.backward()
+    with pytest.raises(RuntimeError, match="backward through the graph a second time"):
+        yr.backward()

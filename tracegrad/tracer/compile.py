@@ -84,6 +84,7 @@ class CompiledFunctionBackward(Node):
     """The one autograd node of a compiled call: runs the compiled backward program."""
 
     __slots__ = ()
+    _plain = False  # its own release(): the engine must call it, to drop the saved arrays
 
     def release(self):
         Node.release(self)
