@@ -174,6 +174,44 @@ WORKLOADS = {
 }
 
 
+def workloads(device: str, quick: bool) -> list:
+    """The three training runs for `python -m bench` (CPU): each timed call is the whole run (500 steps,
+    200 epochs, one epoch) from torch's initial weights; its output, the final loss, is checked against
+    torch's before anything is timed."""
+    if device != "cpu":
+        return []
+    import numpy as np
+
+    from .workload import Target, Workload
+
+    def prepare_for(name):
+        build, amount, _, _ = WORKLOADS[name]
+
+        def prepare(system, arrays, size):
+            if system.kind == "numpy":
+                raise NotImplementedError("training runs have no NumPy baseline")
+            import torch
+
+            make, run = build(amount)
+            torch.manual_seed(0)  # the same initial weights for both libraries
+            theirs = make(torch)
+            model = theirs
+            if system.kind == "tracegrad":
+                model = make(system.lib)
+                _copy_state(model, theirs)
+            return (lambda: run(system.lib, model)[1]), ()
+        return prepare
+
+    out = []
+    for name, (_, amount, target, label) in WORKLOADS.items():
+        out.append(Workload(
+            name=f"train_{name}", group="training", sizes=[label], quick_sizes=[label],
+            make_inputs=lambda size, rng: (np.zeros(1, np.float32),), prepare=prepare_for(name),
+            systems=("tracegrad", "torch"), targets=(Target(label, "torch", target),), rtol=1e-3, atol=1e-4,
+            note=f"{label} of the tutorial's {name.replace('_', ' ')} (whole run per call; final loss checked)"))
+    return out
+
+
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(prog="python -m bench.bench_training", description=__doc__.splitlines()[0])
     ap.add_argument("--repeats", type=int, default=5)

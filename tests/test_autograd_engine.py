@@ -734,3 +734,36 @@ def test_backward_leaves_no_cyclic_garbage():
         assert gc.collect() == 0
     finally:
         gc.enable()
+
+
+def test_a_graph_dropped_without_backward_leaves_no_cyclic_garbage():
+    """An evaluation outside no_grad builds a graph and drops it: nodes that save their own output
+    (exp, tanh, sigmoid, relu, pow) save a stand-in for it, so reference counting frees it all."""
+    x = tracegrad.tensor([[0.5, -1.0], [2.0, 0.25]], requires_grad=True)
+    w = tracegrad.tensor([[1.0, 2.0], [3.0, 4.0]], requires_grad=True)
+    gc.collect()
+    gc.disable()
+    try:
+        for _ in range(3):
+            y = ((x @ w).relu().exp() * 0.5).tanh().sigmoid() ** w
+            y.sum().item()
+            del y
+        assert gc.collect() == 0
+    finally:
+        gc.enable()
+
+
+@pytest.mark.parametrize("fn", ["exp", "tanh", "sigmoid", "pow"])
+def test_double_backward_through_saved_outputs(fn):
+    """Under create_graph a rule that reads the node's own output differentiates through it."""
+    def f(L, x):
+        return x ** x if fn == "pow" else getattr(x, fn)()
+
+    got = []
+    for L in (tracegrad, torch):
+        x = L.tensor([0.3, 1.2, 2.0], requires_grad=True)
+        (g,) = L.autograd.grad(f(L, x).sum(), x, create_graph=True)
+        (gg,) = L.autograd.grad(g.sum(), x)
+        got.append((g.detach().numpy(), gg.numpy()))
+    np.testing.assert_allclose(got[0][0], got[1][0], rtol=1e-5)
+    np.testing.assert_allclose(got[0][1], got[1][1], rtol=1e-5)

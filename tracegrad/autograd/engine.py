@@ -23,6 +23,7 @@ import numpy as np
 from . import grad_mode
 from .node import AccumulateGrad, FREED_MSG
 from .record import accumulator as _accumulator  # noqa: F401  (re-exported for older callers)
+from .record import live_saved
 
 _state = grad_mode._state
 _getrefcount = sys.getrefcount
@@ -197,7 +198,7 @@ def backward_from(node, nr, g, retain_graph: bool, create_graph: bool) -> None:
                                 node._unpack_saved()  # raises torch's error
                     elif saved is None:
                         raise RuntimeError(FREED_MSG)
-                    outs = vjp(node.ctx, saved, g)
+                    outs = vjp(node.ctx, live_saved(node, saved) if create_graph else saved, g)
                 if saved and not retain_graph:
                     node._saved = None
             elif type(node) is AccumulateGrad:
@@ -327,7 +328,7 @@ def _run(ready, buffers, deps, retain_graph, create_graph, capture, needed, resu
                             node._unpack_saved()  # raises torch's error
                 elif saved is None:
                     raise RuntimeError(FREED_MSG)
-                outs = vjp(node.ctx, saved, g)
+                outs = vjp(node.ctx, live_saved(node, saved) if create_graph else saved, g)
             if saved and not retain_graph:
                 node._saved = None
         elif type(node) is AccumulateGrad:

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 from typing import Callable
 
+from .grad_mode import _state as _grad_state
+
 FREED_MSG = (
     "Trying to backward through the graph a second time (or directly access saved tensors after "
     "they have already been freed). Saved intermediate values of the graph are freed when you call "
@@ -162,6 +164,10 @@ class Node:
         saved = self._saved
         if saved or saved is None:
             saved = self._unpack_saved()
+            if _grad_state["enabled"]:  # create_graph: saved outputs need their grad_fn back
+                from .record import live_saved
+
+                saved = live_saved(self, saved)
         return self._vjp(self.ctx, saved, *grads)
 
     def release(self):

@@ -248,11 +248,49 @@ def _plan_of(op):
     return plan
 
 
+def standin(o):
+    """What a node saves of its own output: a tensor sharing the output's data and version counter,
+    without its grad_fn. Saving the output itself would be a reference cycle (node -> output ->
+    grad_fn -> node) that only the garbage collector frees, when a graph is dropped without a
+    backward pass (an evaluation loop outside no_grad). Under create_graph the node hands its vjp
+    `live_saved` instead, where the output has its grad_fn back."""
+    s = _new(o.__class__)
+    s._data = o._data
+    s.dtype = o.dtype
+    s._vc = o._vc
+    if o._sym is not None:  # traced: the same symbolic value as the output
+        s._sym = o._sym
+    return s
+
+
+def live_saved(node, saved):
+    """`saved` with each saved output given its grad_fn (this node) again, for a backward pass
+    that is itself recorded (create_graph): its gradient formulas must differentiate through it."""
+    out = node._saved_out
+    if not out or not saved:
+        return saved
+    live = list(saved)
+    for i, k in enumerate(out):
+        if k is not None and live[i] is not None:
+            s = live[i]
+            t = _new(s.__class__)
+            t._data = s._data
+            t.dtype = s.dtype
+            t._vc = s._vc
+            if s._sym is not None:
+                t._sym = s._sym
+            t.grad_fn = node
+            t._output_nr = k
+            t._requires_grad = True
+            live[i] = t
+    return tuple(live)
+
+
 def _save(node, plan, mode, args, attrs, outs, T):
     """The saved tensors of a node, in general (record's short cases aside)."""
     if mode == 4:
         a = args[0]
-        saved = tuple([a if e == 0 else None if e is None else outs[-1 - e] for e in plan.tmpl1])
+        saved = tuple([a if e == 0 else None if e is None else standin(outs[-1 - e]) for e in plan.tmpl1])
         has_out = plan.out1 is not None
         src = plan.out1
     else:
@@ -281,7 +319,7 @@ def _save(node, plan, mode, args, attrs, outs, T):
                         continue
                     t = None  # a Python number where save_if keeps a slot
             else:  # one of the op's own outputs
-                t = outs[-1 - i]
+                t = standin(outs[-1 - i])
                 src.append(-1 - i)
                 saved.append(t)
                 continue
@@ -438,7 +476,7 @@ def record(op, args, attrs, outs):
         node._versions = (a._vc[0],)
         node._saved_out = None
     elif mode == 2:
-        node._saved = (out0,)
+        node._saved = (standin(out0),)
         node._versions = (out0._vc[0],)
         node._saved_out = plan.out1
     elif mode == 3:

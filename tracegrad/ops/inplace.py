@@ -14,6 +14,7 @@ import numpy as np
 from .. import dtypes as D
 from ..autograd import grad_mode
 from ..autograd.node import node_class
+from ..autograd.record import standin
 from ..dispatch import values, to_storage, apply, TRACER
 from ..tensor import Tensor
 
@@ -58,7 +59,9 @@ def commit(self: Tensor, r: Tensor) -> Tensor:
         if saved:
             # a saved output is `self` after the write (torch saves the in-place result itself),
             # so changing it again in place is caught at backward time
-            saved = tuple(self if t is r else t for t in saved)
+            out = node._saved_out
+            saved = tuple(standin(self) if out and out[i] is not None and t is not None else t
+                          for i, t in enumerate(saved))
             node._saved = saved
             node._versions = tuple(t._vc[0] if t is not None else 0 for t in saved)
         _rebase(self, r)
