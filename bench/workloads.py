@@ -165,6 +165,7 @@ def _overhead(device: str, quick: bool) -> list[Workload]:
             name=f"overhead_{name}", group="eager overhead", sizes=[shape], quick_sizes=[shape],
             make_inputs=make, fn=fn, numpy_fn=fn_np if device == "cpu" else None,
             devices=(device,), label=_shape_label, rotate=True,
+            targets=(Target(shape, "torch", 1.0),) if device == "cpu" else (),
             note=f"one `{name}` on a 3x3 float32 tensor: the per-op cost of the Python path",
         ))
     return out
