@@ -234,7 +234,7 @@ def sum(input, dim=None, keepdim=False, *, dtype=None, out=None):
             o = _empty((), npdt)  # a 0-d array to reduce into (a NumPy scalar would need wrapping)
             tok = _es_set(_QUIET_ALL)
             try:
-                _add_reduce(x, _ALL_DIMS[x.ndim], None, o)
+                _add_reduce(x, None, None, o)  # (axis None: every dim, as _ALL_DIMS[ndim] says)
             except OnDevice:
                 o = None  # a CUDA tensor: the general path below runs it on the device
             finally:
