@@ -1,0 +1,223 @@
+"""The kernels eager CUDA ops launch, compiled ahead of time for an H100 (sm_90) without a GPU.
+
+test_aot_sm90 compiles the kernels the codegen tests write by hand; eager ops
+build their own specs (explicit strides and offsets, torch's output layouts,
+casts around matmuls, linear's backward), so they are compiled here too. Each
+workload runs real eager ops on the simulated device while every launch is
+recorded; each distinct kernel must then compile for sm_90, spill nothing, fit
+in shared memory, and read dense float32/float16/bfloat16 operands with 128-bit
+vector loads.
+
+Shapes are big enough to reach the renderers' full block sizes (XBLOCK 1024, a
+4096-wide persistent row, a looped row, 128x128x64 tensor-core tiles), the sizes
+where register pressure shows, and small enough for the interpreter.
+"""
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pytest
+
+import triton  # noqa: F401  (the test extra installs it: these tests must fail, not skip, without it)
+import tracegrad
+from tracegrad import dtypes as D
+from tracegrad.kernels.cuda import eager
+from tracegrad.kernels.cuda.simulate import simulated
+from tracegrad.kernels.triton import render
+from tracegrad.kernels.triton.aot import compile_sm90
+from tracegrad.kernels.triton.spec import contiguous_strides
+
+F = tracegrad.nn.functional
+SM90_SHARED = 227 * 1024  # the most shared memory one block may use on sm_90
+# elements one 128-bit load moves, for the dtypes whose dense loads must vectorise
+VECTOR_WIDTH = {D.float32: 4, D.float16: 8, D.bfloat16: 8}
+
+
+def dev(rng, *shape, dtype=None, requires_grad=False):
+    t = tracegrad.tensor(rng.standard_normal(shape).astype(np.float32), device="cuda")
+    if dtype is not None:
+        t = t.to(dtype)
+    return t.requires_grad_() if requires_grad else t
+
+
+# ---- workloads: each runs eager ops; the kernels they launch are what gets compiled ----------------
+def pointwise_float32(rng):
+    x, b = dev(rng, 64, 96), dev(rng, 96)
+    (x * 2 + b).relu()  # a broadcast bias row
+    x - b.reshape(1, 96).expand(64, 96)
+    tracegrad.where(x > 0, x, b).sigmoid().clamp(0.2, 0.7)
+    ((x > b) & (x < 1)).float()
+    tracegrad.maximum(x, b) * x.exp() / (x.abs() + 1)
+    x * tracegrad.tensor(3.0)  # a 0-d CPU tensor joins as a scalar load
+    dev(rng, 7, 13).tanh()  # numel not a multiple of the vector width: masked tail
+
+
+def pointwise_strided(rng):
+    x, b = dev(rng, 64, 96), dev(rng, 96)
+    x.t().exp() - b.reshape(96, 1)  # a transposed input, and torch's transposed output layout
+    x.t() + dev(rng, 96, 64)  # mixed layouts
+    x[1:, ::2].tanh() / (x[1:, 1::2].abs() + 1)  # step slices at odd offsets
+    x[:, 8:72] * 2  # a column window: rows are dense, the kernel is not
+    dev(rng, 4, 16, 24).permute(2, 0, 1) * dev(rng, 24, 1, 1)
+
+
+def pointwise_half(rng):
+    for dt in (tracegrad.float16, tracegrad.bfloat16):
+        x, b = dev(rng, 64, 96, dtype=dt), dev(rng, 96, dtype=dt)
+        (x * 3 + b).relu()
+        x.t().sigmoid()
+        x * dev(rng, 64, 96)  # promotes to float32
+        F.gelu(x)
+
+
+def casts_and_copies(rng):
+    x = dev(rng, 64, 96)
+    for dt in (tracegrad.float16, tracegrad.bfloat16, tracegrad.float64, tracegrad.int32):
+        x.to(dt).float()
+    x.half().to(tracegrad.bfloat16)
+    x.clone()
+    x.t().contiguous()
+    x[:, ::3].clone()
+    y = tracegrad.zeros(64, 96, device="cuda")
+    y.copy_(x)
+    y[:, 1].zero_()  # writes through a strided view
+    y[2:].fill_(7)
+    y.copy_(tracegrad.arange(96.0))  # a host row broadcast over the device tensor
+
+
+def reductions(rng):
+    x = dev(rng, 16, 24, 32)
+    x.sum(-1)  # the last dim
+    x.sum(0)  # a leading dim: permuted last by strides
+    x.mean((0, 2), keepdim=True)  # several dims
+    x.sum()
+    x.amax(-1), x.amin(1), x.prod(2)
+    x.transpose(0, 2).sum(0)
+    (x > 0).sum(1)  # bool counts in int64
+    x.half().sum(-1)
+    e = (x - x.amax(-1, keepdim=True)).exp()  # softmax by hand (F.softmax has no device kernel yet)
+    e / e.sum(-1, keepdim=True)
+    dev(rng, 8, 4096).sum(-1)  # one whole 4096-wide row per block
+    dev(rng, 4, 5000).amax(-1)  # a row too long for one block: the looped kernel
+
+
+def matmuls(rng):
+    a, b = dev(rng, 64, 128), dev(rng, 128, 96)
+    a @ b  # float32: FMA tiles
+    a.t().t() @ b[:, :48]
+    a @ b[:, 0]  # matrix @ vector
+    a @ dev(rng, 96, 128).t()  # b read K-contiguous, linear's layout
+    dev(rng, 3, 64, 128) @ b  # batched, broadcast
+    ah, bh = a.half(), b.half()
+    dev(rng, 128, 256, dtype=tracegrad.float16) @ dev(rng, 256, 128, dtype=tracegrad.float16)  # full tensor-core tiles
+    dev(rng, 2, 64, 128, dtype=tracegrad.float16) @ dev(rng, 2, 128, 96, dtype=tracegrad.float16)
+    ah.t().t() @ bh.t().contiguous().t()
+    a.bfloat16() @ b.bfloat16()
+
+
+def linear_and_addmm(rng):
+    x, w, bias = dev(rng, 64, 96), dev(rng, 48, 96), dev(rng, 48)
+    F.linear(x, w, bias)  # the bias as the matmul's epilogue
+    F.linear(x.half(), w.half(), bias.half())
+    tracegrad.addmm(dev(rng, 64, 48), x, w.t(), beta=0.5, alpha=2.0)
+    tracegrad.addmm(bias, x, w.t())
+
+
+def mlp_backward(rng):
+    x, t = dev(rng, 64, 96), dev(rng, 64, 10)
+    w1, b1 = dev(rng, 128, 96, requires_grad=True), dev(rng, 128, requires_grad=True)
+    w2, b2 = dev(rng, 10, 128, requires_grad=True), dev(rng, 10, requires_grad=True)
+    for _ in range(2):  # the second backward accumulates into .grad
+        h = F.linear(x, w1, b1).relu()
+        out = h @ w2.t() + b2
+        ((out - t) ** 2).mean().backward()
+    assert all(p.grad is not None and p.grad.is_cuda for p in (w1, b1, w2, b2))
+
+
+WORKLOADS = [pointwise_float32, pointwise_strided, pointwise_half, casts_and_copies, reductions, matmuls,
+             linear_and_addmm, mlp_backward]
+KINDS = {"reductions": {"reduction"}, "matmuls": {"matmul"}, "linear_and_addmm": {"matmul"},
+         "mlp_backward": {"pointwise", "reduction", "matmul"}}
+
+
+def launched_kernels(workload, rng) -> list:
+    """The distinct kernel sources the workload's eager ops launched, in launch order."""
+    specs, on_host = [], []
+    launch, fallback = eager._launch, eager._fallback
+
+    def recording(spec, arrays):
+        specs.append(spec)
+        return launch(spec, arrays)
+
+    def to_host(op, *args):
+        on_host.append(op.name)
+        return fallback(op, *args)
+
+    with simulated(), pytest.MonkeyPatch.context() as mp, warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the fallback warning fires once a process; on_host sees every one
+        mp.setattr(eager, "_launch", recording)
+        mp.setattr(eager, "_fallback", to_host)
+        workload(rng)
+    # an op run on the host launches nothing, so it would drop out of this check unseen
+    assert not on_host, f"ran on the host, not as kernels: {sorted(set(on_host))}"
+    kernels = {}
+    for spec in specs:
+        src = render(spec)
+        kernels.setdefault((src.text, tuple(src.signature().items())), src)
+    return list(kernels.values())
+
+
+def dense_loads(spec) -> int:
+    """Loads of a pointwise kernel that can move 128 bits per thread: dense over the kernel's
+    whole shape, of a vectorisable dtype, starting on a vector boundary, in a kernel of whole vectors."""
+    if spec.kind != "pointwise":
+        return 0
+    n = 0
+    for ld in spec.loads:
+        width = VECTOR_WIDTH.get(ld.dtype)
+        if width is None or spec.numel % width or ld.offset % width:
+            continue
+        if (ld.shape is None or ld.shape == spec.shape) and \
+                (ld.strides is None or ld.strides == contiguous_strides(spec.shape)):
+            n += 1
+    return n
+
+
+@pytest.mark.parametrize("workload", WORKLOADS, ids=lambda w: w.__name__)
+def test_eager_kernels_compile_for_sm90_without_spills(workload, rng):
+    kernels = launched_kernels(workload, rng)
+    assert kernels, "the workload launched no kernel"
+    kinds = {k.spec.kind for k in kernels}
+    assert KINDS.get(workload.__name__, {"pointwise"}) <= kinds, kinds
+    problems = []
+    for src in kernels:
+        try:
+            k = compile_sm90(src)
+        except Exception as e:  # every kernel is checked; the failures are reported together
+            problems.append(f"{src.name}: does not compile: {type(e).__name__}: {str(e)[:400]}\n{src.text}")
+            continue
+        if k.n_spills or not 0 < k.n_regs <= 255 or k.shared > SM90_SHARED or ".target sm_90a" not in k.ptx \
+                or k.cubin[:4] != b"\x7fELF":
+            problems.append(k.summary())
+        want = dense_loads(src.spec)
+        if want and k.vector_loads() < want:
+            problems.append(f"{k.summary()}: {want} dense loads should be 128-bit\n" + "\n".join(k.global_loads()))
+    assert not problems, "\n\n".join(problems)
+
+
+def test_dense_loads_are_counted_only_where_a_vector_fits():
+    """The vector-load check must not pass vacuously: it sees the dense float32 loads of a
+    plain elementwise op, and none in a transposed or sliced read."""
+    rng = np.random.default_rng(0)
+    wants = {}
+
+    def workload(rng):
+        x = dev(rng, 64, 96)
+        x * 2, x.t() * 2, x[:, 1:] * 2
+        dev(rng, 64, 96, dtype=tracegrad.float16) * 2
+
+    for src in launched_kernels(workload, rng):
+        wants[(src.spec.shape, src.spec.loads[0].dtype.name, src.spec.loads[0].strides)] = dense_loads(src.spec)
+    assert wants == {((64, 96), "float32", (96, 1)): 1, ((96, 64), "float32", (1, 96)): 0,
+                     ((64, 95), "float32", (96, 1)): 0, ((64, 96), "float16", (96, 1)): 1}, wants
