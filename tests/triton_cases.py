@@ -732,6 +732,12 @@ def matmul_cases() -> list[Case]:
                           matmul=MatMul("acc", "a", "wt"))
         cases.append(Case(f"matmul-linear-relu-{dt}", spec,
                           lambda t: {"out": torch.relu(t["a"] @ t["wt"] + t["bias"])}))
+    # exact float32 with the weight read K-contiguous and a K loop of several steps: the 64x64 tile
+    # spilled on sm_90 at this size (the small case above never loops over K)
+    loads = [Load("a", "float32", (64, 128)), Load("wt", "float32", (128, 96), (1, 128)), Load("bias", "float32", (96,))]
+    spec = KernelSpec("linear_f32_kloop", (64, 96), loads, [Step("t", "add", ("acc", "bias"))], [Store("out", "t")],
+                      matmul=MatMul("acc", "a", "wt"))
+    cases.append(Case("matmul-linear-f32-kloop", spec, lambda t: {"out": t["a"] @ t["wt"] + t["bias"]}))
     # TF32: float32 inputs rounded to 10-bit mantissas, so a looser tolerance
     loads = [Load("a", "float32", (32, 64)), Load("b", "float32", (64, 48))]
     spec = KernelSpec("mm_tf32", (32, 48), loads, [], [Store("out", "acc")],

@@ -252,13 +252,9 @@ def matmul(a: DeviceArray, b: DeviceArray, dtype: D.DType, *, b_transposed: bool
         body.append(Step("y", "add", (value, bv), {}, dtype, dtype))
         value = "y"
     arrays["out"] = out
-    # An exact float32 dot runs on the FMA units with both tiles in registers; when b is read
-    # K-contiguous (x @ w.T, linear's layout) the 64x64x16 default spills on sm_90 (ptxas stops
-    # at 96 registers, 40-100 bytes spilled), and 64x32 fits in about 72 with none.
-    options = {"BLOCK_N": 32} if dtype is D.float32 and bst[-2] == 1 and bsh[-1] > 32 else {}
+    # (the tiles, including the smaller ones for b read K-contiguous, are matmul.default_tiles')
     spec = KernelSpec(f"tg_matmul", shape, tuple(loads), tuple(body),
-                      (Store("out", value, dtype, shape, contiguous_strides(shape), 0),), matmul=MatMul("mm", "a", "b"),
-                      options=options)
+                      (Store("out", value, dtype, shape, contiguous_strides(shape), 0),), matmul=MatMul("mm", "a", "b"))
     _launch(spec, arrays)
     return out
 

@@ -24,16 +24,20 @@ from .render import Renderer, KernelSource, cdiv, next_pow2
 _DOT_DTYPES = (D.float16, D.bfloat16, D.float32, D.float64)
 
 
-def default_tiles(dtype: D.DType, M: int, N: int, K: int, tf32: bool = False) -> dict:
+def default_tiles(dtype: D.DType, M: int, N: int, K: int, tf32: bool = False, b_k_contiguous: bool = False) -> dict:
     """Tile sizes: big tiles for big problems, shrunk (never below 16, tl.dot's minimum) for small ones.
 
     Tensor-core dots (float16/bfloat16, TF32) take 128x128 tiles; exact float32 and
     float64 dots run on the FMA units, whose operands live in registers, so their
-    tiles are smaller (64x64x16 compiles for sm_90 with no spills, 90/126 registers)."""
+    tiles are smaller (64x64x16 compiles for sm_90 with no spills, 90/126 registers).
+    An exact float32 dot reading b K-contiguous (x @ w.T, linear's layout) spills at
+    64x64 (ptxas stops at 96 registers), so it takes 64x32 (about 72, none spilled)."""
     if dtype in (D.float16, D.bfloat16):
         bm, bn, bk, warps, stages = 128, 128, 64, 8, 3
     elif dtype is D.float32 and tf32:
         bm, bn, bk, warps, stages = 128, 128, 32, 8, 3
+    elif dtype is D.float32 and b_k_contiguous:
+        bm, bn, bk, warps, stages = 64, 32, 16, 4, 2
     else:
         bm, bn, bk, warps, stages = 64, 64, 16, 4, 2
     fit = lambda b, n: max(16, min(b, next_pow2(n)))  # noqa: E731
@@ -52,7 +56,8 @@ class MatmulRenderer(Renderer):
         batch = spec.shape[:-2]
         M, N = spec.shape[-2:]
         K = a.shape[-1]
-        tiles = default_tiles(a.dtype, M, N, K, mm.allow_tf32)
+        b_k_contiguous = b.strides is not None and len(b.strides) >= 2 and b.strides[-2] == 1 and N > 1
+        tiles = default_tiles(a.dtype, M, N, K, mm.allow_tf32, b_k_contiguous)
         tiles.update({k: v for k, v in spec.options.items() if k in tiles})
         bm, bn, bk, gm = tiles["BLOCK_M"], tiles["BLOCK_N"], tiles["BLOCK_K"], tiles["GROUP_M"]
 
