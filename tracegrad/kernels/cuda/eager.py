@@ -15,6 +15,9 @@ kernels use (kernels/triton), and launched by the runtime on device pointers:
     matmul          tl.dot, batched and broadcast; linear and addmm add their bias in
                     the epilogue, and linear's backward is two matmuls and a row sum
     clone, casts    a load -> store kernel
+    composites      softmax, log_softmax, cross_entropy, nll_loss, mse_loss, layer_norm (and
+                    their backwards), cat and stack: kernels written out of the op table's
+                    primitives (composite.py)
     everything else copies its inputs to the host, runs the op's NumPy code, and copies
                     the results back, with a one-time warning naming the op
                     (`host_fallbacks()` lists those seen)
@@ -63,7 +66,8 @@ def empty(shape: Sequence[int], dtype: D.DType, strides: Sequence[int] | None = 
 
 def from_host(arr: np.ndarray, dtype: D.DType) -> DeviceArray:
     """A row-major device copy of a host array (its storage dtype: bfloat16 as uint16 bits)."""
-    arr = np.ascontiguousarray(arr)
+    arr = np.asarray(arr)
+    arr = np.ascontiguousarray(arr).reshape(arr.shape)  # (ascontiguousarray makes a 0-d array 1-d)
     buf = _runtime().to_device(arr.reshape(-1), dtype)
     return DeviceArray(buf, arr.shape, contiguous_strides(arr.shape), 0, dtype)
 
@@ -196,7 +200,10 @@ def reduce(op, x: DeviceArray, attrs: dict, dtype: D.DType, compute: D.DType | N
     out = empty(final, dtype)
     if out.size == 0:
         return out
-    if not dims or x.size == 0:  # nothing to reduce over, or an empty reduction: the host knows the identity
+    if not dims:  # nothing reduced (a 0-d tensor's sum): each element is its own result
+        copy_into(out, DeviceArray(x.buffer, final, x.estrides if len(final) == nd else (), x.offset, x.tdtype))
+        return out
+    if x.size == 0:  # an empty reduction: the host knows the identity
         raise LoweringError(f"{op.name} over no elements")
     ld = Load("x", x.tdtype, tuple(x.shape[i] for i in perm), tuple(x.estrides[i] for i in perm), x.offset)
     step_attrs = dict(attrs, dims=tuple(range(len(keep), nd)))
@@ -398,10 +405,22 @@ def _run(op, args, attrs, dtype, compute):
                             dtype)]
         if op.name == "linear_backward":
             return _linear_backward(args, attrs, dtype)
+        handler = _composite().get(op.name)
+        if handler is not None:
+            outs = handler(args, attrs, dtype, compute)
+            dts = dtype if isinstance(dtype, tuple) else (dtype,) * len(outs)
+            return [T._make(o, dt) for o, dt in zip(outs, dts)]
     except LoweringError as e:
         return _fallback(op, args, attrs, dtype, compute, str(e))
     why = "no Triton lowering" if op.lowering is None else f"{kind} ops are not launched eagerly"
     return _fallback(op, args, attrs, dtype, compute, why)
+
+
+def _composite() -> dict:
+    """op name -> its device kernel in composite.py (softmax, losses, layer_norm, cat...)."""
+    from .composite import HANDLERS
+
+    return HANDLERS
 
 
 def _copy_op(args, dtype):

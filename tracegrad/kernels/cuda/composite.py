@@ -1,0 +1,557 @@
+"""Device kernels for the op table's composite ops: softmax, losses, normalisation, concatenation.
+
+These ops have no single Triton lowering in the op table: each is a small program
+of primitives (max, sub, exp, sum, div...). On the device each becomes one
+KernelSpec written out of those primitives, the same decomposition the tracer
+uses, so it is rendered and compiled by the same code as every other kernel:
+
+    softmax(x)           m = amax(x); e = exp(x - m); y = e / sum(e)     one row kernel
+    log_softmax(x)       s = x - amax(x); y = s - log(sum(exp(s)))       one row kernel
+    their backwards      y * (g - sum(g * y)), g - exp(y) * sum(g)       one row kernel
+    cross_entropy        log_softmax and the target's logit per row, then the batch reduction
+    nll_loss             the target's log-probability per row, then the batch reduction
+    mse_loss             (x - t)^2 summed or averaged over everything    one kernel
+    layer_norm           mean, rstd and the normalised rows              one row kernel
+    cat / stack          one copy kernel per input, into its slice of the output
+
+The dim an op works along is permuted last by strides (no copy), so a softmax
+over dim 0 is the same row kernel as one over the last dim.
+
+Picking one class per row (a gather) has no load of its own in the codegen: it
+is a row reduction, sum(where(classes == target, x, 0)), over a small int64
+buffer of class numbers 0..C-1 broadcast against the rows. The row is read
+whole anyway by the softmax around it.
+
+Each handler takes the op's (args, attrs, dtype, compute) as `eager._run` has
+them and returns the outputs as device arrays; a LoweringError sends the op to
+the host instead.
+"""
+from __future__ import annotations
+
+import math
+from typing import Callable, Sequence
+
+import numpy as np
+
+from ... import dtypes as D
+from ..triton.lowering import LoweringError, compute_dtype
+from ..triton.spec import KernelSpec, Load, Step, Store
+from . import eager
+from .array import DeviceArray, contiguous_strides
+
+
+class Kernel:
+    """A KernelSpec built up step by step, with the device arrays its loads and stores name.
+
+    Loads and stores take a device array and, optionally, the shape and strides to
+    read it with (a permuted or broadcast view of it); steps name op-table primitives."""
+
+    def __init__(self, name: str, shape: Sequence[int], reduce_ndim: int = 0):
+        self.name, self.shape, self.reduce_ndim = name, tuple(shape), reduce_ndim
+        self.loads: list[Load] = []
+        self.body: list[Step] = []
+        self.stores: list[Store] = []
+        self.arrays: dict[str, DeviceArray] = {}
+
+    def load(self, name: str, d: DeviceArray, shape=None, strides=None) -> str:
+        shape = d.shape if shape is None else tuple(shape)
+        strides = d.estrides if strides is None else tuple(strides)
+        self.loads.append(Load(name, d.tdtype, shape, strides, d.offset))
+        self.arrays[name] = d
+        return name
+
+    def step(self, out: str, op: str, *args, dtype: D.DType | None = None, compute: D.DType | None = None,
+             **attrs) -> str:
+        self.body.append(Step(out, op, args, attrs, dtype, compute))
+        return out
+
+    def cast(self, out: str, value: str, dtype: D.DType) -> str:
+        """out = value converted to dtype (a bool mask to 0.0/1.0)."""
+        self.body.append(Step(out, "to_copy", (value,), {"dtype": dtype}, dtype))
+        return out
+
+    def store(self, value: str, out: DeviceArray, shape=None, strides=None) -> None:
+        name = f"out{len(self.stores)}"
+        shape = out.shape if shape is None else tuple(shape)
+        strides = out.estrides if strides is None else tuple(strides)
+        self.stores.append(Store(name, value, out.tdtype, shape, strides, out.offset))
+        self.arrays[name] = out
+
+    def launch(self) -> None:
+        spec = KernelSpec(self.name, self.shape, tuple(self.loads), tuple(self.body), tuple(self.stores),
+                          self.reduce_ndim)
+        eager._launch(spec, self.arrays)  # (looked up on the module: tests record launches by patching it)
+
+
+# ---- layouts --------------------------------------------------------------------------------------
+def _last(seq: Sequence, dims: Sequence[int]) -> tuple:
+    """seq with the entries at `dims` moved to the end (the order of the rest kept)."""
+    keep = [v for i, v in enumerate(seq) if i not in dims]
+    return tuple(keep) + tuple(seq[i] for i in dims)
+
+
+def _like(x: DeviceArray, dtype: D.DType) -> DeviceArray:
+    """New memory for an output shaped like x in x's memory order (torch's empty_like)."""
+    from ...ops.shape_util import pointwise_strides
+
+    return eager.empty(x.shape, dtype, pointwise_strides(x.shape, [(x.shape, x.estrides)]))
+
+
+def _row_view(d: DeviceArray, n: int):
+    """(shape, strides) of a per-row array (rows...) read against a (rows..., n) kernel."""
+    return d.shape + (1,), d.estrides + (0,)
+
+
+def _classes(c: int) -> DeviceArray:
+    """The class numbers 0..c-1 on the device: what a target is compared with to pick its class."""
+    return eager.from_host(np.arange(c, dtype=np.int64), D.int64)
+
+
+def _float_ct(dtype: D.DType) -> D.DType:
+    """The dtype a kernel computes `dtype` values in (float16/bfloat16 in float32, as torch does)."""
+    if dtype.category != D._FLOAT:
+        raise LoweringError(f"{dtype.name} input: the kernel is written for floating-point values")
+    return compute_dtype(dtype)
+
+
+# ---- softmax and log_softmax ------------------------------------------------------------------------
+def _softmax_kernel(name: str, x: DeviceArray, dim: int, dtype: D.DType, log: bool) -> DeviceArray:
+    nd = x.ndim
+    dim %= nd
+    out = _like(x, dtype)
+    if out.size == 0:
+        return out
+    ct = _float_ct(dtype)
+    k = Kernel(name, _last(x.shape, [dim]), 1)
+    k.load("x", x, k.shape, _last(x.estrides, [dim]))
+    last = (nd - 1,)
+    k.step("m", "amax", "x", dims=last, keepdim=True, dtype=ct)
+    k.step("s", "sub", "x", "m", dtype=ct, compute=ct)
+    k.step("e", "exp", "s", dtype=ct, compute=ct)
+    k.step("se", "sum", "e", dims=last, keepdim=True, dtype=ct)
+    if log:
+        k.step("lse", "log", "se", dtype=ct, compute=ct)
+        k.step("y", "sub", "s", "lse", dtype=ct, compute=ct)
+    else:
+        k.step("y", "div", "e", "se", dtype=ct, compute=ct)
+    k.store("y", out, k.shape, _last(out.estrides, [dim]))
+    k.launch()
+    return out
+
+
+def softmax(args, attrs, dtype, compute):
+    """y = exp(x - max) / sum(exp(x - max)) along attrs['dim']."""
+    return [_softmax_kernel("softmax", args[0]._data, attrs["dim"], dtype, False)]
+
+
+def log_softmax(args, attrs, dtype, compute):
+    """y = (x - max) - log(sum(exp(x - max))) along attrs['dim']."""
+    return [_softmax_kernel("log_softmax", args[0]._data, attrs["dim"], dtype, True)]
+
+
+def _softmax_backward_kernel(name: str, g: DeviceArray, y: DeviceArray, dim: int, dtype: D.DType,
+                             log: bool) -> DeviceArray:
+    nd = y.ndim
+    dim %= nd
+    out = _like(y, dtype)
+    if out.size == 0:
+        return out
+    ct = _float_ct(dtype)
+    k = Kernel(name, _last(y.shape, [dim]), 1)
+    k.load("g", g, k.shape, _last(g.estrides, [dim]))  # (the gradient of a sum is a stride-0 expand)
+    k.load("y", y, k.shape, _last(y.estrides, [dim]))
+    last = (nd - 1,)
+    if log:  # torch's formula: g - exp(y) * sum(g)
+        k.step("sg", "sum", "g", dims=last, keepdim=True, dtype=ct)
+        k.step("p", "exp", "y", dtype=ct, compute=ct)
+        k.step("ps", "mul", "p", "sg", dtype=ct, compute=ct)
+        k.step("dx", "sub", "g", "ps", dtype=ct, compute=ct)
+    else:  # torch's formula: y * (g - sum(g * y))
+        k.step("gy", "mul", "g", "y", dtype=ct, compute=ct)
+        k.step("sgy", "sum", "gy", dims=last, keepdim=True, dtype=ct)
+        k.step("d", "sub", "g", "sgy", dtype=ct, compute=ct)
+        k.step("dx", "mul", "d", "y", dtype=ct, compute=ct)
+    k.store("dx", out, k.shape, _last(out.estrides, [dim]))
+    k.launch()
+    return out
+
+
+def softmax_backward(args, attrs, dtype, compute):
+    g, y = (a._data for a in args)
+    return [_softmax_backward_kernel("softmax_backward", g, y, attrs.get("dim", 1), dtype, False)]
+
+
+def log_softmax_backward(args, attrs, dtype, compute):
+    g, y = (a._data for a in args)
+    return [_softmax_backward_kernel("log_softmax_backward", g, y, attrs.get("dim", 1), dtype, True)]
+
+
+# ---- reducing per-row losses ----------------------------------------------------------------------
+def _reduce_rows(name: str, loss: DeviceArray, weight: DeviceArray | None, reduction: str,
+                 dtype: D.DType) -> DeviceArray:
+    """The loss tensor a loss returns from its per-row losses: as they are ('none'), their sum,
+    or their sum over the sum of the rows' weights ('mean'; weight None counts rows)."""
+    if reduction == "none":
+        if loss.tdtype is dtype:
+            return loss
+        return eager.copy_array(loss, dtype)
+    out = eager.empty((), dtype)
+    ct = compute_dtype(dtype)
+    if loss.ndim == 0:  # one row (an unbatched input): a reduction needs a dim to reduce
+        loss = DeviceArray(loss.buffer, (1,), (1,), loss.offset, loss.tdtype)
+        weight = None if weight is None else DeviceArray(weight.buffer, (1,), (1,), weight.offset, weight.tdtype)
+    if loss.size == 0:  # an empty sum is 0, an empty mean 0 / 0
+        eager.write(out, 0.0 if reduction == "sum" else math.nan)
+        return out
+    nd = loss.ndim
+    k = Kernel(f"{name}_{reduction}", loss.shape, nd)
+    k.load("loss", loss)
+    every = tuple(range(nd))
+    k.step("total", "sum", "loss", dims=every, keepdim=False, dtype=ct)
+    if reduction == "sum":
+        k.store("total", out, (), ())
+    elif weight is None:
+        k.step("y", "mean", "loss", dims=every, keepdim=False, dtype=ct)
+        k.store("y", out, (), ())
+    else:
+        k.load("w", weight)
+        k.step("wsum", "sum", "w", dims=every, keepdim=False, dtype=ct)
+        k.step("y", "div", "total", "wsum", dtype=ct, compute=ct)
+        k.store("y", out, (), ())
+    k.launch()
+    return out
+
+
+# ---- cross_entropy: log_softmax and nll_loss in one row kernel ------------------------------------
+def cross_entropy(args, attrs, dtype, compute):
+    """(N, C) logits, (N,) int64 class targets: per row log(sum(exp(x - m))) + m - x[t], then reduced.
+
+    What the backward needs (the logits, each row's logsumexp, the targets and the
+    number of rows that count) goes into attrs['keep'], as the host version keeps its
+    intermediates there. Targets are not bounds-checked (that would need their
+    values on the host); an out-of-range target picks no logit."""
+    x, t = args[0]._data, args[1]._data
+    if t.tdtype is not D.int64 or x.ndim != 2:
+        raise LoweringError("cross_entropy takes (N, C) logits and (N,) int64 targets")
+    ignore, reduction = attrs.get("ignore_index", -100), attrs.get("reduction", "mean")
+    ct = _float_ct(dtype)
+    n, c = x.shape
+    lse = eager.empty((n,), ct)
+    loss = eager.empty((n,), ct)
+    valid = eager.empty((n,), ct)
+    if n:
+        k = Kernel("cross_entropy", (n, c), 1)
+        k.load("x", x)
+        k.load("t", t, *_row_view(t, c))
+        k.load("cls", _classes(c))
+        last = (1,)
+        k.step("m", "amax", "x", dims=last, keepdim=True, dtype=ct)
+        k.step("s", "sub", "x", "m", dtype=ct, compute=ct)
+        k.step("e", "exp", "s", dtype=ct, compute=ct)
+        k.step("se", "sum", "e", dims=last, keepdim=True, dtype=ct)
+        k.step("lse0", "log", "se", dtype=ct, compute=ct)
+        k.step("lse", "add", "lse0", "m", dtype=ct, compute=ct)
+        k.step("hit", "eq", "cls", "t", dtype=D.bool_)
+        k.step("xt_all", "where", "hit", "x", 0.0, dtype=ct)
+        k.step("xt", "sum", "xt_all", dims=last, keepdim=True, dtype=ct)
+        k.step("nll", "sub", "lse", "xt", dtype=ct, compute=ct)
+        k.step("ok", "ne", "t", ignore, dtype=D.bool_)
+        k.step("loss", "where", "ok", "nll", 0.0, dtype=ct)
+        k.cast("okf", "ok", ct)
+        k.store("lse", lse, (n,), (1,))
+        k.store("loss", loss, (n,), (1,))
+        k.store("okf", valid, (n,), (1,))
+        k.launch()
+    keep = attrs.get("keep")
+    if keep is not None:  # the same 4 entries the host version keeps (its backward unpacks them first)
+        keep.append((x, lse, t, valid))
+    return [_reduce_rows("cross_entropy", loss, valid, reduction, dtype)]
+
+
+def cross_entropy_backward(args, attrs, dtype, compute):
+    """d loss / d x = (softmax(x) - one_hot(t)) * g, per row, zero for ignored rows; / rows for 'mean'."""
+    keep = attrs.get("keep") or ()
+    if not keep or not isinstance(keep[0][0], DeviceArray):
+        raise LoweringError("cross_entropy_backward without the forward's device intermediates")
+    x, lse, t, valid = keep[0]
+    g = args[0]._data
+    reduction = attrs.get("reduction", "mean")
+    ct = _float_ct(dtype)
+    n, c = x.shape
+    out = eager.empty((n, c), dtype)
+    if out.size == 0:
+        return [out]
+    k = Kernel("cross_entropy_backward", (n, c), 0)
+    k.load("x", x)
+    k.load("lse", lse, *_row_view(lse, c))
+    k.load("t", t, *_row_view(t, c))
+    k.load("cls", _classes(c))
+    k.load("ok", valid, *_row_view(valid, c))
+    if reduction == "none":
+        k.load("g", g, *_row_view(g, c))
+        coef = "g"
+    else:
+        k.load("g", g)  # 0-d: broadcast to every element
+        coef = "g"
+        if reduction == "mean":
+            count = eager.reduce(_op("sum"), valid, {"dims": (0,), "keepdim": False}, ct, None)
+            k.load("count", count)
+            coef = k.step("gc", "div", "g", "count", dtype=ct, compute=ct)
+    k.step("z", "sub", "x", "lse", dtype=ct, compute=ct)
+    k.step("p", "exp", "z", dtype=ct, compute=ct)
+    k.step("hit", "eq", "cls", "t", dtype=D.bool_)
+    k.cast("hitf", "hit", ct)
+    k.step("q", "sub", "p", "hitf", dtype=ct, compute=ct)
+    # (a where, not a product with the 0/1 mask: 'mean' over no rows divides by 0, and torch's gradient is 0)
+    k.step("okb", "ne", "ok", 0.0, dtype=D.bool_)
+    k.step("qg", "mul", "q", coef, dtype=ct, compute=ct)
+    k.step("dx", "where", "okb", "qg", 0.0, dtype=ct)
+    k.store("dx", out)
+    k.launch()
+    return [out]
+
+
+def _op(name: str):
+    from ...ops.table import OPS
+
+    return OPS[name]
+
+
+# ---- nll_loss: the target's log-probability per row -------------------------------------------------
+def _nll_layout(shape: Sequence[int]):
+    """(class dim, the other dims in order) of an nll_loss input: (C,), (N, C) or (N, C, d...)."""
+    cdim = 0 if len(shape) == 1 else 1
+    return cdim, [i for i in range(len(shape)) if i != cdim]
+
+
+def nll_loss(args, attrs, dtype, compute):
+    """-w[t] * x[t] per row (0 where t is ignore_index), then reduced; 'mean' divides by sum of w[t]."""
+    x, t = args[0]._data, args[1]._data
+    w = args[2]._data if args[2] is not None else None
+    if t.tdtype is not D.int64:
+        raise LoweringError("nll_loss with non-int64 targets")
+    ignore, reduction = attrs.get("ignore_index", -100), attrs.get("reduction", "mean")
+    ct = _float_ct(dtype)
+    cdim, rest = _nll_layout(x.shape)
+    c = x.shape[cdim]
+    rows = tuple(x.shape[i] for i in rest)
+    loss = eager.empty(rows, ct)
+    wt = eager.empty(rows, ct)
+    if loss.size:
+        if c == 0:
+            raise LoweringError("nll_loss over no classes")
+        k = Kernel("nll_loss", rows + (c,), 1)
+        k.load("x", x, k.shape, _last(x.estrides, [cdim]))
+        k.load("t", t, rows + (1,), t.estrides + (0,))
+        k.load("cls", _classes(c))
+        last = (len(rows),)
+        k.step("hit", "eq", "cls", "t", dtype=D.bool_)
+        k.step("ok", "ne", "t", ignore, dtype=D.bool_)
+        k.step("xt_all", "where", "hit", "x", 0.0, dtype=ct)
+        k.step("xt", "sum", "xt_all", dims=last, keepdim=True, dtype=ct)
+        if w is not None:
+            k.load("w", w)
+            k.step("wt_all", "where", "hit", "w", 0.0, dtype=ct)
+            k.step("wt0", "sum", "wt_all", dims=last, keepdim=True, dtype=ct)
+            k.step("wt", "where", "ok", "wt0", 0.0, dtype=ct)
+        else:
+            k.cast("wt", "ok", ct)
+        k.step("xw", "mul", "xt", "wt", dtype=ct, compute=ct)
+        k.step("loss", "neg", "xw", dtype=ct, compute=ct)
+        k.store("loss", loss, rows, contiguous_strides(rows))
+        k.store("wt", wt, rows, contiguous_strides(rows))
+        k.launch()
+    if reduction == "none" and len(x.shape) == 1:
+        loss = DeviceArray(loss.buffer, (), (), loss.offset, loss.tdtype)
+    return [_reduce_rows("nll_loss", loss, wt, reduction, dtype)]
+
+
+def nll_loss_backward(args, attrs, dtype, compute):
+    """-w[t] * g at each row's target class, zero elsewhere (g spread over sum of w[t] for 'mean')."""
+    g, t = args[0]._data, args[1]._data
+    w = args[2]._data if args[2] is not None else None
+    shape = tuple(attrs["shape"])
+    ignore, reduction = attrs.get("ignore_index", -100), attrs.get("reduction", "mean")
+    ct = _float_ct(dtype)
+    cdim, rest = _nll_layout(shape)
+    c = shape[cdim]
+    rows = tuple(shape[i] for i in rest)
+    out = eager.empty(shape, dtype)
+    if out.size == 0:
+        return [out]
+    trows = (rows + (1,), t.estrides[-len(rows):] + (0,) if rows else (0,))
+    if t.ndim != len(rows):
+        raise LoweringError("nll_loss_backward: targets do not match the input's rows")
+    kshape = rows + (c,)
+    k = Kernel("nll_loss_backward", kshape, 0)
+    k.load("t", t, *trows)
+    k.load("cls", _classes(c))
+    k.step("hit", "eq", "cls", "t", dtype=D.bool_)
+    k.step("ok", "ne", "t", ignore, dtype=D.bool_)
+    k.step("pick", "logical_and", "hit", "ok", dtype=D.bool_)
+    if reduction == "none":
+        k.load("g", g, rows + (1,), (g.estrides + (0,)) if g.ndim == len(rows) else (0,) * (len(rows) + 1))
+    else:
+        k.load("g", g)
+    coef = "g"
+    if reduction == "mean":
+        k.load("total", _nll_total_weight(t, w, c, ignore, ct))
+        coef = k.step("gm", "div", "g", "total", dtype=ct, compute=ct)
+    if w is not None:
+        k.load("w", w)
+        coef = k.step("gw", "mul", coef, "w", dtype=ct, compute=ct)
+    k.step("ng", "neg", coef, dtype=ct, compute=ct)
+    k.step("dx", "where", "pick", "ng", 0.0, dtype=ct)
+    k.store("dx", out, kshape, _last(out.estrides, [cdim]))
+    k.launch()
+    return [out]
+
+
+def _nll_total_weight(t: DeviceArray, w: DeviceArray | None, c: int, ignore: int, ct: D.DType) -> DeviceArray:
+    """sum over rows of w[t] (1 without weights), ignored rows left out: what 'mean' divides by."""
+    out = eager.empty((), ct)
+    if t.size == 0:
+        eager.write(out, 0.0)
+        return out
+    if t.ndim == 0:  # one unbatched row: a reduction needs a dim to reduce
+        t = DeviceArray(t.buffer, (1,), (1,), t.offset, t.tdtype)
+    nd = t.ndim
+    if w is None:
+        k = Kernel("nll_loss_count", t.shape, nd)
+        k.load("t", t)
+        k.step("ok", "ne", "t", ignore, dtype=D.bool_)
+        k.cast("okf", "ok", ct)
+        k.step("total", "sum", "okf", dims=tuple(range(nd)), keepdim=False, dtype=ct)
+    else:
+        k = Kernel("nll_loss_total_weight", t.shape + (c,), nd + 1)
+        k.load("t", t, *_row_view(t, c))
+        k.load("cls", _classes(c))
+        k.load("w", w)
+        k.step("hit", "eq", "cls", "t", dtype=D.bool_)
+        k.step("ok", "ne", "t", ignore, dtype=D.bool_)
+        k.step("pick", "logical_and", "hit", "ok", dtype=D.bool_)
+        k.step("wt", "where", "pick", "w", 0.0, dtype=ct)
+        k.step("total", "sum", "wt", dims=tuple(range(nd + 1)), keepdim=False, dtype=ct)
+    k.store("total", out, (), ())
+    k.launch()
+    return out
+
+
+# ---- mse_loss -----------------------------------------------------------------------------------
+def mse_loss(args, attrs, dtype, compute):
+    """(x - t)^2 elementwise, summed or averaged over every element in the same kernel."""
+    x, t = (eager._device_value(a) for a in args[:2])
+    reduction = attrs.get("reduction", "mean")
+    ct = _float_ct(dtype)
+    shape = tuple(np.broadcast_shapes(x.shape, t.shape))
+    if reduction == "none":
+        out = eager.empty(shape, dtype)
+        if out.size == 0:
+            return [out]
+        k = Kernel("mse_loss", shape, 0)
+    else:
+        out = eager.empty((), dtype)
+        if not shape or math.prod(shape) == 0:
+            raise LoweringError("mse_loss reduced over no dims or no elements")
+        k = Kernel(f"mse_loss_{reduction}", shape, len(shape))
+    k.load("x", x)
+    k.load("t", t)
+    k.step("d", "sub", "x", "t", dtype=ct, compute=ct)
+    k.step("sq", "mul", "d", "d", dtype=ct, compute=ct)
+    if reduction == "none":
+        k.store("sq", out)
+    else:
+        k.step("y", "sum" if reduction == "sum" else "mean", "sq", dims=tuple(range(len(shape))), keepdim=False,
+               dtype=ct)
+        k.store("y", out, (), ())
+    k.launch()
+    return [out]
+
+
+# ---- layer_norm -------------------------------------------------------------------------------------
+def layer_norm(args, attrs, dtype, compute):
+    """Over the last attrs['ndims'] dims: y = (x - mean) * rsqrt(var + eps) * w + b, with mean and rstd
+    (keepdim shapes) as the second and third outputs, all from one row kernel."""
+    x = args[0]._data
+    w = args[1]._data if args[1] is not None else None
+    b = args[2]._data if args[2] is not None else None
+    nred = attrs.get("ndims", 1)
+    eps = float(attrs.get("eps", 1e-5))
+    dts = dtype if isinstance(dtype, tuple) else (dtype,) * 3
+    ct = _float_ct(dts[0])
+    nd = x.ndim
+    stat_shape = x.shape[:nd - nred] + (1,) * nred
+    y = eager.empty(x.shape, dts[0])
+    mean = eager.empty(stat_shape, dts[1])
+    rstd = eager.empty(stat_shape, dts[2])
+    if x.size == 0 or nred == 0:
+        if x.size == 0 and nred:
+            return [y, mean, rstd]
+        raise LoweringError("layer_norm over no dims")
+    k = Kernel("layer_norm", x.shape, nred)
+    k.load("x", x)
+    red = tuple(range(nd - nred, nd))
+    k.step("mu", "mean", "x", dims=red, keepdim=True, dtype=ct)
+    k.step("xc", "sub", "x", "mu", dtype=ct, compute=ct)
+    k.step("sq", "mul", "xc", "xc", dtype=ct, compute=ct)
+    k.step("var", "mean", "sq", dims=red, keepdim=True, dtype=ct)
+    k.step("ve", "add", "var", eps, dtype=ct, compute=ct)
+    k.step("rstd", "rsqrt", "ve", dtype=ct, compute=ct)
+    v = k.step("xh", "mul", "xc", "rstd", dtype=ct, compute=ct)
+    if w is not None:
+        k.load("w", w)
+        v = k.step("xw", "mul", v, "w", dtype=ct, compute=ct)
+    if b is not None:
+        k.load("b", b)
+        v = k.step("xb", "add", v, "b", dtype=ct, compute=ct)
+    k.store(v, y)
+    k.store("mu", mean)
+    k.store("rstd", rstd)
+    k.launch()
+    return [y, mean, rstd]
+
+
+# ---- cat / stack ----------------------------------------------------------------------------------
+def _slice(out: DeviceArray, dim: int, start: int, n: int) -> DeviceArray:
+    shape = out.shape[:dim] + (n,) + out.shape[dim + 1:]
+    return DeviceArray(out.buffer, shape, out.estrides, out.offset + start * out.estrides[dim], out.tdtype)
+
+
+def cat(args, attrs, dtype, compute):
+    """One copy kernel per input into its slice of a row-major output (casting to the result dtype)."""
+    xs = [a._data for a in args[0]]
+    dim = attrs.get("dim", 0)
+    ref = xs[0]
+    dim %= max(ref.ndim, 1)
+    shape = list(ref.shape)
+    shape[dim] = sum(x.shape[dim] for x in xs)
+    out = eager.empty(tuple(shape), dtype)
+    start = 0
+    for x in xs:
+        n = x.shape[dim]
+        if n and x.size:
+            eager.copy_into(_slice(out, dim, start, n), x)
+        start += n
+    return [out]
+
+
+def stack(args, attrs, dtype, compute):
+    """cat of the inputs, each given a new size-1 dim at attrs['dim']."""
+    xs = [a._data for a in args[0]]
+    dim = attrs.get("dim", 0) % (xs[0].ndim + 1)
+    shape = xs[0].shape[:dim] + (len(xs),) + xs[0].shape[dim:]
+    out = eager.empty(shape, dtype)
+    for i, x in enumerate(xs):
+        if x.size:
+            eager.copy_into(_slice(out, dim, i, 1), DeviceArray(
+                x.buffer, x.shape[:dim] + (1,) + x.shape[dim:], x.estrides[:dim] + (0,) + x.estrides[dim:],
+                x.offset, x.tdtype))
+    return [out]
+
+
+HANDLERS: dict[str, Callable] = {
+    "softmax": softmax, "log_softmax": log_softmax, "softmax_backward": softmax_backward,
+    "log_softmax_backward": log_softmax_backward, "cross_entropy": cross_entropy,
+    "cross_entropy_backward": cross_entropy_backward, "nll_loss": nll_loss, "nll_loss_backward": nll_loss_backward,
+    "mse_loss": mse_loss, "layer_norm": layer_norm, "cat": cat, "stack": stack,
+}
