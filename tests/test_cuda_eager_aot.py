@@ -96,8 +96,6 @@ def reductions(rng):
     x.transpose(0, 2).sum(0)
     (x > 0).sum(1)  # bool counts in int64
     x.half().sum(-1)
-    e = (x - x.amax(-1, keepdim=True)).exp()  # softmax by hand (F.softmax has no device kernel yet)
-    e / e.sum(-1, keepdim=True)
     dev(rng, 8, 4096).sum(-1)  # one whole 4096-wide row per block
     dev(rng, 4, 5000).amax(-1)  # a row too long for one block: the looped kernel
 
@@ -135,10 +133,47 @@ def mlp_backward(rng):
     assert all(p.grad is not None and p.grad.is_cuda for p in (w1, b1, w2, b2))
 
 
+def softmax_family(rng):
+    for shape in ((64, 96), (8, 4096), (4, 5000)):  # a small row, a whole-block row, a looped row
+        x = dev(rng, *shape, requires_grad=True)
+        g = dev(rng, *shape)
+        (F.softmax(x, -1) * g).sum().backward()
+        (F.log_softmax(x, -1) * g).sum().backward()
+    F.softmax(dev(rng, 16, 24, 32), 1)  # along a middle dim: permuted last by strides
+    xh = dev(rng, 64, 96, dtype=tracegrad.float16, requires_grad=True)
+    (F.log_softmax(xh, -1) * dev(rng, 64, 96, dtype=tracegrad.float16)).sum().backward()
+
+
+def losses(rng):
+    x = dev(rng, 64, 1000, requires_grad=True)  # ImageNet-sized class rows
+    t = tracegrad.tensor(rng.integers(0, 1000, 64), device="cuda")
+    for reduction in ("mean", "sum", "none"):
+        F.cross_entropy(x, t, reduction=reduction).sum().backward()
+    F.cross_entropy(x.half(), t).backward()  # half precision: log_softmax, then nll_loss
+    w = dev(rng, 1000).abs()
+    F.nll_loss(F.log_softmax(x, 1), t, w, reduction="mean").backward()
+    F.nll_loss(dev(rng, 4, 10, 16, 16), tracegrad.tensor(rng.integers(0, 10, (4, 16, 16)), device="cuda"))
+    y = dev(rng, 64, 96, requires_grad=True)
+    for reduction in ("mean", "sum", "none"):
+        F.mse_loss(y, dev(rng, 64, 96), reduction=reduction).sum().backward()
+
+
+def layer_norm_and_cat(rng):
+    x = dev(rng, 64, 768, requires_grad=True)
+    w, b = dev(rng, 768, requires_grad=True), dev(rng, 768, requires_grad=True)
+    (F.layer_norm(x, (768,), w, b) * dev(rng, 64, 768)).sum().backward()
+    F.layer_norm(dev(rng, 4, 5000), (5000,))  # a looped row
+    F.layer_norm(dev(rng, 64, 768, dtype=tracegrad.float16), (768,))
+    a, c = dev(rng, 64, 96), dev(rng, 64, 32)
+    tracegrad.cat([a, c], 1), tracegrad.cat([a, a.half()], 0), tracegrad.cat([a.t(), c.t()], 0)
+    tracegrad.stack([a, a, a], 1)
+
+
 WORKLOADS = [pointwise_float32, pointwise_strided, pointwise_half, casts_and_copies, reductions, matmuls,
-             linear_and_addmm, mlp_backward]
+             linear_and_addmm, mlp_backward, softmax_family, losses, layer_norm_and_cat]
 KINDS = {"reductions": {"reduction"}, "matmuls": {"matmul"}, "linear_and_addmm": {"matmul"},
-         "mlp_backward": {"pointwise", "reduction", "matmul"}}
+         "mlp_backward": {"pointwise", "reduction", "matmul"}, "softmax_family": {"reduction"},
+         "losses": {"pointwise", "reduction"}, "layer_norm_and_cat": {"pointwise", "reduction"}}
 
 
 def launched_kernels(workload, rng) -> list:
