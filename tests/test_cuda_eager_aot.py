@@ -169,11 +169,21 @@ def layer_norm_and_cat(rng):
     tracegrad.stack([a, a, a], 1)
 
 
+def multi_step_reductions(rng):
+    x = dev(rng, 16, 24, 32, requires_grad=True)
+    x.logsumexp(-1).sum().backward()
+    x.var((0, 2)).sum().backward()
+    x.std(1, keepdim=True)
+    x.max(-1), x.min(1), x.argmax(0), x.argmin(), dev(rng, 4, 5000).argmax(-1)  # the last: a looped row
+    dev(rng, 64, 96, dtype=tracegrad.float16).logsumexp(-1)
+
+
 WORKLOADS = [pointwise_float32, pointwise_strided, pointwise_half, casts_and_copies, reductions, matmuls,
-             linear_and_addmm, mlp_backward, softmax_family, losses, layer_norm_and_cat]
+             linear_and_addmm, mlp_backward, softmax_family, losses, layer_norm_and_cat, multi_step_reductions]
 KINDS = {"reductions": {"reduction"}, "matmuls": {"matmul"}, "linear_and_addmm": {"matmul"},
          "mlp_backward": {"pointwise", "reduction", "matmul"}, "softmax_family": {"reduction"},
-         "losses": {"pointwise", "reduction"}, "layer_norm_and_cat": {"pointwise", "reduction"}}
+         "losses": {"pointwise", "reduction"}, "layer_norm_and_cat": {"pointwise", "reduction"},
+         "multi_step_reductions": {"reduction"}}
 
 
 def launched_kernels(workload, rng) -> list:

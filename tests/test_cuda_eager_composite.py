@@ -182,3 +182,46 @@ def test_cat_and_stack(cuda, rng):
         check(lambda x, y: tracegrad.stack([x, y], dim), lambda x, y: torch.stack([x, y], dim), [x, y], [tx, ty])
     i = tracegrad.arange(3, device="cuda")  # mixed dtypes promote
     close(tracegrad.cat([i, tracegrad.ones(2, device="cuda")]), torch.cat([torch.arange(3), torch.ones(2)]))
+
+
+def test_logsumexp_var_and_std(cuda, rng):
+    a = rng.standard_normal((3, 4, 5)).astype(np.float32)
+    up = rng.standard_normal((3, 5)).astype(np.float32)
+    for dims, keep in ((-1, False), (1, False), ((0, 2), True)):
+        x, tx = leaf(a)
+        check(lambda x: x.logsumexp(dims, keep), lambda x: x.logsumexp(dims, keep), [x], [tx])
+        x, tx = leaf(a)
+        check(lambda x: x.var(dims, keepdim=keep), lambda x: x.var(dims, keepdim=keep), [x], [tx])
+    x, tx = leaf(a)
+    check(lambda x: x.std(1), lambda x: x.std(1), [x], [tx], up)
+    x, tx = leaf(a)
+    close(x.var(1, correction=0), tx.var(1, correction=0))
+    close(x.var(), tx.var())
+    inf = np.array([[-np.inf, -np.inf], [np.inf, 1.0]], np.float32)  # rows whose max is not finite
+    close(tracegrad.tensor(inf, device="cuda").logsumexp(1), torch.tensor(inf).logsumexp(1))
+    close(tracegrad.tensor(a[0, 0], device="cuda").var(), torch.tensor(a[0, 0]).var())
+    with pytest.warns(UserWarning, match="degrees of freedom"):  # one element, correction 1: 0 / 0
+        close(tracegrad.tensor(a[:1, 0], device="cuda").var(0), torch.tensor(a[:1, 0]).var(0), equal_nan=True)
+    h, th = leaf(a, "float16")
+    close(h.logsumexp(-1), th.logsumexp(-1), **HALF)
+
+
+def test_max_and_argmax_over_a_dim(cuda, rng):
+    a = rng.integers(0, 4, (4, 6, 5)).astype(np.float32)  # many ties: the first index wins
+    a[1, 2, 3] = np.nan  # NaN is the max and the min, at its own index
+    x, tx = tracegrad.tensor(a, device="cuda"), torch.tensor(a)
+    for dim in (0, 1, -1):
+        for keep in (False, True):
+            for f in ("max", "min"):
+                v, i = getattr(x, f)(dim, keep)
+                tv, ti = getattr(tx, f)(dim, keep)
+                close(v, tv, equal_nan=True)
+                close(i, ti)
+            close(x.argmax(dim, keep), tx.argmax(dim, keep))
+            close(x.argmin(dim, keep), tx.argmin(dim, keep))
+    b = a[0]
+    xb, tb = tracegrad.tensor(b, device="cuda"), torch.tensor(b)
+    close(xb.argmax(), tb.argmax())  # into the flattened tensor
+    close(xb.t().argmin(keepdim=True), tb.t().argmin(keepdim=True))
+    i, ti = tracegrad.tensor(a[0].astype(np.int64), device="cuda"), torch.tensor(a[0].astype(np.int64))
+    close(i.argmax(1), ti.argmax(1))

@@ -555,3 +555,117 @@ HANDLERS: dict[str, Callable] = {
     "cross_entropy_backward": cross_entropy_backward, "nll_loss": nll_loss, "nll_loss_backward": nll_loss_backward,
     "mse_loss": mse_loss, "layer_norm": layer_norm, "cat": cat, "stack": stack,
 }
+
+
+# ---- reductions with more than one primitive: logsumexp, var/std, max/argmax over a dim ----------------
+def _reduction(name: str, x: DeviceArray, dims: Sequence[int], keepdim: bool, out_dtypes: Sequence[D.DType]):
+    """A row kernel over x with `dims` permuted last, and its outputs: (kernel, outputs, rows shape).
+
+    Each output has the reduction's shape (size-1 dims kept with keepdim); the kernel
+    stores them row-major over the kept dims, which is the same memory either way."""
+    nd = x.ndim
+    dims = sorted({d % nd for d in dims}) if nd else []
+    if not dims or x.size == 0:  # nothing reduced, or an empty reduction (an identity or torch's error)
+        raise LoweringError(f"{name} over no dims or no elements")
+    keep = [i for i in range(nd) if i not in dims]
+    rows = tuple(x.shape[i] for i in keep)
+    final = tuple(1 if i in dims else x.shape[i] for i in range(nd)) if keepdim else rows
+    outs = [eager.empty(final, dt) for dt in out_dtypes]
+    k = Kernel(name, _last(x.shape, dims), len(dims))
+    k.load("x", x, k.shape, _last(x.estrides, dims))
+    return k, outs, rows, tuple(range(len(keep), nd))
+
+
+def _store_rows(k: Kernel, value: str, out: DeviceArray, rows) -> None:
+    k.store(value, out, rows, contiguous_strides(rows))
+
+
+def logsumexp(args, attrs, dtype, compute):
+    """m + log(sum(exp(x - m))) with m the max over the dims (0 where it is infinite, as torch shifts)."""
+    x = args[0]._data
+    ct = _float_ct(dtype)
+    k, (out,), rows, red = _reduction("logsumexp", x, attrs["dims"], attrs.get("keepdim", False), [dtype])
+    k.step("m", "amax", "x", dims=red, keepdim=True, dtype=ct)
+    k.step("fin", "isfinite", "m", dtype=D.bool_)
+    k.step("mf", "where", "fin", "m", 0.0, dtype=ct)
+    k.step("s", "sub", "x", "mf", dtype=ct, compute=ct)
+    k.step("e", "exp", "s", dtype=ct, compute=ct)
+    k.step("se", "sum", "e", dims=red, keepdim=True, dtype=ct)
+    k.step("l", "log", "se", dtype=ct, compute=ct)
+    k.step("y", "add", "l", "mf", dtype=ct, compute=ct)
+    _store_rows(k, "y", out, rows)
+    k.launch()
+    return [out]
+
+
+def var(args, attrs, dtype, compute):
+    """sum((x - mean)^2) / max(0, n - correction) in two passes over each row (sqrt of it for std)."""
+    x = args[0]._data
+    ct = _float_ct(dtype)
+    k, (out,), rows, red = _reduction("std" if attrs.get("sqrt") else "var", x, attrs["dims"],
+                                      attrs.get("keepdim", False), [dtype])
+    n = math.prod(k.shape[len(rows):])
+    k.step("mu", "mean", "x", dims=red, keepdim=True, dtype=ct)
+    k.step("xc", "sub", "x", "mu", dtype=ct, compute=ct)
+    k.step("sq", "mul", "xc", "xc", dtype=ct, compute=ct)
+    k.step("ss", "sum", "sq", dims=red, keepdim=True, dtype=ct)
+    # no degrees of freedom divides by 0: inf or nan, as torch gives
+    k.step("v", "div", "ss", float(max(0, n - attrs.get("correction", 1))), dtype=ct, compute=ct)
+    y = k.step("sd", "sqrt", "v", dtype=ct, compute=ct) if attrs.get("sqrt") else "v"
+    _store_rows(k, y, out, rows)
+    k.launch()
+    return [out]
+
+
+def _arg_extreme(k: Kernel, is_max: bool, red, n: int, flat_shape=None) -> str:
+    """The index of each row's first max (min): the smallest index where x equals it, or is NaN
+    (max and min propagate NaN, and torch points at the first NaN)."""
+    idx = _classes(n)
+    if flat_shape is None:
+        k.load("idx", idx)
+    else:  # every dim reduced: the flat index, laid out like x
+        k.load("idx", idx, flat_shape, contiguous_strides(flat_shape))
+    k.step("m", "amax", "x", dims=red, keepdim=True, is_max=is_max)
+    k.step("at", "eq", "x", "m", dtype=D.bool_)
+    k.step("nan", "isnan", "x", dtype=D.bool_)
+    k.step("hit", "logical_or", "at", "nan", dtype=D.bool_)
+    k.step("cand", "where", "hit", "idx", n, dtype=D.int64)
+    k.step("first", "amax", "cand", dims=red, keepdim=True, is_max=False, dtype=D.int64)
+    return "first"
+
+
+def max_dim(args, attrs, dtype, compute):
+    """(values, indices) of the max (min) along attrs['dim'], in one row kernel."""
+    x = args[0]._data
+    if x.tdtype is D.bool_ or x.ndim == 0:
+        raise LoweringError("max over a dim of a bool or 0-d tensor")
+    dts = dtype if isinstance(dtype, tuple) else (x.tdtype, D.int64)
+    dim = attrs["dim"] % x.ndim
+    k, (vals, idx), rows, red = _reduction("max_dim", x, [dim], attrs.get("keepdim", False), dts)
+    first = _arg_extreme(k, attrs.get("is_max", True), red, x.shape[dim])
+    _store_rows(k, "m", vals, rows)
+    _store_rows(k, first, idx, rows)
+    k.launch()
+    return [vals, idx]
+
+
+def argmax(args, attrs, dtype, compute):
+    """The index of the max (min) along attrs['dim'], or into the flattened tensor for dim None."""
+    x = args[0]._data
+    if x.tdtype is D.bool_ or x.ndim == 0:
+        raise LoweringError("argmax of a bool or 0-d tensor")
+    dim, keepdim = attrs.get("dim"), attrs.get("keepdim", False)
+    if dim is None:
+        k, (out,), rows, red = _reduction("argmax_all", x, range(x.ndim), False, [D.int64])
+        first = _arg_extreme(k, attrs.get("is_max", True), red, x.size, x.shape)
+        if keepdim:
+            out = DeviceArray(out.buffer, (1,) * x.ndim, (0,) * x.ndim, out.offset, D.int64)
+    else:
+        k, (out,), rows, red = _reduction("argmax", x, [dim], keepdim, [D.int64])
+        first = _arg_extreme(k, attrs.get("is_max", True), red, x.shape[dim % x.ndim])
+    _store_rows(k, first, out, rows)
+    k.launch()
+    return [out]
+
+
+HANDLERS.update({"logsumexp": logsumexp, "var": var, "max_dim": max_dim, "argmax": argmax})
