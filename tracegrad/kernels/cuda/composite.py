@@ -12,6 +12,9 @@ uses, so it is rendered and compiled by the same code as every other kernel:
     nll_loss             the target's log-probability per row, then the batch reduction
     mse_loss             (x - t)^2 summed or averaged over everything    one kernel
     layer_norm           mean, rstd and the normalised rows              one row kernel
+    logsumexp, var/std   m + log(sum(exp(x - m))), sum((x - mean)^2) / dof   one row kernel
+    max/min over a dim,  the extreme, then the smallest index holding it     one row kernel
+      argmax/argmin
     cat / stack          one copy kernel per input, into its slice of the output
 
 The dim an op works along is permuted last by strides (no copy), so a softmax
@@ -20,7 +23,13 @@ over dim 0 is the same row kernel as one over the last dim.
 Picking one class per row (a gather) has no load of its own in the codegen: it
 is a row reduction, sum(where(classes == target, x, 0)), over a small int64
 buffer of class numbers 0..C-1 broadcast against the rows. The row is read
-whole anyway by the softmax around it.
+whole anyway by the softmax around it. Targets are not bounds-checked on the
+device (that needs their values on the host): an out-of-range target picks
+nothing, where torch's CUDA kernels raise a device-side assert.
+
+Still on the host: gather, index_select and embedding (a general gather needs an
+indexed load, which KernelSpec has no form for; as a one-hot reduction it would
+cost rows x classes per picked element), and cumsum (a scan).
 
 Each handler takes the op's (args, attrs, dtype, compute) as `eager._run` has
 them and returns the outputs as device arrays; a LoweringError sends the op to
@@ -97,13 +106,16 @@ def _like(x: DeviceArray, dtype: D.DType) -> DeviceArray:
     return eager.empty(x.shape, dtype, pointwise_strides(x.shape, [(x.shape, x.estrides)]))
 
 
-def _row_view(d: DeviceArray, n: int):
-    """(shape, strides) of a per-row array (rows...) read against a (rows..., n) kernel."""
+def _row_view(d: DeviceArray):
+    """(shape, strides) of a per-row array (rows...) read against a (rows..., n) kernel: one value a row."""
     return d.shape + (1,), d.estrides + (0,)
 
 
 def _classes(c: int) -> DeviceArray:
-    """The class numbers 0..c-1 on the device: what a target is compared with to pick its class."""
+    """The class numbers 0..c-1 on the device: what a target is compared with to pick its class.
+
+    (A small host-to-device copy per call: the op table has no arange primitive to build it
+    in a kernel, and a buffer cached across calls would outlive the tensors that needed it.)"""
     return eager.from_host(np.arange(c, dtype=np.int64), D.int64)
 
 
@@ -242,7 +254,7 @@ def cross_entropy(args, attrs, dtype, compute):
     if n:
         k = Kernel("cross_entropy", (n, c), 1)
         k.load("x", x)
-        k.load("t", t, *_row_view(t, c))
+        k.load("t", t, *_row_view(t))
         k.load("cls", _classes(c))
         last = (1,)
         k.step("m", "amax", "x", dims=last, keepdim=True, dtype=ct)
@@ -283,12 +295,12 @@ def cross_entropy_backward(args, attrs, dtype, compute):
         return [out]
     k = Kernel("cross_entropy_backward", (n, c), 0)
     k.load("x", x)
-    k.load("lse", lse, *_row_view(lse, c))
-    k.load("t", t, *_row_view(t, c))
+    k.load("lse", lse, *_row_view(lse))
+    k.load("t", t, *_row_view(t))
     k.load("cls", _classes(c))
-    k.load("ok", valid, *_row_view(valid, c))
+    k.load("ok", valid, *_row_view(valid))
     if reduction == "none":
-        k.load("g", g, *_row_view(g, c))
+        k.load("g", g, *_row_view(g))
         coef = "g"
     else:
         k.load("g", g)  # 0-d: broadcast to every element
@@ -424,7 +436,7 @@ def _nll_total_weight(t: DeviceArray, w: DeviceArray | None, c: int, ignore: int
         k.step("total", "sum", "okf", dims=tuple(range(nd)), keepdim=False, dtype=ct)
     else:
         k = Kernel("nll_loss_total_weight", t.shape + (c,), nd + 1)
-        k.load("t", t, *_row_view(t, c))
+        k.load("t", t, *_row_view(t))
         k.load("cls", _classes(c))
         k.load("w", w)
         k.step("hit", "eq", "cls", "t", dtype=D.bool_)
@@ -549,13 +561,6 @@ def stack(args, attrs, dtype, compute):
     return [out]
 
 
-HANDLERS: dict[str, Callable] = {
-    "softmax": softmax, "log_softmax": log_softmax, "softmax_backward": softmax_backward,
-    "log_softmax_backward": log_softmax_backward, "cross_entropy": cross_entropy,
-    "cross_entropy_backward": cross_entropy_backward, "nll_loss": nll_loss, "nll_loss_backward": nll_loss_backward,
-    "mse_loss": mse_loss, "layer_norm": layer_norm, "cat": cat, "stack": stack,
-}
-
 
 # ---- reductions with more than one primitive: logsumexp, var/std, max/argmax over a dim ----------------
 def _reduction(name: str, x: DeviceArray, dims: Sequence[int], keepdim: bool, out_dtypes: Sequence[D.DType]):
@@ -668,4 +673,10 @@ def argmax(args, attrs, dtype, compute):
     return [out]
 
 
-HANDLERS.update({"logsumexp": logsumexp, "var": var, "max_dim": max_dim, "argmax": argmax})
+HANDLERS: dict[str, Callable] = {
+    "softmax": softmax, "log_softmax": log_softmax, "softmax_backward": softmax_backward,
+    "log_softmax_backward": log_softmax_backward, "cross_entropy": cross_entropy,
+    "cross_entropy_backward": cross_entropy_backward, "nll_loss": nll_loss, "nll_loss_backward": nll_loss_backward,
+    "mse_loss": mse_loss, "layer_norm": layer_norm, "cat": cat, "stack": stack, "logsumexp": logsumexp, "var": var,
+    "max_dim": max_dim, "argmax": argmax,
+}

@@ -16,8 +16,8 @@ kernels use (kernels/triton), and launched by the runtime on device pointers:
                     the epilogue, and linear's backward is two matmuls and a row sum
     clone, casts    a load -> store kernel
     composites      softmax, log_softmax, cross_entropy, nll_loss, mse_loss, layer_norm (and
-                    their backwards), cat and stack: kernels written out of the op table's
-                    primitives (composite.py)
+                    their backwards), logsumexp, var/std, max/min over a dim, argmax/argmin,
+                    cat and stack: kernels written out of the op table's primitives (composite.py)
     everything else copies its inputs to the host, runs the op's NumPy code, and copies
                     the results back, with a one-time warning naming the op
                     (`host_fallbacks()` lists those seen)
