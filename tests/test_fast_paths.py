@@ -188,3 +188,72 @@ def test_signed_zeros_and_nans_at_the_bounds(expr):
     theirs = eval(expr, {"x": torch.tensor(vals), "L": torch})
     assert str(ours) == str(theirs).replace("torch", "tracegrad")
     np.testing.assert_array_equal(np.signbit(ours.numpy()), np.signbit(theirs.numpy()))
+
+
+# ---- NumPy's float warnings: off inside tracegrad's ops, untouched outside ---------------------------
+import threading  # noqa: E402
+import warnings  # noqa: E402
+
+from tracegrad import dispatch as _dispatch  # noqa: E402
+
+OVERFLOWING = ["x + x", "x * x", "x - (-x)", "x / 1e-30", "x.sum()", "x.sum(0)", "x.mean()", "x.abs() @ x.abs()", "x ** 2",
+               "x.exp()", "L.add(x, x)", "(x * 0) * (x * x)", "x.log() - (x * 0).log()", "x.sigmoid()"]
+
+
+@pytest.mark.parametrize("expr", OVERFLOWING)
+@pytest.mark.parametrize("numpy_mode", ["warn", "raise"])
+def test_overflow_is_silent_like_torch(expr, numpy_mode):
+    """inf and nan come out as in torch, with no NumPy warning, whatever NumPy's own error state."""
+    vals = [[3e38, -3e38], [1e38, 2.0]]
+    theirs = eval(expr, {"x": torch.tensor(vals), "L": torch})
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with np.errstate(all=numpy_mode):
+            ours = eval(expr, {"x": tracegrad.tensor(vals), "L": tracegrad})
+            assert np.geterr()["over"] == numpy_mode  # the user's setting is left as it was
+    np.testing.assert_array_equal(np.isnan(ours.numpy()), np.isnan(theirs.numpy()))
+    np.testing.assert_array_equal(np.isinf(ours.numpy()), np.isinf(theirs.numpy()))
+
+
+def test_numpy_still_warns_for_the_users_own_code():
+    x = tracegrad.tensor([3e38, 3e38])
+    (x + x).sum()
+    with pytest.warns(RuntimeWarning, match="overflow"):
+        np.float32(3e38) * np.float32(10)
+
+
+def test_quiet_context_taken_falls_back():
+    """The quiet context admits one thread at a time; an op that finds it taken (here: an op run
+    from inside it) silences NumPy the slower way, with the same result."""
+    x = tracegrad.tensor([[3e38, 1.0], [2.0, 3.0]])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        for expr in ("x + x", "x * x", "x.sum()", "x.mean(0)", "x @ x", "x.exp()", "x ** 2", "x - 1.0"):
+            inside = _dispatch.quiet_run(lambda: eval(expr, {"x": x}))
+            outside = eval(expr, {"x": x})
+            np.testing.assert_array_equal(inside.numpy(), outside.numpy())
+
+
+def test_ops_from_several_threads():
+    rng = np.random.default_rng(12)
+    a = rng.standard_normal((4, 4)).astype(np.float32) * 1e37
+    want = torch.tensor(a) * torch.tensor(a) + torch.tensor(a).sum()
+    errors = []
+
+    def work():
+        x = tracegrad.tensor(a)
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("error")
+                for _ in range(300):
+                    got = x * x + x.sum()
+                    np.testing.assert_array_equal(got.numpy(), want.numpy())
+        except Exception as e:  # reported below, from the main thread
+            errors.append(e)
+
+    threads = [threading.Thread(target=work) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors, errors[0]

@@ -7,16 +7,14 @@ from __future__ import annotations
 import numpy as np
 
 from .. import dtypes as D
-from ..device import OnDevice
 from ..dispatch import apply
 from .shape_util import broadcast_shapes, sum_to
 from .table import defop
 from ..autograd.record import save_if, record as _record_grad
 from ..autograd.grad_mode import _state as _grad_state
-from ..dispatch import TRACER as _TRACER, _ERRSTATE, _IGNORE_ALL as _QUIET_ALL
+from ..dispatch import TRACER as _TRACER, quiet_run as _quiet_run
 from ..tensor import Tensor
 
-_es_set, _es_reset = _ERRSTATE.set, _ERRSTATE.reset
 
 
 def _vjp_matmul(ctx, saved, g):
@@ -94,13 +92,10 @@ def _mm_fast(a, b):
     dt = a.dtype
     if x.ndim != 2 or y.ndim != 2 or dt is not b.dtype or dt not in _MM_FAST or x.shape[1] != y.shape[0]:
         return None
-    tok = _es_set(_QUIET_ALL)
     try:
-        res = x.dot(y)
-    except OnDevice:  # CUDA tensors: the checked path hands them to the device
+        res = _quiet_run(x.dot, y)
+    except RuntimeError:  # OnDevice (the checked path hands CUDA tensors to the device) or a busy context
         return None
-    finally:
-        _es_reset(tok)
     r = _new(Tensor)
     r._data = res
     r.dtype = dt

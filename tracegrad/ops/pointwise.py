@@ -631,13 +631,10 @@ def pow(input, exponent, *, out=None):
     if (te is float or te is int) and out is None and _dispatch.TRACER[0] is None and isinstance(input, Tensor) \
             and input.dtype in _POW_FAST:
         # x ** 2 on a float tensor: the dtype is the input's, nothing to check
-        tok = _dispatch._ERRSTATE.set(_dispatch._IGNORE_ALL)
         try:
-            res = np.power(input._data, exponent)
+            res = _dispatch.quiet_call(np.power, input._data, exponent)
         except OnDevice:
             res = None  # a CUDA tensor: the general path below hands it to the device
-        finally:
-            _dispatch._ERRSTATE.reset(tok)
     if res is not None:
         if type(res) is not np.ndarray:  # (a 0-d input gives a NumPy scalar)
             res = np.asarray(res)

@@ -179,8 +179,7 @@ _ALL_DIMS = [tuple(range(n)) for n in range(65)]
 _SUM_ALL_ATTRS = [{"dims": d, "keepdim": False, "explicit_dim": False, "dtype": None} for d in _ALL_DIMS]
 _SUM_FAST = {D.float32: np.dtype(np.float32), D.float64: np.dtype(np.float64)}
 _add_reduce, _empty, _new = np.add.reduce, np.empty, object.__new__
-_TRACER, _es_set, _es_reset, _QUIET_ALL = (_dispatch.TRACER, _dispatch._ERRSTATE.set, _dispatch._ERRSTATE.reset,
-                                           _dispatch._IGNORE_ALL)
+_TRACER, _quiet_run = _dispatch.TRACER, _dispatch.quiet_run
 
 
 def _fast_sum(op, input, dim, keepdim):
@@ -196,18 +195,15 @@ def _fast_sum(op, input, dim, keepdim):
         return None
     if keepdim is not False and keepdim is not True:
         return None
-    tok = _es_set(_QUIET_ALL)
     try:
-        res = _add_reduce(x, dims, None, None, keepdim)
+        res = _quiet_run(_add_reduce, x, dims, None, None, keepdim)
         if op is MEAN:  # sum / n, as _np_mean: 0 / 0 is nan for an empty slice
             count = 1
             for d in dims:
                 count *= x.shape[d]
-            res = res / count
-    except OnDevice:
+            res = _quiet_run(np.true_divide, res, count)
+    except RuntimeError:  # OnDevice (the general path hands a CUDA tensor over) or a busy quiet context
         return None
-    finally:
-        _es_reset(tok)
     if type(res) is not np.ndarray:
         res = np.asarray(res)
     elif res.ndim > 1 and not res.flags.c_contiguous:
@@ -232,13 +228,10 @@ def sum(input, dim=None, keepdim=False, *, dtype=None, out=None):
         if npdt is not None:
             x = input._data
             o = _empty((), npdt)  # a 0-d array to reduce into (a NumPy scalar would need wrapping)
-            tok = _es_set(_QUIET_ALL)
             try:
-                _add_reduce(x, None, None, o)  # (axis None: every dim, as _ALL_DIMS[ndim] says)
-            except OnDevice:
-                o = None  # a CUDA tensor: the general path below runs it on the device
-            finally:
-                _es_reset(tok)
+                _quiet_run(_add_reduce, x, None, None, o)  # (axis None: every dim, as _ALL_DIMS[ndim] says)
+            except RuntimeError:
+                o = None  # OnDevice (the general path runs a CUDA tensor on the device) or a busy context
         if npdt is not None and o is not None:
             r = _new(Tensor)
             r._data = o
