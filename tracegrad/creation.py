@@ -13,7 +13,7 @@ import numpy as np
 
 from . import dtypes as D
 from .device import check_device
-from .dispatch import to_storage, TRACER as _TRACER
+from .dispatch import quiet_call, to_storage, TRACER as _TRACER
 from .tensor import Tensor
 
 
@@ -189,17 +189,17 @@ def _check_ragged(data, dtype: D.DType, dim: int = 0) -> None:
 
 def _to_array(data, dtype: D.DType) -> np.ndarray:
     if isinstance(data, (Tensor, np.ndarray)):
-        with np.errstate(all="ignore"):  # overflow to inf or wrap-around, silently, as torch does
-            return (data._values() if isinstance(data, Tensor) else data).astype(D.compute_np(dtype))
+        # overflow to inf or wrap-around, silently, as torch does
+        return quiet_call((data._values() if isinstance(data, Tensor) else data).astype, D.compute_np(dtype))
     if isinstance(data, (list, tuple)):
         _check_ragged(data, dtype)
         if any(isinstance(x, Tensor) for x in _flat(data)):
             data = _untensor(data)
-    with np.errstate(all="ignore"):
-        try:
-            return np.array(data, dtype=D.compute_np(dtype))
-        except OverflowError:
-            return np.array(data, dtype=np.int64 if dtype.category == D._INT else np.float64).astype(D.compute_np(dtype))
+    try:
+        return quiet_call(np.array, data, dtype=D.compute_np(dtype))
+    except OverflowError:
+        wide = np.array(data, dtype=np.int64 if dtype.category == D._INT else np.float64)
+        return quiet_call(wide.astype, D.compute_np(dtype))
 
 
 def _flat(data):
@@ -315,8 +315,7 @@ def full(size, fill_value, *, dtype=None, device=None, requires_grad=False, out=
     if dt.category == D._INT and isinstance(fill_value, (int, np.integer)) and not isinstance(fill_value, bool):
         D.check_int_fits(fill_value, dt)  # torch refuses 300 for uint8, but wraps -1 to 255
         fill_value = D.wrap_int(int(fill_value), dt)
-    with np.errstate(all="ignore"):
-        arr = np.full(_size((size,) if isinstance(size, int) else (tuple(size),)), fill_value, D.compute_np(dt))
+    arr = quiet_call(np.full, _size((size,) if isinstance(size, int) else (tuple(size),)), fill_value, D.compute_np(dt))
     return _write_out(out, _finish(to_storage(arr, dt), dt, device, requires_grad))
 
 

@@ -104,12 +104,11 @@ def to_storage(arr: np.ndarray, dt: D.DType) -> np.ndarray:
     if dt is D.bfloat16:
         if arr.dtype == np.uint16:
             return arr
-        with np.errstate(over="ignore"):  # float64 beyond float32's range becomes inf, silently (as in torch)
-            return f32_to_bf16(arr.astype(np.float32, copy=False))
+        # float64 beyond float32's range becomes inf, silently (as in torch)
+        return f32_to_bf16(quiet_call(arr.astype, np.float32, copy=False))
     if arr.dtype != dt.np:
         # torch truncates floats toward zero and overflows to inf when narrowing, without NumPy's warnings
-        with np.errstate(invalid="ignore", over="ignore"):
-            return arr.astype(dt.np)
+        return quiet_call(arr.astype, dt.np)
     return arr
 
 
