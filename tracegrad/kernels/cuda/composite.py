@@ -200,9 +200,12 @@ def log_softmax_backward(args, attrs, dtype, compute):
 
 # ---- reducing per-row losses ----------------------------------------------------------------------
 def _reduce_rows(name: str, loss: DeviceArray, weight: DeviceArray | None, reduction: str,
-                 dtype: D.DType) -> DeviceArray:
+                 dtype: D.DType, wsum: DeviceArray | None = None) -> DeviceArray:
     """The loss tensor a loss returns from its per-row losses: as they are ('none'), their sum,
-    or their sum over the sum of the rows' weights ('mean'; weight None counts rows)."""
+    or their sum over the sum of the rows' weights ('mean'; weight None counts rows).
+
+    For 'mean' with weights, `wsum` (a 0-d array) also receives the weights' sum, which
+    a backward divides by: stored here it costs the backward no reduction of its own."""
     if reduction == "none":
         if loss.tdtype is dtype:
             return loss
@@ -214,6 +217,8 @@ def _reduce_rows(name: str, loss: DeviceArray, weight: DeviceArray | None, reduc
         weight = None if weight is None else DeviceArray(weight.buffer, (1,), (1,), weight.offset, weight.tdtype)
     if loss.size == 0:  # an empty sum is 0, an empty mean 0 / 0
         eager.write(out, 0.0 if reduction == "sum" else math.nan)
+        if wsum is not None:
+            eager.write(wsum, 0.0)
         return out
     nd = loss.ndim
     k = Kernel(f"{name}_{reduction}", loss.shape, nd)
@@ -230,6 +235,8 @@ def _reduce_rows(name: str, loss: DeviceArray, weight: DeviceArray | None, reduc
         k.step("wsum", "sum", "w", dims=every, keepdim=False, dtype=ct)
         k.step("y", "div", "total", "wsum", dtype=ct, compute=ct)
         k.store("y", out, (), ())
+        if wsum is not None:
+            k.store("wsum", wsum, (), ())
     k.launch()
     return out
 
@@ -274,10 +281,12 @@ def cross_entropy(args, attrs, dtype, compute):
         k.store("loss", loss, (n,), (1,))
         k.store("okf", valid, (n,), (1,))
         k.launch()
+    count = eager.empty((), ct) if reduction == "mean" else None
+    out = _reduce_rows("cross_entropy", loss, valid, reduction, dtype, count)
     keep = attrs.get("keep")
-    if keep is not None:  # the same 4 entries the host version keeps (its backward unpacks them first)
-        keep.append((x, lse, t, valid))
-    return [_reduce_rows("cross_entropy", loss, valid, reduction, dtype)]
+    if keep is not None:  # 4 entries, as the host version keeps (its backward unpacks them first)
+        keep.append((x, lse, t, (valid, count)))
+    return [out]
 
 
 def cross_entropy_backward(args, attrs, dtype, compute):
@@ -285,7 +294,7 @@ def cross_entropy_backward(args, attrs, dtype, compute):
     keep = attrs.get("keep") or ()
     if not keep or not isinstance(keep[0][0], DeviceArray):
         raise LoweringError("cross_entropy_backward without the forward's device intermediates")
-    x, lse, t, valid = keep[0]
+    x, lse, t, (valid, count) = keep[0]
     g = args[0]._data
     reduction = attrs.get("reduction", "mean")
     ct = _float_ct(dtype)
@@ -306,7 +315,6 @@ def cross_entropy_backward(args, attrs, dtype, compute):
         k.load("g", g)  # 0-d: broadcast to every element
         coef = "g"
         if reduction == "mean":
-            count = eager.reduce(_op("sum"), valid, {"dims": (0,), "keepdim": False}, ct, None)
             k.load("count", count)
             coef = k.step("gc", "div", "g", "count", dtype=ct, compute=ct)
     k.step("z", "sub", "x", "lse", dtype=ct, compute=ct)
@@ -321,12 +329,6 @@ def cross_entropy_backward(args, attrs, dtype, compute):
     k.store("dx", out)
     k.launch()
     return [out]
-
-
-def _op(name: str):
-    from ...ops.table import OPS
-
-    return OPS[name]
 
 
 # ---- nll_loss: the target's log-probability per row -------------------------------------------------
