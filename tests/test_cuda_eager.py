@@ -260,3 +260,33 @@ def test_module_to_cuda_and_optimizer_steps(cuda, rng, opt):
         assert isinstance(p, tracegrad.nn.Parameter)
         same(p.detach(), tp.detach())
     assert not tracegrad.nn.Linear(2, 2).cuda().cpu().weight.is_cuda
+
+
+def test_lookups_and_their_gradients(cuda):
+    """embedding, index_select, gather and max over a dim on CUDA tensors (their index values are read
+    on the host, and their backwards build zeros on the gradient's device), against torch on the CPU."""
+    rng = np.random.default_rng(3)
+    wn = rng.standard_normal((10, 4)).astype(np.float32)
+    idx, cols = [1, 3, 3, 9], [[0], [1], [2], [3], [0], [1], [2], [3], [0], [1]]
+
+    def run(L, w, on):
+        i, c = L.tensor(idx).to(on), L.tensor(cols).to(on)
+        e = L.nn.functional.embedding(i, w)
+        s = L.index_select(w, 0, i)
+        m = w.max(1)
+        g = w.gather(1, c)
+        total = e.sum() + (s * 2).sum() + (m.values * 3).sum() + (g * 4).sum() + m.indices.sum()
+        total.backward()
+        return total
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # (these run on the host for now, and say so)
+        w = tracegrad.tensor(wn).cuda().requires_grad_()
+        ours = run(tracegrad, w, "cuda")
+    wr = torch.tensor(wn, requires_grad=True)
+    theirs = run(torch, wr, "cpu")
+    assert w.grad.device.type == "cuda"
+    np.testing.assert_allclose(ours.item(), theirs.item(), rtol=1e-6)
+    np.testing.assert_allclose(w.grad.cpu().numpy(), wr.grad.numpy(), rtol=1e-6)
+    with pytest.raises(IndexError, match="index out of range in self"):
+        tracegrad.nn.functional.embedding(tracegrad.tensor([10]).cuda(), w)

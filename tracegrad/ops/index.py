@@ -280,7 +280,7 @@ def _check_masks(shape, index) -> None:
 def _vjp_index(ctx, saved, g):
     from ..creation import zeros
 
-    return (index_put(zeros(ctx.shapes[0], dtype=g.dtype), ctx.index, g, accumulate=True),)
+    return (index_put(zeros(ctx.shapes[0], dtype=g.dtype, device=g.device), ctx.index, g, accumulate=True),)
 
 
 INDEX = defop("index", "index", _np_index, vjp=_vjp_index, grad_name=lambda a: a.get("name", "IndexBackward0"))
@@ -525,7 +525,7 @@ def _vjp_gather(ctx, saved, g):
     from ..creation import zeros
 
     (idx,) = saved
-    return scatter_add(zeros(ctx.shapes[0], dtype=g.dtype), ctx.dim, idx, g), None
+    return scatter_add(zeros(ctx.shapes[0], dtype=g.dtype, device=g.device), ctx.dim, idx, g), None
 
 
 GATHER = defop("gather", "index", _np_gather, dtype=lambda args, attrs: args[0].dtype, vjp=_vjp_gather, save=(1,))
@@ -637,7 +637,7 @@ def index_select(input, dim, index, *, out=None):
         raise IndexError("index_select(): Index is supposed to be a vector")
     d = wrap_dim(dim, input.ndim)
     n = input.shape[d] if input.ndim else 1
-    iv = index._data.reshape(-1)
+    iv = index._values().reshape(-1)  # (host values: a CUDA index is copied over for the checks)
     if n == 0 and iv.size and input.ndim > 1:
         raise RuntimeError("index_select(): self indexing axis dim should be positive")
     if input.numel() == 0 and input.ndim > 1 and iv.size and (iv.min() < 0 or iv.max() >= n):

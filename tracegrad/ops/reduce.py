@@ -349,7 +349,7 @@ def _vjp_max_dim(ctx, saved, g, gi=None):
     if not ctx.keepdim:
         g = g.unsqueeze(dim)
         idx = idx.unsqueeze(dim)
-    return (scatter(zeros(shape, dtype=g.dtype), dim, idx, g),)
+    return (scatter(zeros(shape, dtype=g.dtype, device=g.device), dim, idx, g),)
 
 
 MAX_DIM = defop("max_dim", "reduce", _np_max_dim, vjp=_vjp_max_dim, save=("out1",), nout=2,
