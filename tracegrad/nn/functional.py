@@ -458,8 +458,10 @@ def embedding(input: Tensor, weight: Tensor, padding_idx: Optional[int] = None, 
         elif padding_idx < 0:
             assert padding_idx >= -n, "Padding_idx must be within num_embeddings"
             padding_idx = n + padding_idx
-    idx = input._values()  # (host values: a CUDA index is copied over for the checks)
-    if idx.size and not _tracing() and (idx.min() < 0 or idx.max() >= n):  # traced: no values to check
+    tracing = _tracing()
+    # host values (a CUDA index is copied over for the checks); traced: no values to check
+    idx = input._data if tracing else input._values()
+    if idx.size and not tracing and (idx.min() < 0 or idx.max() >= n):
         raise IndexError("index out of range in self")
     if max_norm is not None:
         _embedding_renorm(weight, idx, max_norm, norm_type)
