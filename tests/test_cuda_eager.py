@@ -290,3 +290,14 @@ def test_lookups_and_their_gradients(cuda):
     np.testing.assert_allclose(w.grad.cpu().numpy(), wr.grad.numpy(), rtol=1e-6)
     with pytest.raises(IndexError, match="index out of range in self"):
         tracegrad.nn.functional.embedding(tracegrad.tensor([10]).cuda(), w)
+
+
+def test_empty_tensors_stay_on_the_device(cuda):
+    for make in (lambda L, **k: L.zeros(0, 5, **k), lambda L, **k: L.ones(2, 0, 3, **k),
+                 lambda L, **k: L.empty(0, **k)):
+        ours, theirs = make(tracegrad, device="cuda"), make(torch)
+        assert ours.is_cuda and tuple(ours.shape) == tuple(theirs.shape)
+        assert ours.stride() == theirs.stride()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # (a sum over no elements runs on the host, and says so)
+            same((ours + 1).sum(0), (theirs + 1).sum(0))

@@ -113,7 +113,7 @@ def _finish(arr, dtype, device, requires_grad) -> Tensor:
         from .kernels.cuda.eager import from_host
 
         arr = from_host(arr, dtype)
-    if arr.size == 0 and arr.ndim > 1:  # keep torch's strides on empty tensors (NumPy would zero them)
+    elif arr.size == 0 and arr.ndim > 1:  # keep torch's strides on empty tensors (NumPy would zero them)
         from numpy.lib.stride_tricks import as_strided
         from .tensor import _contiguous_strides
 
