@@ -753,7 +753,7 @@ def test_a_graph_dropped_without_backward_leaves_no_cyclic_garbage():
         gc.enable()
 
 
-@pytest.mark.parametrize("fn", ["exp", "tanh", "sigmoid", "pow"])
+@pytest.mark.parametrize("fn", ["exp", "tanh", "sigmoid", "relu", "pow"])
 def test_double_backward_through_saved_outputs(fn):
     """Under create_graph a rule that reads the node's own output differentiates through it."""
     def f(L, x):

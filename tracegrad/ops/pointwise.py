@@ -336,9 +336,18 @@ def _np_relu(x):
     return np.maximum(x, z)
 
 
+def _vjp_relu(ctx, saved, g):
+    (out,) = saved
+    if _dispatch._grad["enabled"] and _dispatch.TRACER[0] is None:
+        # create_graph: torch's gradient (threshold_backward) takes the output as an input too, with a
+        # zero derivative, so it requires grad and can be differentiated again
+        return (where(out > 0, g, out * 0.0),)
+    return (g * (out > 0).to(out.dtype),)
+
+
 RELU = _unary("relu", _np_relu,
               "tl.maximum({0}, 0, propagate_nan=tl.PropagateNan.ALL)",
-              _g(lambda out: (out > 0).to(out.dtype)), save=("out",), dtype=_same)
+              _vjp_relu, save=("out",), dtype=_same)
 # rounding an integer is the integer itself
 FLOOR = _unary("floor", np.floor, {"float": "tl.math.floor({0})", "int": "{0}"}, lambda ctx, s, g: (g * 0.0,), save=(),
                dtype=_same)
