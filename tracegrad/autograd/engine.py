@@ -186,21 +186,7 @@ def backward_from(node, nr, g, retain_graph: bool, create_graph: bool) -> None:
         while True:
             vjp = node._vjp
             if vjp is not None and node._x is None:  # plain: Node's own apply/release, one output, no hooks
-                saved = node._saved
-                if g is None:  # no gradient reached it: nothing to run, but it is done with
-                    outs = None
-                else:
-                    if saved:
-                        versions = node._versions
-                        for i in range(len(versions)):
-                            t = saved[i]
-                            if t is not None and t._vc[0] != versions[i]:
-                                node._unpack_saved()  # raises torch's error
-                    elif saved is None:
-                        raise RuntimeError(FREED_MSG)
-                    outs = vjp(node.ctx, live_saved(node, saved) if create_graph else saved, g)
-                if saved and not retain_graph:
-                    node._saved = None
+                outs = _apply_plain(node, vjp, g, create_graph, retain_graph)
             elif type(node) is AccumulateGrad:
                 # only `g` holds the gradient here, so one that no one else can see may become
                 # .grad as it is
@@ -314,23 +300,8 @@ def _run(ready, buffers, deps, retain_graph, create_graph, capture, needed, resu
                 _skip(node, deps, ready)
                 continue
         vjp = node._vjp
-        if vjp is not None and x is None:  # plain: Node.apply and Node.release, inlined
-            g = grads[0]
-            saved = node._saved
-            if g is None:
-                outs = None
-            else:
-                if saved:
-                    versions = node._versions
-                    for i in range(len(versions)):
-                        t = saved[i]
-                        if t is not None and t._vc[0] != versions[i]:
-                            node._unpack_saved()  # raises torch's error
-                elif saved is None:
-                    raise RuntimeError(FREED_MSG)
-                outs = vjp(node.ctx, live_saved(node, saved) if create_graph else saved, g)
-            if saved and not retain_graph:
-                node._saved = None
+        if vjp is not None and x is None:  # plain: Node.apply and Node.release, in one step
+            outs = _apply_plain(node, vjp, grads[0], create_graph, retain_graph)
         elif type(node) is AccumulateGrad:
             if accumulate:
                 g = grads[0]
@@ -340,6 +311,28 @@ def _run(ready, buffers, deps, retain_graph, create_graph, capture, needed, resu
         else:
             outs = _apply_special(node, grads, retain_graph)
         _deliver(node, outs, buffers, deps, ready)
+
+
+def _apply_plain(node, vjp, g, create_graph, retain_graph):
+    """Node.apply and Node.release of a plain node (one output, no hooks), in one step: the
+    engine's hot path. Checks the saved tensors' versions, runs the vjp on gradient `g` (None: no
+    gradient reached the node, nothing to run), and frees what it saved unless retain_graph."""
+    saved = node._saved
+    if g is None:
+        outs = None
+    else:
+        if saved:
+            versions = node._versions
+            for i in range(len(versions)):
+                t = saved[i]
+                if t is not None and t._vc[0] != versions[i]:
+                    node._unpack_saved()  # raises torch's error
+        elif saved is None:
+            raise RuntimeError(FREED_MSG)
+        outs = vjp(node.ctx, live_saved(node, saved) if create_graph else saved, g)
+    if saved and not retain_graph:
+        node._saved = None
+    return outs
 
 
 def _apply_special(node, grads, retain_graph):

@@ -346,20 +346,8 @@ def record(op, args, attrs, outs):
     T = _T
     n = len(args)
     a = args[0]
-    if n == 1 and isinstance(a, T):
-        if not a._requires_grad:
-            return
-        fn = a.grad_fn
-        if fn is not None:
-            edges = ((fn, a._output_nr),)
-        else:
-            acc = a._accum
-            edges = ((acc if acc is not None else accumulator(a), 0),)
-        shapes = (a._data.shape,)
-        dtypes = (a.dtype,)
-        needs = _NEEDS1
-        mode = plan.mode1
-    elif n == 2 and isinstance(a, T) and type(args[1]) in _NUMBERS:  # tensor (op) number
+    # one tensor (unary ops, reductions, views), or tensor (op) number
+    if isinstance(a, T) and (n == 1 or n == 2 and type(args[1]) in _NUMBERS):
         if not a._requires_grad:
             return
         fn = a.grad_fn
