@@ -331,6 +331,7 @@ def _unary(op, a):
 
 
 from .tensor import Tensor as _Tensor  # noqa: E402  (tensor.py does not import this module at load time)
+_make_tensor = _Tensor._make
 from .ops.shape_util import match_layout as _match_layout  # noqa: E402
 
 
@@ -370,7 +371,7 @@ def binary_method(op, fallback):
         scalar[dt] = out
         return out
 
-    tracer, grad_state, new, Tensor, ndarray, run = TRACER, _grad, object.__new__, _Tensor, np.ndarray, quiet_run
+    tracer, grad_state, Tensor, ndarray, run = TRACER, _grad, _Tensor, np.ndarray, quiet_run
 
     def method(self, other):
         if tracer[0] is None:
@@ -391,10 +392,7 @@ def binary_method(op, fallback):
                         res = np.asarray(res)
                     elif res.ndim > 1 and x.strides != res.strides:
                         res = _match_layout(res, (self,))
-                    out = new(Tensor)
-                    out._data = res
-                    out.dtype = out_dt
-                    out._vc = [0]
+                    out = _make_tensor(res, out_dt)
                     if self._requires_grad and has_vjp and grad_state["enabled"]:
                         _record_grad(op, (self, other), _EMPTY, (out,))
                     return out
@@ -417,10 +415,7 @@ def binary_method(op, fallback):
                             rs = res.strides
                             if x.strides != rs or y.strides != rs:
                                 res = _layout_of_two(res, self, other)
-                        out = new(Tensor)
-                        out._data = res
-                        out.dtype = out_dt
-                        out._vc = [0]
+                        out = _make_tensor(res, out_dt)
                         if (self._requires_grad or other._requires_grad) and has_vjp and grad_state["enabled"]:
                             _record_grad(op, (self, other), _EMPTY, (out,))
                         return out
@@ -451,7 +446,7 @@ def unary_function(op, fallback, check=None):
     numpy_fn = op.numpy
     has_vjp = op.vjp is not None
     fast: dict = {}  # dtype -> output dtype, or None where the fallback must run
-    tracer, grad_state, new, Tensor, ndarray, run = TRACER, _grad, object.__new__, _Tensor, np.ndarray, quiet_run
+    tracer, grad_state, Tensor, ndarray, run = TRACER, _grad, _Tensor, np.ndarray, quiet_run
 
     def fast_dtype(dt):
         out = None
@@ -488,10 +483,7 @@ def unary_function(op, fallback, check=None):
                     res = np.asarray(res)
                 elif res.ndim > 1 and res.strides != x.strides:
                     res = _match_layout(res, (input,))
-                t = new(Tensor)
-                t._data = res
-                t.dtype = out_dt
-                t._vc = [0]
+                t = _make_tensor(res, out_dt)
                 if input._requires_grad and has_vjp and grad_state["enabled"]:
                     _record_grad(op, (input,), _EMPTY, (t,))
                 return t

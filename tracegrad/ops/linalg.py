@@ -81,7 +81,7 @@ def _mm_apply(a, b, name):
 # apply(); the attrs dict is shared by the nodes it records, so nothing may write to it.
 _MM_ATTRS = {"name": "MmBackward0"}
 _MM_FAST = (D.float32, D.float64)
-_new = object.__new__
+_make_tensor = Tensor._make
 
 
 def _mm_fast(a, b):
@@ -96,10 +96,7 @@ def _mm_fast(a, b):
         res = _quiet_run(x.dot, y)
     except RuntimeError:  # OnDevice (the checked path hands CUDA tensors to the device) or a busy context
         return None
-    r = _new(Tensor)
-    r._data = res
-    r.dtype = dt
-    r._vc = [0]
+    r = _make_tensor(res, dt)
     if (a._requires_grad or b._requires_grad) and _grad_state["enabled"]:
         _record_grad(MATMUL, (a, b), _MM_ATTRS, (r,))
     return r

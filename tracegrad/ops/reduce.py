@@ -178,7 +178,8 @@ def _dims(x, dim):
 _ALL_DIMS = [tuple(range(n)) for n in range(65)]
 _SUM_ALL_ATTRS = [{"dims": d, "keepdim": False, "explicit_dim": False, "dtype": None} for d in _ALL_DIMS]
 _SUM_FAST = {D.float32: np.dtype(np.float32), D.float64: np.dtype(np.float64)}
-_add_reduce, _empty, _new = np.add.reduce, np.empty, object.__new__
+_add_reduce, _empty = np.add.reduce, np.empty
+_make_tensor = Tensor._make
 _TRACER, _quiet_run = _dispatch.TRACER, _dispatch.quiet_run
 
 
@@ -208,10 +209,7 @@ def _fast_sum(op, input, dim, keepdim):
         res = np.asarray(res)
     elif res.ndim > 1 and not res.flags.c_contiguous:
         res = np.ascontiguousarray(res)  # torch allocates reduction outputs row-major
-    r = _new(Tensor)
-    r._data = res
-    r.dtype = input.dtype
-    r._vc = [0]
+    r = _make_tensor(res, input.dtype)
     if input._requires_grad and _grad_state["enabled"]:
         attrs = {"dims": dims, "keepdim": keepdim, "explicit_dim": dim is not None}
         if op is SUM:
@@ -233,10 +231,7 @@ def sum(input, dim=None, keepdim=False, *, dtype=None, out=None):
             except RuntimeError:
                 o = None  # OnDevice (the general path runs a CUDA tensor on the device) or a busy context
         if npdt is not None and o is not None:
-            r = _new(Tensor)
-            r._data = o
-            r.dtype = input.dtype
-            r._vc = [0]
+            r = _make_tensor(o, input.dtype)
             if input._requires_grad and _grad_state["enabled"]:
                 _dispatch._record_grad(SUM, (input,), _SUM_ALL_ATTRS[x.ndim], (r,))
             return r
