@@ -178,7 +178,8 @@ CASES = [
     # ---- linear algebra ----
     C("matmul", lambda L, a, b: a @ b, [(F, lambda s: (s[0], 3)), (F, lambda s: (3, s[-1]))]),
     C("mm_bmm_mv_dot", lambda L, a, b: L.mm(a, b).sum() + L.bmm(a.unsqueeze(0), b.unsqueeze(0)).sum() +
-      L.mv(a, b[:, 0]).sum() + L.dot(a[0], b[:, 0]), [(F, lambda s: (s[0], 3)), (F, lambda s: (3, s[-1]))]),
+      L.mv(a, b[:, 0]).sum() + L.dot(a[0], b[:, 0]), [(F, lambda s: (s[0], 3)), (F, lambda s: (3, s[-1]))],
+      rtol=1e-4),  # four float32 sums added in another order, then squared in the loss
     C("addmm_linear", lambda L, x, w, b: L.nn.functional.linear(x, w, b), [(F, lambda s: (s[0], 4)),
                                                                         (F, lambda s: (3, 4)), (F, lambda s: (3,))]),
     C("linear_prim", lambda L, x, w, b: K.linear(x, w, b) if L is tracegrad else TF.linear(x, w, b),

@@ -246,7 +246,12 @@ def check(case: Case, seed: int) -> None:
         ok = ~torch.isnan(g)
         err_ours = (g - exact).abs()[ok]
         err_torch = (w - exact).abs()[ok]
-        allowed = err_torch + atol + rtol * exact.abs()[ok]
+        # pointwise: element by element; a reduction (matmul's K loop, a row sum) adds in another
+        # order than torch, which moves the rounding to other elements, so there torch's worst error
+        # over the store is the bound
+        reduces = case.spec.matmul is not None or case.spec.reduce_ndim > 0
+        bound = err_torch.max() if reduces and err_torch.numel() else err_torch
+        allowed = bound + atol + rtol * exact.abs()[ok]
         if not bool((err_ours <= allowed).all()):
             raise AssertionError(f"farther from the float64 answer than torch: max error ours "
                                  f"{err_ours.max().item():.3g} vs torch {err_torch.max().item():.3g} "
