@@ -416,11 +416,18 @@ def _run(op, args, attrs, dtype, compute):
     return _fallback(op, args, attrs, dtype, compute, why)
 
 
-def _composite() -> dict:
-    """op name -> its device kernel in composite.py (softmax, losses, layer_norm, cat...)."""
-    from .composite import HANDLERS
+_HANDLERS: dict | None = None
 
-    return HANDLERS
+
+def _composite() -> dict:
+    """op name -> its device kernel: composite.py (softmax, losses, layer_norm, cat...),
+    movement.py (flip, repeat, pad), conv.py (convolution, pooling), gather.py (indexing)."""
+    global _HANDLERS
+    if _HANDLERS is None:
+        from . import composite, conv, gather, movement
+
+        _HANDLERS = {**composite.HANDLERS, **movement.HANDLERS, **conv.HANDLERS, **gather.HANDLERS}
+    return _HANDLERS
 
 
 def _copy_op(args, dtype):
