@@ -48,3 +48,23 @@ def test_matmul_must_open_the_group():
     t, mm = C.GValue("t", (4, 4)), C.GValue("mm", (4, 4))
     with pytest.raises(LoweringError, match="open its fusion group"):
         from_nodes("bad", [C.GNode("neg", [a], t), C.GNode("matmul", [t, b], mm)], [mm])
+
+
+def test_indexed_loads_and_stores_are_checked():
+    """An index is a plain integer load, and only pointwise kernels read or write through one."""
+    from tracegrad.kernels.triton.render import render
+    from tracegrad.kernels.triton.spec import KernelSpec, Load, Step, Store
+
+    idx, x = Load("i", "int64", (3, 4)), Load("x", "float32", (3, 4), (5, 0), 0, (("i", 1),))
+    src = render(KernelSpec("gather", (3, 4), (x, idx), (), (Store("out", "x"),))).text
+    # the index is loaded before the load that reads through it, whatever the spec's order
+    assert src.index("i = tl.load(") < src.index("x = tl.load(x_ptr + x0 * 5 + i.to(tl.int64)")
+    add = Store("out", "x", "float32", (3, 4), (5, 0), 0, (("i", 1),), True)
+    assert "tl.atomic_add(out_ptr + x0 * 5 + i.to(tl.int64), x" in render(
+        KernelSpec("sadd", (3, 4), (idx, Load("x", "float32", (3, 4))), (), (add,))).text
+    with pytest.raises(ValueError, match="not an integer load"):
+        KernelSpec("bad", (3, 4), (Load("f", "float32", (3, 4)), Load("x", "float32", (3, 4), (5, 0), 0,
+                                                                     (("f", 1),))), (), (Store("out", "x"),))
+    with pytest.raises(ValueError, match="only pointwise kernels"):
+        KernelSpec("bad", (3, 4), (idx, x), (Step("s", "sum", ("x",), {"dims": (1,), "keepdim": True}),),
+                   (Store("out", "s"),), reduce_ndim=1)

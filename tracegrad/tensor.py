@@ -174,10 +174,14 @@ class Tensor:
         return st[_wrap_dim(dim, self._data.ndim)]
 
     def storage_offset(self) -> int:
+        if type(self._data) is not np.ndarray:  # device memory keeps its offset itself
+            return self._data.offset
         root = _root(self._data)
         return (self._data.__array_interface__["data"][0] - root.__array_interface__["data"][0]) // self.dtype.itemsize
 
     def data_ptr(self) -> int:
+        if type(self._data) is not np.ndarray:
+            return self._data.data_ptr()
         return self._data.__array_interface__["data"][0]
 
     def untyped_storage(self):

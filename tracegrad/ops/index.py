@@ -6,6 +6,8 @@ Advanced indexing (integer tensors/lists, bool masks) is one `index` op that
 copies; its vjp is `index_put` with accumulation, and vice versa."""
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from .. import dtypes as D
@@ -21,6 +23,12 @@ from ..dispatch import TRACER as _TRACER
 
 
 # ---- turning a Python index into parts --------------------------------------------------
+def _host(t: Tensor):
+    """An index tensor's values as the index op's attrs hold them: a NumPy array (a CUDA index is
+    copied over: bounds, masks and result sizes are worked out on the host, as torch's CPU side does)."""
+    return t._values() if t.is_cuda else t._data
+
+
 def _is_advanced(i) -> bool:
     """Tensors, lists, arrays and Python bools index "advanced" (a copy); a 0-d integer tensor counts as an int."""
     if isinstance(i, Tensor):
@@ -31,16 +39,16 @@ def _is_advanced(i) -> bool:
 def _to_np_index(i):
     if isinstance(i, Tensor):
         if i.dtype is D.bool_:
-            return i._data
+            return _host(i)  # (a CUDA mask's values come to the host: the result's size depends on them)
         if i.dtype is D.uint8:  # the old mask dtype: still a mask, with torch's warning
             import warnings
 
             warnings.warn("indexing with dtype torch.uint8 is now deprecated, please use a dtype torch.bool "
                           "instead.", UserWarning, stacklevel=4)
-            return i._data.astype(np.bool_)
+            return _host(i).astype(np.bool_)
         if i.dtype.category != D._INT and i.dtype is not D.bool_:
             raise IndexError("tensors used as indices must be long, int, byte or bool tensors")
-        return i._data.astype(np.int64, copy=False)
+        return _host(i).astype(np.int64, copy=False)
     if isinstance(i, list):
         arr = np.asarray([x.item() if isinstance(x, Tensor) else x for x in i])
         if arr.dtype.kind == "f":
@@ -158,31 +166,51 @@ ALIAS = defop("alias", "view", lambda a: a[...], vjp=lambda ctx, s, g: (g,), gra
 
 
 def _np_index(a, index, name=None, contiguous=False):
-    _check_masks(a.shape, index)
-    try:
-        r = a[index]
-    except IndexError as e:
-        if a.size:
-            raise _torch_index_error(e, a.shape) from None
-        r = a[_empty_input_index(a.shape, index)]
+    r = indexed(a, index)
     if contiguous:  # index_select: torch's kernel writes a row-major result
         return np.array(r, copy=True, order="C")
     return _index_layout(a, index, r)
 
 
+def indexed(a, index):
+    """a[index] with torch's checks and errors (NumPy's IndexErrors reworded as torch's).
+
+    The device runs it on a stand-in with a's shape and zero strides: that gives the result's
+    shape and every error without reading a value."""
+    _check_masks(a.shape, index)
+    try:
+        return a[index]
+    except IndexError as e:
+        if a.size:
+            raise _torch_index_error(e, a.shape) from None
+        return a[_empty_input_index(a.shape, index)]
+
+
 def _index_layout(a, index, r):
-    """A fresh copy of advanced-indexing result `r`, laid out in memory as torch lays it out.
+    """A fresh copy of advanced-indexing result `r`, laid out in memory as torch lays it out."""
+    if r.ndim < 2 or r.size < 2:
+        return np.array(r, copy=True)
+    want = index_result_strides(tuple(s // a.itemsize for s in a.strides), index, r.shape)
+    if want is None:
+        return np.array(r, copy=True, order="C")
+    out = np.lib.stride_tricks.as_strided(np.empty(r.size, r.dtype), r.shape, [s * r.itemsize for s in want])
+    out[...] = r
+    return out
+
+
+def index_result_strides(strides, index, shape):
+    """The element strides torch gives the result (of `shape`) of indexing a tensor with element
+    `strides` by `index`, or None for row-major.
 
     torch runs the gather as an elementwise loop over the input "restrided" to the result's shape
     (stride 0 on the indexed dims) and the index tensors (broadcast to it), so the result keeps the
     input's memory order on the dims it did not index (a transposed input gives a transposed result)."""
-    if r.ndim < 2 or r.size < 2:
-        return np.array(r, copy=True)
-    item = a.itemsize
+    if len(shape) < 2 or math.prod(shape) < 2:
+        return None
     parts, d = [], 0  # ("s", stride) for a dim kept whole, ("a", int array) for an index
     for i in index:
         if isinstance(i, slice):
-            parts.append(("s", a.strides[d] // item))
+            parts.append(("s", strides[d]))
             d += 1
         elif isinstance(i, (bool, np.bool_)):  # a new dim, indexed by [0] (or by nothing)
             parts.append(("a", np.zeros(1 if i else 0, np.int64)))
@@ -192,13 +220,13 @@ def _index_layout(a, index, r):
         else:
             parts.append(("a", np.asarray(i)))
             d += 1
-    parts.extend(("s", a.strides[k] // item) for k in range(d, a.ndim))
+    parts.extend(("s", strides[k]) for k in range(d, len(strides)))
     adv = [k for k, (kind, _) in enumerate(parts) if kind == "a"]
     arrays = [v for kind, v in parts if kind == "a"]
     try:
         bshape = np.broadcast_shapes(*(v.shape for v in arrays))
     except ValueError:
-        return np.array(r, copy=True)
+        return None
     nb = len(bshape)
     kept = [v for kind, v in parts if kind == "s"]
     if adv == list(range(adv[0], adv[0] + len(adv))):  # adjacent: the index dims replace them in place
@@ -206,19 +234,14 @@ def _index_layout(a, index, r):
     else:  # separated: the index dims go first
         lead = 0
     self_st = kept[:lead] + [0] * nb + kept[lead:]
-    shape = tuple(r.shape)
+    shape = tuple(shape)
     if len(self_st) != len(shape):
-        return np.array(r, copy=True)
+        return None
     operands = [(shape, tuple(self_st))]
     for v in arrays:
         bst = [s // v.itemsize for s in np.broadcast_to(v, bshape).strides] if v.size else [0] * nb
         operands.append((shape, tuple([0] * lead + bst + [0] * (len(shape) - lead - nb))))
-    want = pointwise_strides(shape, operands)
-    if want is None:
-        return np.array(r, copy=True, order="C")
-    out = np.lib.stride_tricks.as_strided(np.empty(r.size, r.dtype), shape, [s * r.itemsize for s in want])
-    out[...] = r
-    return out
+    return pointwise_strides(shape, operands)
 
 
 def _torch_index_error(e, shape):
@@ -596,7 +619,7 @@ def _pad_to(t, shape):
         return t
     from ..creation import zeros
 
-    z = zeros(shape, dtype=t.dtype)
+    z = zeros(shape, dtype=t.dtype, device=t.device)
     return index_put(z, tuple(slice(0, n) for n in t.shape), t)
 
 
@@ -672,7 +695,7 @@ def _vjp_take(ctx, saved, g):
     n = 1
     for s in ctx.shapes[0]:
         n *= s
-    flat = index_put(zeros((n,), dtype=g.dtype), (idx._data,), g, accumulate=True)
+    flat = index_put(zeros((n,), dtype=g.dtype, device=g.device), (_host(idx),), g, accumulate=True)
     return flat.reshape(ctx.shapes[0]), None
 
 
@@ -742,7 +765,7 @@ def _vjp_masked_select(ctx, saved, g):
 
     (m,) = saved
     shape = broadcast_shapes(ctx.shapes[0], ctx.shapes[1])
-    full = index_put(zeros(shape, dtype=g.dtype), (np.broadcast_to(m._data, shape),), g)
+    full = index_put(zeros(shape, dtype=g.dtype, device=g.device), (np.broadcast_to(_host(m), shape),), g)
     return sum_to(full, ctx.shapes[0]), None
 
 
@@ -803,7 +826,7 @@ def _np_preserve_copy(a):
 
 def index_fill(input, dim, index, value):
     d = wrap_dim(dim, input.ndim)
-    idx = (slice(None),) * d + (index._data.astype(np.int64).reshape(-1),)
+    idx = (slice(None),) * d + (_host(index).astype(np.int64).reshape(-1),)
     if isinstance(value, Tensor) and value.dtype is not input.dtype:
         value = value.to(input.dtype)
     return apply(INDEX_FILL, (input, value), {"index": idx})
@@ -834,7 +857,7 @@ def index_add(input, dim, index, source, *, alpha=1):
         raise RuntimeError(f"index_add_(): self ({input.dtype.short}) and source ({source.dtype.short}) must have "
                            "the same scalar type")
     d = wrap_dim(dim, input.ndim)
-    idx = (slice(None),) * d + (index._data.astype(np.int64).reshape(-1),)
+    idx = (slice(None),) * d + (_host(index).astype(np.int64).reshape(-1),)
     return apply(INDEX_ADD, (input, source), {"index": idx, "alpha": alpha})
 
 

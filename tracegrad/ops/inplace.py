@@ -142,22 +142,22 @@ def _move_retained(t: Tensor, old_node) -> None:
             t.grad_fn._retained[t._output_nr] = ref
 
 
-def _storage_offsets(a: np.ndarray, item: int, start: int = 0) -> np.ndarray:
-    """Each element's offset in storage, in elements, as an array of a's shape."""
-    pos = np.full(a.shape, start, dtype=np.int64)
-    for d, (n, s) in enumerate(zip(a.shape, a.strides)):
-        shape = [1] * a.ndim
-        shape[d] = n
-        pos = pos + (np.arange(n, dtype=np.int64) * (s // item)).reshape(shape)
+def _storage_offsets(shape, strides, start: int = 0) -> np.ndarray:
+    """Each element's offset in storage, in elements, as an array of `shape`."""
+    pos = np.full(shape, start, dtype=np.int64)
+    for d, (n, s) in enumerate(zip(shape, strides)):
+        dims = [1] * len(shape)
+        dims[d] = n
+        pos = pos + (np.arange(n, dtype=np.int64) * s).reshape(dims)
     return pos
 
 
 def _view_positions(base: Tensor, view: Tensor) -> np.ndarray:
-    """For each element of `view`, its flat (row-major) index in `base`."""
-    item = base.dtype.itemsize
-    start = (view._data.__array_interface__["data"][0] - base._data.__array_interface__["data"][0]) // item
-    bpos = _storage_offsets(base._data, item).reshape(-1)
-    vpos = _storage_offsets(view._data, item, start)
+    """For each element of `view`, its flat (row-major) index in `base` (from shapes, strides and
+    offsets only: a CUDA tensor's memory is not read)."""
+    start = view.storage_offset() - base.storage_offset()
+    bpos = _storage_offsets(base.shape, base.stride()).reshape(-1)
+    vpos = _storage_offsets(view.shape, view.stride(), start)
     order = np.argsort(bpos, kind="stable")
     return order[np.searchsorted(bpos[order], vpos)]
 

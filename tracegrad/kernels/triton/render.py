@@ -158,7 +158,7 @@ class Renderer:
         if cached is not None:
             return cached
         live: set[str] = set()
-        todo = [st.value for st in self.spec.stores]
+        todo = [st.value for st in self.spec.stores] + [v for st in self.spec.stores for v, _ in st.index]
         while todo:
             v = todo.pop()
             if v in live:
@@ -169,8 +169,18 @@ class Renderer:
         return live
 
     # ---- emitting values ---------------------------------------------------------------
+    def indexed(self, offset_expr: str, index) -> str:
+        """The offset plus each index term (value * stride, in 64-bit: an index times a stride
+        may pass 2^31 where the block's own offsets do not)."""
+        terms = [offset_expr] if offset_expr else []
+        for v, stride in index:
+            t = f"{self.var[v]}.to(tl.int64)"
+            terms.append(t if stride == 1 else f"{t} * {stride}" if stride > 0 else f"{t} * ({stride})")
+        return " + ".join(f"({t})" if " + " in t else t for t in terms) if len(terms) > 1 else "".join(terms)
+
     def load_line(self, ld: Load, offset_expr: str, mask: str | None) -> str:
         ptr = self.ptr[("load", ld.name)]
+        offset_expr = self.indexed(offset_expr, ld.index)
         addr = f"{ptr} + {offset_expr}" if offset_expr else ptr
         m = f", mask={mask}" if mask else ""
         text = f"tl.load({addr}{m})"
@@ -180,7 +190,10 @@ class Renderer:
         return f"{self.var[ld.name]} = {text}"
 
     def check_store(self, st: Store, aligned, dims) -> None:
-        """A store must give each element its own address along `dims` (a stride of 0 would be a race)."""
+        """A store must give each element its own address along `dims` (a stride of 0 would be a race);
+        an indexed store's addresses come from its index, whose duplicates are the caller's to allow."""
+        if st.index:
+            return
         for d in dims:
             if self.spec.shape[d] > 1 and aligned[d] == 0:
                 raise LoweringError(f"store {st.name!r} has stride 0 along dim {d} of {self.spec.shape}: "
@@ -188,12 +201,15 @@ class Renderer:
 
     def store_line(self, st: Store, offset_expr: str, mask: str | None) -> str:
         ptr = self.ptr[("store", st.name)]
+        offset_expr = self.indexed(offset_expr, st.index)
         addr = f"{ptr} + {offset_expr}" if offset_expr else ptr
         value = self.var[st.value]
         want = self.store_dtype(st)
         if want is not self.ctype(st.value):  # float16 held as float32, or a store in another dtype
             value = f"{value}.to({TL[want]})"
         m = f", mask={mask}" if mask else ""
+        if st.accumulate:  # repeated indices must all land: an atomic add (no ordering needed)
+            return f"tl.atomic_add({addr}, {value}{m}, sem=\"relaxed\")"
         return f"tl.store({addr}, {value}{m})"
 
     def step_lines(self, step: Step, casts: dict) -> list[str]:
@@ -306,8 +322,11 @@ class PointwiseRenderer(Renderer):
         idx = IX.LinearIndex("offs", shape, "x")
         parts = [idx.expr(s[0]) for s in strides]
         exprs = [IX.join_offsets([p], o[2]) for p, o in zip(parts, operands)]
-        # an operand that does not move with the index (a 0-dim tensor) is one scalar load, unmasked
-        moves = {o[0]: p is not None for p, o in zip(parts, operands)}
+        # an operand that does not move with the index (a 0-dim tensor) is one scalar load, unmasked;
+        # an indexed one moves with its index
+        indexed = {("load", ld.name) for ld in spec.loads if ld.index} | \
+            {("store", st.name) for st in spec.stores if st.index}
+        moves = {o[0]: p is not None or o[0] in indexed for p, o in zip(parts, operands)}
         for i, (key, aligned, off) in enumerate(operands):
             if key[0] == "store":
                 self.check_store(self.stores[key[1]], aligned, range(len(spec.shape)))
@@ -335,7 +354,9 @@ class PointwiseRenderer(Renderer):
         return self.source("pointwise", {"XBLOCK": xblock}, (cdiv(numel, xblock),), num_warps, 1, body)
 
     def _order(self) -> list[str]:
-        return [n for n in list(self.loads) + [st.out for st in self.spec.body] if n in self.live]
+        """Plain loads, then loads through an index (their index must be loaded first), then the body."""
+        loads = sorted(self.loads, key=lambda n: bool(self.loads[n].index))
+        return [n for n in loads + [st.out for st in self.spec.body] if n in self.live]
 
     def _operands(self):
         """((role, name), aligned strides, offset) for live loads and all stores."""

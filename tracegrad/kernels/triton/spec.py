@@ -13,6 +13,14 @@ Triton is for: its block-level loads, reductions and dots):
     matmul   optional: `MatMul(out, a, b)`; the body is then its epilogue
     stores   buffers the kernel writes: which value goes where, in which dtype
 
+A pointwise kernel may also read and write through indices (gather and scatter):
+a load or store with `index=((value, stride), ...)` adds `value * stride` to the
+address its shape and strides give, where `value` is an integer load of the
+same kernel (x[idx] reads x with stride 0 along the indexed dim plus idx * that
+dim's stride). `accumulate=True` makes a store an atomic add, so repeated
+indices sum as index_put(accumulate=True) and scatter_add do. Indices are not
+bounds-checked in the kernel: whoever builds the spec checks them first.
+
 The iteration space is `shape`: the output shape of a pointwise group, the input
 shape of a reduction group (reductions shrink its last `reduce_ndim` axes to 1),
 the output shape (batch..., M, N) of a matmul group. A load whose shape is
@@ -66,23 +74,30 @@ def _tuple(x) -> tuple | None:
     return None if x is None else tuple(int(v) for v in x)
 
 
+def _index_terms(terms) -> tuple[tuple[str, int], ...]:
+    return tuple((str(v), int(s)) for v, s in terms)
+
+
 @dataclass(frozen=True)
 class Load:
     """A buffer read by the kernel; its loaded values are the SSA value `name`.
 
     shape/strides/offset describe the tensor inside its storage, in elements.
-    shape None means the kernel's shape; strides None means contiguous."""
+    shape None means the kernel's shape; strides None means contiguous.
+    index: (value, stride) pairs whose `value * stride` is added to each element's address."""
 
     name: str
     dtype: D.DType
     shape: tuple[int, ...] | None = None
     strides: tuple[int, ...] | None = None
     offset: int = 0
+    index: tuple[tuple[str, int], ...] = ()
 
     def __post_init__(self):
         object.__setattr__(self, "dtype", as_dtype(self.dtype))
         object.__setattr__(self, "shape", _tuple(self.shape))
         object.__setattr__(self, "strides", _tuple(self.strides))
+        object.__setattr__(self, "index", _index_terms(self.index))
 
 
 @dataclass(frozen=True)
@@ -91,7 +106,8 @@ class Store:
 
     dtype None stores in the value's own dtype. shape None means the kernel's shape
     for a full value, and the kernel's shape with the reduced axes set to 1 for a
-    reduced value (a reduced value may also be stored with those axes dropped)."""
+    reduced value (a reduced value may also be stored with those axes dropped).
+    index: as a Load's; accumulate: add into the buffer atomically instead of overwriting."""
 
     name: str
     value: str
@@ -99,12 +115,15 @@ class Store:
     shape: tuple[int, ...] | None = None
     strides: tuple[int, ...] | None = None
     offset: int = 0
+    index: tuple[tuple[str, int], ...] = ()
+    accumulate: bool = False
 
     def __post_init__(self):
         if self.dtype is not None:
             object.__setattr__(self, "dtype", as_dtype(self.dtype))
         object.__setattr__(self, "shape", _tuple(self.shape))
         object.__setattr__(self, "strides", _tuple(self.strides))
+        object.__setattr__(self, "index", _index_terms(self.index))
 
 
 @dataclass(frozen=True)
@@ -216,10 +235,11 @@ class KernelSpec:
     def key(self) -> str:
         """A stable hash of everything that changes the generated code (options excluded)."""
         parts = [self.name, repr(self.shape), str(self.reduce_ndim), repr(self.matmul)]
-        parts += [f"L{l.name}:{l.dtype.name}:{l.shape}:{l.strides}:{l.offset}" for l in self.loads]
+        parts += [f"L{l.name}:{l.dtype.name}:{l.shape}:{l.strides}:{l.offset}:{l.index}" for l in self.loads]
         parts += [f"S{s.out}={s.op}{s.args!r}{sorted(s.attrs.items(), key=str)!r}:{s.dtype}:{s.compute}"
                   for s in self.body]
-        parts += [f"W{s.name}<-{s.value}:{s.dtype}:{s.shape}:{s.strides}:{s.offset}" for s in self.stores]
+        parts += [f"W{s.name}<-{s.value}:{s.dtype}:{s.shape}:{s.strides}:{s.offset}:{s.index}:{s.accumulate}"
+                  for s in self.stores]
         return hashlib.sha256("|".join(parts).encode()).hexdigest()[:16]
 
 
@@ -287,6 +307,22 @@ def validate(spec: KernelSpec) -> None:
             raise ValueError(f"store {s.name!r}: strides {s.strides} do not match shape {s.shape}")
     if not spec.stores:
         raise ValueError("a kernel without stores does nothing")
+    _check_indices(spec)
+
+
+def _check_indices(spec: KernelSpec) -> None:
+    """Index values are plain integer loads, and only pointwise kernels read or write through them."""
+    plain = {ld.name: ld for ld in spec.loads if not ld.index}
+    for what, name, terms in [("load", ld.name, ld.index) for ld in spec.loads] + \
+            [("store", st.name, st.index) for st in spec.stores]:
+        if not terms:
+            continue
+        if spec.matmul is not None or spec.reduce_ndim:
+            raise ValueError(f"{what} {name!r} is indexed: only pointwise kernels gather and scatter")
+        for v, _ in terms:
+            if v not in plain or plain[v].dtype.category != D._INT:
+                raise ValueError(f"{what} {name!r} is indexed by {v!r}, which is not an integer load "
+                                 "read without an index")
 
 
 def _check_broadcast(name: str, shape: Sequence[int], target: Sequence[int]) -> None:
@@ -360,7 +396,7 @@ def value_names(spec: KernelSpec) -> list[str]:
 
 def uses(spec: KernelSpec) -> dict[str, list[str]]:
     """value -> the values it reads directly (loads read nothing)."""
-    deps: dict[str, list[str]] = {ld.name: [] for ld in spec.loads}
+    deps: dict[str, list[str]] = {ld.name: [v for v, _ in ld.index] for ld in spec.loads}
     if spec.matmul is not None:
         deps[spec.matmul.out] = [spec.matmul.a, spec.matmul.b]
     for st in spec.body:
