@@ -312,7 +312,9 @@ class PointwiseRenderer(Renderer):
         spec = self.spec
         numel = spec.numel
         operands = self._operands()
-        shapes, strides = IX.coalesce(spec.shape, [o[1] for o in operands], [len(spec.shape)])
+        order = self._memory_order(operands)
+        shapes, strides = IX.coalesce([spec.shape[d] for d in order], [[o[1][d] for d in order] for o in operands],
+                                      [len(spec.shape)])
         shape = shapes[0]
         wide = numel >= 2 ** 31 or any(IX.max_offset(shape, s[0], o[2]) >= 2 ** 31
                                         for s, o in zip(strides, operands))
@@ -352,6 +354,17 @@ class PointwiseRenderer(Renderer):
                 if st.value == name:
                     body.append(self.store_line(st, expr_of[("store", st.name)], mask))
         return self.source("pointwise", {"XBLOCK": xblock}, (cdiv(numel, xblock),), num_warps, 1, body)
+
+    def _memory_order(self, operands) -> list[int]:
+        """The kernel's dims, outermost first, in the order the stores (then the loads) walk memory.
+
+        An elementwise kernel may visit its elements in any order; visiting them in memory order
+        lets a transposed (or channels-last) tensor coalesce to one flat contiguous dim, the same
+        128-bit loads as a row-major one. Stores lead, as in torch's TensorIterator."""
+        nd = len(self.spec.shape)
+        ranked = [o for o in operands if o[0][0] == "store"] + [o for o in operands if o[0][0] == "load"]
+        # descending by each operand's stride in turn; ties keep the logical order
+        return sorted(range(nd), key=lambda d: tuple(-abs(o[1][d]) for o in ranked))
 
     def _order(self) -> list[str]:
         """Plain loads, then loads through an index (their index must be loaded first), then the body."""
