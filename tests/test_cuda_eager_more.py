@@ -268,6 +268,8 @@ def test_leaky_relu_backward_masked_fill_and_where(cuda, rng):
           lambda x: x.masked_fill(torch.tensor(m), -2.0), *map(lambda v: [v], leaf(a)))
     check(lambda x: x.t().masked_fill(tracegrad.tensor(m.T.copy(), device="cuda"), 5.0),  # a transposed input
           lambda x: x.t().masked_fill(torch.tensor(m.T.copy()), 5.0), *map(lambda v: [v], strided(a)))
+    assert tracegrad.tensor(a, device="cuda").t().masked_fill(tracegrad.tensor(m.T.copy(), device="cuda"),
+                                                              5.0).is_contiguous()  # row-major, as torch's is
     check(lambda x: tracegrad.where(tracegrad.tensor(m, device="cuda"), x, x * 3),
           lambda x: torch.where(torch.tensor(m), x, x * 3), *map(lambda v: [v], strided(a)))
 
@@ -290,6 +292,9 @@ def more_ops(rng):
         r.norm(dim=-1).sum().backward()
         (r > 0).any(-1), (r > -5).all(-1), r.any(), r.all(0)
     dev(rng, 64, 96, dtype=tracegrad.float16).norm(dim=1)
+    e = dev(rng, 0, 96)  # empty reductions: fill kernels of each identity's dtype
+    e.nansum(), e.norm(), e.any(), e.all(1), e.long().nansum()
+    F.pad(tracegrad.tensor(rng.integers(0, 9, (64, 96)), device="cuda"), (1, 1, 1, 1), value=-1)
     y, t = dev(rng, 64, 96, requires_grad=True), dev(rng, 64, 96)
     for reduction in ("mean", "sum", "none"):
         F.smooth_l1_loss(y, t, reduction=reduction).sum().backward()
