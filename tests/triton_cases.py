@@ -370,6 +370,9 @@ def op_cases() -> list[Case]:
     cases += [_op_case(op, fn, doms, dts) for op, (fn, doms, dts) in BINARY.items()]
     cases += [_op_case(op, fn, ("any",), FLOATS, attrs, f"-{i}") for op, variants in ACTIVATIONS.items()
               for i, (attrs, fn) in enumerate(variants)]
+    # leaky_relu's backward, g where x > 0 else g * slope, against torch's own backward kernel
+    cases.append(_op_case("leaky_relu_backward", lambda g, x: torch.ops.aten.leaky_relu_backward(g, x, 0.2, False),
+                          ("any", "special"), FLOATS, {"negative_slope": 0.2}))
     # where: a bool condition picks between two tensors of each dtype
     loads, body, stores = [Load("c", "bool")], [], []
     wdts = FLOATS + INTS + ["bool"]

@@ -429,6 +429,13 @@ def _update_running(rm: Tensor, rv: Tensor, mean: Tensor, invstd: Tensor, eps: f
                 if buf is not None:
                     buf.mul_(1 - momentum).add_(stat.to(buf.dtype) * momentum)
         return
+    on_device = [b for b in (rm, rv) if b is not None and type(b._data) is not np.ndarray]
+    if on_device and type(mean._data) is not np.ndarray:  # CUDA buffers: one kernel, nothing read back
+        from ..kernels.cuda.composite import batch_norm_update_running
+
+        batch_norm_update_running(*(None if b is None else b._data for b in (rm, rv)), mean._data, invstd._data,
+                                  eps, momentum, n)
+        return
     m = values(mean).astype(np.float64)
     var = 1.0 / values(invstd).astype(np.float64) ** 2 - eps
     unbiased = var * n / (n - 1)

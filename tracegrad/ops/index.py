@@ -726,8 +726,14 @@ def masked_fill(input, mask, value):
     if input.dtype.category == D._INT and not isinstance(value, Tensor):
         D.check_int_fits(value, input.dtype)
     r = apply(MASKED_FILL, (input, mask, value), dtype=input.dtype)
-    if not r._data.flags.c_contiguous:  # torch's out-of-place masked_fill is row-major (r is brand new)
-        r._data = np.ascontiguousarray(r._data)
+    d = r._data  # torch's out-of-place masked_fill is row-major (r is brand new, so relaying it out is safe)
+    if type(d) is np.ndarray:
+        if not d.flags.c_contiguous:
+            r._data = np.ascontiguousarray(d)
+    elif not d.contiguous:  # device memory (whose flags never say contiguous): a copy kernel
+        from ..kernels.cuda.eager import copy_array
+
+        r._data = copy_array(d)
     return r
 
 

@@ -729,7 +729,7 @@ def _vjp_leaky_relu(ctx, saved, g):
 
 
 LEAKY_RELU_BACKWARD = defop("leaky_relu_backward", "pointwise", _np_leaky_relu_backward, dtype=_first_dtype,
-                            cast_inputs=True)
+                            cast_inputs=True, lowering="tl.where({1} > 0, {0}, {0} * {negative_slope})")
 
 
 LEAKY_RELU = defop("leaky_relu", "pointwise", _np_leaky_relu, dtype=_first_dtype, vjp=_vjp_leaky_relu, save=(0,),

@@ -16,6 +16,17 @@ uses, so it is rendered and compiled by the same code as every other kernel:
     max/min over a dim,  the extreme, then the smallest index holding it     one row kernel
       argmax/argmin
     cat / stack          one copy kernel per input, into its slice of the output
+    nansum, norm,        sum(where(isnan(x), 0, x)); |x| reduced by max/min, a count, a sum
+      any / all            or sum(|x|^p)^(1/p); the max/min of (x != 0)         one row kernel
+    smooth_l1 / huber,   the elementwise loss and its sum or mean                one kernel
+      bce, bce_logits      (bce also flags any p outside [0, 1] for torch's error)
+    batch_norm           training: the channel dim permuted first, its statistics and the
+                           normalised values from one row kernel; evaluation: a (C,) kernel
+                           for (mean, invstd) and a pointwise one; the running buffers'
+                           update is one (C,) kernel (batch_norm_update_running)
+
+An empty reduction with an identity (nansum and norm give 0, any False, all True)
+is a fill kernel (movement.fill), not a host round trip.
 
 The dim an op works along is permuted last by strides (no copy), so a softmax
 over dim 0 is the same row kernel as one over the last dim.
@@ -675,10 +686,366 @@ def argmax(args, attrs, dtype, compute):
     return [out]
 
 
+
+# ---- nansum, norm, any/all: row kernels with an identity for empty reductions ---------------------
+def _rows_or_identity(name: str, x: DeviceArray, dims: Sequence[int], keepdim: bool, dtype: D.DType, identity):
+    """`_reduction`'s (kernel, [out], rows, reduced dims), or (None, [out], ...) with out already filled
+    with `identity` when there is nothing to read (an empty input: torch's empty sum is 0, its any False).
+
+    Reducing no dims (a 0-d input, or any/all's explicit dim=()) reduces a size-1 dim added at
+    the end instead: each row of one element is its own result, and the kernel stays a row kernel."""
+    from .movement import fill
+
+    nd = x.ndim
+    dims = sorted({d % nd for d in dims}) if nd else []
+    if not dims:
+        x = DeviceArray(x.buffer, x.shape + (1,), x.estrides + (1,), x.offset, x.tdtype)
+        dims, keepdim = [nd], False
+    if x.size == 0:
+        final = tuple(1 if i in dims else n for i, n in enumerate(x.shape)) if keepdim else \
+            tuple(n for i, n in enumerate(x.shape) if i not in dims)
+        out = eager.empty(final, dtype)
+        fill(out, identity)
+        return None, [out], None, None
+    k, outs, rows, red = _reduction(name, x, dims, keepdim, [dtype])
+    return k, outs, rows, red
+
+
+def nansum(args, attrs, dtype, compute):
+    """sum(where(isnan(x), 0, x)) over attrs['dims'] (an integer tensor has no NaN: a plain sum)."""
+    from ...ops.table import OPS
+
+    x = args[0]._data
+    if x.tdtype.category != D._FLOAT:  # no NaN to skip: a plain sum
+        if x.size:
+            return [eager.reduce(OPS["sum"], x, attrs, dtype, compute)]
+    elif dtype.category != D._FLOAT:
+        raise LoweringError("nansum of a floating-point tensor into an integer dtype")
+    k, (out,), rows, red = _rows_or_identity("nansum", x, attrs["dims"], attrs.get("keepdim", False), dtype, 0)
+    if k is None:  # an empty input: out holds the identity already
+        return [out]
+    ct = _float_ct(dtype)
+    k.step("nan", "isnan", "x", dtype=D.bool_)
+    k.step("x0", "where", "nan", 0.0, "x", dtype=ct)
+    k.step("y", "sum", "x0", dims=red, keepdim=True, dtype=ct)
+    _store_rows(k, "y", out, rows)
+    k.launch()
+    return [out]
+
+
+def norm(args, attrs, dtype, compute):
+    """The vector p-norm over attrs['dims'] from |x|: its max (inf) or min (-inf), the count of
+    non-zeros (0), the sum (1), sqrt of the sum of squares (2), else sum(|x|^p)^(1/p)."""
+    x = args[0]._data
+    p = float(attrs["p"])
+    ct = _float_ct(dtype)
+    if p < 0 and x.size == 0:  # no identity: the public function raises torch's error before this
+        raise LoweringError(f"the {p} norm of an empty tensor")
+    k, (out,), rows, red = _rows_or_identity("norm", x, attrs["dims"], attrs.get("keepdim", False), dtype, 0.0)
+    if k is None:
+        return [out]
+    k.step("a", "abs", "x", dtype=ct, compute=ct)
+    if math.isinf(p):
+        y = k.step("y", "amax", "a", dims=red, keepdim=True, is_max=p > 0, dtype=ct)
+    elif p == 0:
+        k.step("nz", "ne", "a", 0.0, dtype=D.bool_)
+        k.cast("nzf", "nz", ct)
+        y = k.step("y", "sum", "nzf", dims=red, keepdim=True, dtype=ct)
+    elif p == 1:
+        y = k.step("y", "sum", "a", dims=red, keepdim=True, dtype=ct)
+    elif p == 2:
+        k.step("sq", "mul", "a", "a", dtype=ct, compute=ct)
+        k.step("ss", "sum", "sq", dims=red, keepdim=True, dtype=ct)
+        y = k.step("y", "sqrt", "ss", dtype=ct, compute=ct)
+    else:
+        k.step("ap", "pow", "a", p, dtype=ct, compute=ct)
+        k.step("s", "sum", "ap", dims=red, keepdim=True, dtype=ct)
+        y = k.step("y", "pow", "s", 1.0 / p, dtype=ct, compute=ct)
+    _store_rows(k, y, out, rows)
+    k.launch()
+    return [out]
+
+
+def _any_all(name: str, is_any: bool):
+    def handler(args, attrs, dtype, compute):
+        x = args[0]._data
+        k, (out,), rows, red = _rows_or_identity(name, x, attrs["dims"], attrs.get("keepdim", False), dtype,
+                                                 not is_any)
+        if k is None:
+            return [out]
+        # the max (any) or min (all) of the elements' truth as 0/1; NaN counts as true, as in torch
+        k.step("nz", "ne", "x", 0, dtype=D.bool_)
+        k.cast("nzi", "nz", D.int32)
+        k.step("m", "amax", "nzi", dims=red, keepdim=True, is_max=is_any, dtype=D.int32)
+        k.step("y", "ne", "m", 0, dtype=D.bool_)
+        _store_rows(k, "y", out, rows)
+        k.launch()
+        return [out]
+
+    handler.__doc__ = f"torch.{name}: whether {'any' if is_any else 'every'} element over attrs['dims'] is non-zero."
+    handler.__name__ = name
+    return handler
+
+
+# ---- smooth_l1 / huber, binary cross entropy (on probabilities and on logits) ----------------------
+def _loss_kernel(name: str, shape: tuple, reduction: str, dtype: D.DType):
+    """(kernel, out) for an elementwise loss over `shape`, or (None, out) when out needs no kernel.
+
+    'none' is a pointwise kernel; 'sum'/'mean' reduce every dim in the same kernel (a 0-d loss
+    is read as one element of a (1,) row, so it still has a dim to reduce)."""
+    from .movement import fill
+
+    if reduction == "none":
+        out = eager.empty(shape, dtype)
+        return (None if out.size == 0 else Kernel(name, shape, 0)), out
+    out = eager.empty((), dtype)
+    if math.prod(shape) == 0:  # an empty sum is 0, an empty mean 0 / 0
+        fill(out, 0.0 if reduction == "sum" else math.nan)
+        return None, out
+    shape = shape or (1,)
+    return Kernel(f"{name}_{reduction}", shape, len(shape)), out
+
+
+def _finish_loss(k: Kernel, value: str, out: DeviceArray, reduction: str, ct: D.DType) -> None:
+    if reduction == "none":
+        k.store(value, out)
+    else:
+        k.step("total", "sum" if reduction == "sum" else "mean", value, dims=tuple(range(len(k.shape))),
+               keepdim=False, dtype=ct)
+        k.store("total", out, (), ())
+    k.launch()
+
+
+def smooth_l1_loss(args, attrs, dtype, compute):
+    """|x - t| < beta ? 0.5 (x - t)^2 / beta : |x - t| - beta / 2 (huber: 0.5 d^2, else beta (|d| - beta / 2)),
+    reduced in the same kernel."""
+    x, t = (eager._device_value(a) for a in args[:2])
+    reduction, beta, huber = attrs.get("reduction", "mean"), float(attrs.get("beta", 1.0)), attrs.get("huber")
+    ct = _float_ct(dtype)
+    k, out = _loss_kernel("smooth_l1_loss", tuple(np.broadcast_shapes(x.shape, t.shape)), reduction, dtype)
+    if k is None:
+        return [out]
+    k.load("x", x)
+    k.load("t", t)
+    k.step("d", "sub", "x", "t", dtype=ct, compute=ct)
+    loss = k.step("a", "abs", "d", dtype=ct, compute=ct)
+    if huber or beta != 0:
+        k.step("in", "lt", "a", beta, dtype=D.bool_)
+        k.step("h", "mul", "a", 0.5, dtype=ct, compute=ct)
+        k.step("q", "mul", "h", "a", dtype=ct, compute=ct)
+        k.step("l", "sub", "a", 0.5 * beta, dtype=ct, compute=ct)
+        if huber:
+            k.step("lb", "mul", "l", beta, dtype=ct, compute=ct)
+            loss = k.step("loss", "where", "in", "q", "lb", dtype=ct)
+        else:
+            k.step("qb", "div", "q", beta, dtype=ct, compute=ct)
+            loss = k.step("loss", "where", "in", "qb", "l", dtype=ct)
+    _finish_loss(k, loss, out, reduction, ct)
+    return [out]
+
+
+_BCE_RANGE = "all elements of input should be between 0 and 1"
+
+
+def binary_cross_entropy(args, attrs, dtype, compute):
+    """(t - 1) max(log(1 - p), -100) - t max(log p, -100), times the weight, reduced in the same kernel.
+
+    torch refuses a p outside [0, 1]; the kernel also computes whether any p is (a flag it
+    stores), and the host reads that one value back to raise torch's error. That read waits
+    for the kernel: the price of the error torch gives, where its CUDA kernel asserts."""
+    p, t = (eager._device_value(a) for a in args[:2])
+    w = eager._device_value(args[2]) if args[2] is not None else None
+    reduction = attrs.get("reduction", "mean")
+    ct = _float_ct(dtype)
+    shapes = [p.shape, t.shape] + ([w.shape] if w is not None else [])
+    k, out = _loss_kernel("binary_cross_entropy", tuple(np.broadcast_shapes(*shapes)), reduction, dtype)
+    if k is None:
+        return [out]
+    k.load("p", p)
+    k.load("t", t)
+    k.step("q", "neg", "p", dtype=ct, compute=ct)
+    k.step("l1", "log1p", "q", dtype=ct, compute=ct)
+    k.step("c1", "maximum", "l1", -100.0, dtype=ct, compute=ct)
+    k.step("l0", "log", "p", dtype=ct, compute=ct)
+    k.step("c0", "maximum", "l0", -100.0, dtype=ct, compute=ct)
+    k.step("tm", "sub", "t", 1.0, dtype=ct, compute=ct)
+    k.step("a", "mul", "tm", "c1", dtype=ct, compute=ct)
+    k.step("b", "mul", "t", "c0", dtype=ct, compute=ct)
+    loss = k.step("loss", "sub", "a", "b", dtype=ct, compute=ct)
+    if w is not None:
+        k.load("w", w)
+        loss = k.step("lw", "mul", "loss", "w", dtype=ct, compute=ct)
+    flag = eager.empty((), D.int32)
+    if reduction == "none":  # a pointwise kernel cannot also reduce: the check is a kernel of its own
+        _finish_loss(k, loss, out, reduction, ct)
+        n = p.size
+        k = Kernel("binary_cross_entropy_check", (n,) if p.ndim == 0 else p.shape, max(p.ndim, 1))
+        k.load("p", p)
+    everything = tuple(range(len(k.shape)))
+    k.step("ge0", "ge", "p", 0.0, dtype=D.bool_)
+    k.step("le1", "le", "p", 1.0, dtype=D.bool_)
+    k.step("ok", "logical_and", "ge0", "le1", dtype=D.bool_)  # (false for NaN too, as torch's check is)
+    k.step("okn", "logical_not", "ok", dtype=D.bool_)
+    k.cast("bad", "okn", D.int32)
+    k.step("anybad", "amax", "bad", dims=everything, keepdim=False, is_max=True, dtype=D.int32)
+    k.store("anybad", flag, (), ())
+    if reduction == "none":
+        k.launch()
+    else:
+        _finish_loss(k, loss, out, reduction, ct)
+    if eager.to_host(flag).item():
+        raise RuntimeError(_BCE_RANGE)
+    return [out]
+
+
+def binary_cross_entropy_with_logits(args, attrs, dtype, compute):
+    """(1 - t) x + (1 + (pw - 1) t) softplus(-x), times the weight, reduced in the same kernel;
+    softplus(-x) = max(-x, 0) + log1p(exp(-|x|)) never overflows."""
+    x, t = (eager._device_value(a) for a in args[:2])
+    w = eager._device_value(args[2]) if args[2] is not None else None
+    pw = eager._device_value(args[3]) if args[3] is not None else None
+    reduction = attrs.get("reduction", "mean")
+    ct = _float_ct(dtype)
+    shapes = [a.shape for a in (x, t, w, pw) if a is not None]
+    k, out = _loss_kernel("binary_cross_entropy_with_logits", tuple(np.broadcast_shapes(*shapes)), reduction, dtype)
+    if k is None:
+        return [out]
+    k.load("x", x)
+    k.load("t", t)
+    k.step("nx", "neg", "x", dtype=ct, compute=ct)
+    k.step("m0", "maximum", "nx", 0.0, dtype=ct, compute=ct)
+    k.step("ax", "abs", "x", dtype=ct, compute=ct)
+    k.step("nax", "neg", "ax", dtype=ct, compute=ct)
+    k.step("e", "exp", "nax", dtype=ct, compute=ct)
+    k.step("l", "log1p", "e", dtype=ct, compute=ct)
+    sp = k.step("sp", "add", "m0", "l", dtype=ct, compute=ct)
+    k.step("nt", "neg", "t", dtype=ct, compute=ct)
+    k.step("omt", "add", "nt", 1.0, dtype=ct, compute=ct)
+    k.step("a", "mul", "omt", "x", dtype=ct, compute=ct)
+    if pw is not None:
+        k.load("pw", pw)
+        k.step("pwm", "sub", "pw", 1.0, dtype=ct, compute=ct)
+        k.step("pt", "mul", "pwm", "t", dtype=ct, compute=ct)
+        k.step("c", "add", "pt", 1.0, dtype=ct, compute=ct)
+        sp = k.step("csp", "mul", "c", "sp", dtype=ct, compute=ct)
+    loss = k.step("loss", "add", "a", sp, dtype=ct, compute=ct)
+    if w is not None:
+        k.load("w", w)
+        loss = k.step("lw", "mul", "loss", "w", dtype=ct, compute=ct)
+    _finish_loss(k, loss, out, reduction, ct)
+    return [out]
+
+
+# ---- batch_norm ---------------------------------------------------------------------------------
+def _channel_first(d: DeviceArray, dims) -> tuple[tuple, tuple]:
+    return _last(d.shape, dims), _last(d.estrides, dims)
+
+
+def batch_norm(args, attrs, dtype, compute):
+    """Per channel (dim 1): y = (x - mean) * invstd * w + b, with (mean, invstd) the second and third outputs.
+
+    Training: the batch's statistics, from one row kernel over x read as (C, N, *spatial)
+    (the channel dim permuted first by strides, every other dim reduced). Evaluation: the
+    running statistics, a (C,) kernel for (mean, invstd) and a pointwise kernel for y.
+    The running buffers' update in training is `batch_norm_update_running`."""
+    x = args[0]._data
+    w, b, rm, rv = (a._data if a is not None else None for a in args[1:5])
+    eps = float(attrs.get("eps", 1e-5))
+    dts = dtype if isinstance(dtype, tuple) else (dtype,) * 3
+    ct = _float_ct(dts[0])
+    if x.ndim < 2:
+        raise LoweringError("batch_norm of an input with no channel dim")
+    c = x.shape[1]
+    y = _like(x, dts[0])
+    mean, invstd = eager.empty((c,), dts[1]), eager.empty((c,), dts[2])
+    other = [0] + list(range(2, x.ndim))
+    chan = (c,) + (1,) * len(other)  # a per-channel (C,) array read against the (C, N, ...) kernel
+    per_c = lambda d: (chan, (d.estrides[0],) + (0,) * len(other))  # noqa: E731
+    if attrs.get("training", True):
+        if x.size == 0:
+            raise LoweringError("batch_norm over an empty batch")
+        k = Kernel("batch_norm", _channel_first(x, other)[0], len(other))
+        k.load("x", x, *_channel_first(x, other))
+        red = tuple(range(1, x.ndim))
+        k.step("mu", "mean", "x", dims=red, keepdim=True, dtype=ct)
+        k.step("xc", "sub", "x", "mu", dtype=ct, compute=ct)
+        k.step("sq", "mul", "xc", "xc", dtype=ct, compute=ct)
+        k.step("var", "mean", "sq", dims=red, keepdim=True, dtype=ct)
+        k.step("ve", "add", "var", eps, dtype=ct, compute=ct)
+        k.step("rstd", "rsqrt", "ve", dtype=ct, compute=ct)
+        k.store("mu", mean, chan, (1,) + (0,) * len(other))
+        k.store("rstd", invstd, chan, (1,) + (0,) * len(other))
+        store_y = lambda v: k.store(v, y, *_channel_first(y, other))  # noqa: E731
+    else:
+        if rm is None or rv is None:
+            raise LoweringError("batch_norm in evaluation without running statistics")
+        s = Kernel("batch_norm_stats", (c,))
+        s.load("rm", rm)
+        s.load("rv", rv)
+        s.cast("mu", "rm", ct)
+        s.step("ve", "add", "rv", eps, dtype=ct, compute=ct)
+        s.step("rstd", "rsqrt", "ve", dtype=ct, compute=ct)
+        s.store("mu", mean)
+        s.store("rstd", invstd)
+        s.launch()
+        if x.size == 0:
+            return [y, mean, invstd]
+        k = Kernel("batch_norm_eval", _channel_first(x, other)[0])
+        k.load("x", x, *_channel_first(x, other))
+        k.load("mu", rm, *per_c(rm))
+        k.load("rv", rv, *per_c(rv))
+        k.step("xc", "sub", "x", "mu", dtype=ct, compute=ct)
+        k.step("ve", "add", "rv", eps, dtype=ct, compute=ct)
+        k.step("rstd", "rsqrt", "ve", dtype=ct, compute=ct)
+        store_y = lambda v: k.store(v, y, *_channel_first(y, other))  # noqa: E731
+    v = k.step("xh", "mul", "xc", "rstd", dtype=ct, compute=ct)
+    if w is not None:
+        k.load("w", w, *per_c(w))
+        v = k.step("xw", "mul", v, "w", dtype=ct, compute=ct)
+    if b is not None:
+        k.load("b", b, *per_c(b))
+        v = k.step("xb", "add", v, "b", dtype=ct, compute=ct)
+    store_y(v)
+    k.launch()
+    return [y, mean, invstd]
+
+
+def batch_norm_update_running(rm: DeviceArray | None, rv: DeviceArray | None, mean: DeviceArray,
+                              invstd: DeviceArray, eps: float, momentum: float, n: int) -> None:
+    """running = (1 - momentum) * running + momentum * batch statistic, in place, in one (C,) kernel.
+
+    The batch variance is recovered from invstd (1 / invstd^2 - eps) and made unbiased
+    (times n / (n - 1)), as torch's running_var is."""
+    ct = compute_dtype(mean.tdtype)
+    k = Kernel("batch_norm_update_running", mean.shape)
+    if rm is not None:
+        k.load("rm", rm)
+        k.load("mu", mean)
+        k.step("a", "mul", "rm", 1.0 - momentum, dtype=ct, compute=ct)
+        k.step("bm", "mul", "mu", momentum, dtype=ct, compute=ct)
+        k.step("new_m", "add", "a", "bm", dtype=ct, compute=ct)
+        k.store("new_m", rm)
+    if rv is not None:
+        k.load("rv", rv)
+        k.load("s", invstd)
+        k.step("s2", "mul", "s", "s", dtype=ct, compute=ct)
+        k.step("v0", "reciprocal", "s2", dtype=ct, compute=ct)
+        k.step("v1", "sub", "v0", eps, dtype=ct, compute=ct)
+        k.step("vu", "mul", "v1", n / (n - 1), dtype=ct, compute=ct)
+        k.step("c", "mul", "rv", 1.0 - momentum, dtype=ct, compute=ct)
+        k.step("vm", "mul", "vu", momentum, dtype=ct, compute=ct)
+        k.step("new_v", "add", "c", "vm", dtype=ct, compute=ct)
+        k.store("new_v", rv)
+    if k.stores and mean.size:
+        k.launch()
+
+
 HANDLERS: dict[str, Callable] = {
     "softmax": softmax, "log_softmax": log_softmax, "softmax_backward": softmax_backward,
     "log_softmax_backward": log_softmax_backward, "cross_entropy": cross_entropy,
     "cross_entropy_backward": cross_entropy_backward, "nll_loss": nll_loss, "nll_loss_backward": nll_loss_backward,
     "mse_loss": mse_loss, "layer_norm": layer_norm, "cat": cat, "stack": stack, "logsumexp": logsumexp, "var": var,
-    "max_dim": max_dim, "argmax": argmax,
+    "max_dim": max_dim, "argmax": argmax, "nansum": nansum, "norm": norm, "any": _any_all("any", True),
+    "all": _any_all("all", False), "smooth_l1_loss": smooth_l1_loss, "binary_cross_entropy": binary_cross_entropy,
+    "binary_cross_entropy_with_logits": binary_cross_entropy_with_logits, "batch_norm": batch_norm,
 }
