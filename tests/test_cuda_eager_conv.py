@@ -221,38 +221,33 @@ def test_bad_input_keeps_torchs_errors(cuda, rng):
 
 
 # ---- the digits CNN: a few training steps on the device against torch --------------------------------------
-class _Net(tracegrad.nn.Module):
-    def __init__(self):
-        super().__init__()
-        self.conv = tracegrad.nn.Conv2d(1, 4, 3, padding=1)
-        self.fc = tracegrad.nn.Linear(4 * 4 * 4, 10)
+def _digits_cnn(nn, F):
+    """examples/digits_cnn.py's architecture with fewer channels: two conv -> relu -> max-pool stages
+    turn a 1x8x8 image into 8x2x2 features, and two linear layers classify them."""
+    class Net(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.c1, self.c2 = nn.Conv2d(1, 4, 3, padding=1), nn.Conv2d(4, 8, 3, padding=1)
+            self.f1, self.f2 = nn.Linear(8 * 2 * 2, 16), nn.Linear(16, 10)
 
-    def forward(self, x):
-        h = F.max_pool2d(F.relu(self.conv(x)), 2)
-        return self.fc(h.reshape(h.shape[0], -1))
+        def forward(self, x):
+            h = F.max_pool2d(F.relu(self.c1(x)), 2)
+            h = F.max_pool2d(F.relu(self.c2(h)), 2)
+            return self.f2(F.relu(self.f1(h.reshape(h.shape[0], -1))))
 
-
-class _TorchNet(torch.nn.Module):
-    def __init__(self):
-        super().__init__()
-        self.conv = torch.nn.Conv2d(1, 4, 3, padding=1)
-        self.fc = torch.nn.Linear(4 * 4 * 4, 10)
-
-    def forward(self, x):
-        h = TF.max_pool2d(TF.relu(self.conv(x)), 2)
-        return self.fc(h.reshape(h.shape[0], -1))
+    return Net()
 
 
 def test_digits_cnn_trains_on_the_device_as_torch_does(cuda, rng):
     tracegrad.manual_seed(0)
-    net, tnet = _Net(), _TorchNet()
+    net, tnet = _digits_cnn(tracegrad.nn, F), _digits_cnn(torch.nn, TF)
     with torch.no_grad():
         for (name, p), (tname, tp) in zip(net.named_parameters(), tnet.named_parameters()):
             assert name == tname
             tp.copy_(torch.from_numpy(p.detach().numpy()))
     net.to("cuda")
-    opt = tracegrad.optim.SGD(net.parameters(), lr=0.1)
-    topt = torch.optim.SGD(tnet.parameters(), lr=0.1)
+    opt = tracegrad.optim.Adam(net.parameters(), lr=1e-2)
+    topt = torch.optim.Adam(tnet.parameters(), lr=1e-2)
     x = rng.standard_normal((8, 1, 8, 8)).astype(np.float32)
     t = rng.integers(0, 10, 8)
     losses, tlosses = [], []
@@ -271,6 +266,7 @@ def test_digits_cnn_trains_on_the_device_as_torch_does(cuda, rng):
     np.testing.assert_allclose(losses, tlosses, rtol=1e-4, atol=1e-5)
     assert losses[-1] < losses[0]
     for (_, p), (_, tp) in zip(net.named_parameters(), tnet.named_parameters()):
+        assert p.is_cuda
         close(p, tp, atol=1e-4, rtol=1e-4)
 
 
