@@ -1424,8 +1424,9 @@ def _np_adaptive_avg_pool2d(x, out_size=(1, 1)):
 def _vjp_adaptive_avg_pool2d(ctx, saved, g):
     h, w = ctx.shapes[0][-2:]
     dt = D.compute_np(g.dtype)
-    ah = _from_np(adaptive_matrix(h, ctx.out_size[0], dt), g.dtype)
-    aw = _from_np(adaptive_matrix(w, ctx.out_size[1], dt), g.dtype)
+    # (the averaging matrices go where g is: a CUDA g cannot be multiplied by CPU matrices)
+    ah = _from_np(adaptive_matrix(h, ctx.out_size[0], dt), g.dtype).to(g.device)
+    aw = _from_np(adaptive_matrix(w, ctx.out_size[1], dt), g.dtype).to(g.device)
     return (L.matmul(L.matmul(ah.t(), g), aw),)
 
 
