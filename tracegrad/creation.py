@@ -56,6 +56,10 @@ default_generator = Generator()
 
 
 def manual_seed(seed: int) -> Generator:
+    """Seed the host's generator and the device's (as torch.manual_seed seeds every device)."""
+    from .kernels.cuda.random import manual_seed as seed_device
+
+    seed_device(seed)
     return default_generator.manual_seed(seed)
 
 
@@ -442,6 +446,10 @@ def rand(*size, generator=None, dtype=None, device=None, requires_grad=False, ou
         from .tracer.random_ops import uniform
 
         return _write_out(out, uniform(_size(size), dt).requires_grad_(requires_grad))
+    if generator is None and check_device(device).type == "cuda":  # drawn on the device
+        from .kernels.cuda import random as R
+
+        return _write_out(out, _device_draw(R.uniform(_size(size), dt), dt, requires_grad))
     arr = _rng(generator).random(_size(size), dtype=np.float64).astype(D.compute_np(dt))
     return _write_out(out, _finish(to_storage(arr, dt), dt, device, requires_grad))
 
@@ -453,8 +461,17 @@ def randn(*size, generator=None, dtype=None, device=None, requires_grad=False, o
         from .tracer.random_ops import normal
 
         return _write_out(out, normal(_size(size), dt).requires_grad_(requires_grad))
+    if generator is None and check_device(device).type == "cuda":
+        from .kernels.cuda import random as R
+
+        return _write_out(out, _device_draw(R.normal(_size(size), dt), dt, requires_grad))
     arr = _rng(generator).standard_normal(_size(size)).astype(D.compute_np(dt))
     return _write_out(out, _finish(to_storage(arr, dt), dt, device, requires_grad))
+
+
+def _device_draw(d, dtype: D.DType, requires_grad: bool) -> Tensor:
+    t = Tensor._make(d, dtype)
+    return t.requires_grad_(True) if requires_grad else t
 
 
 def randint(low=0, high=None, size=None, *, generator=None, dtype=None, device=None, requires_grad=False) -> Tensor:
@@ -513,6 +530,9 @@ def normal(mean=0.0, std=1.0, size=None, *, generator=None, dtype=None, device=N
 
 
 def bernoulli(input, p=None, *, generator=None) -> Tensor:
+    if input.is_cuda and generator is None:  # 1 where a uniform draw on the device falls below p
+        u = rand(input.shape, dtype=D.float32, device=input.device)
+        return (u < (input if p is None else p)).to(input.dtype)
     prob = input._values() if p is None else p
     arr = (_rng(generator).random(input.shape) < prob).astype(D.compute_np(input.dtype))
     return from_values(arr, input.dtype)

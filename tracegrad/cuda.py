@@ -74,3 +74,19 @@ def get_device_name(device=None) -> str:
     from .kernels.cuda import runtime
 
     return runtime().driver.name()
+
+
+def manual_seed(seed: int) -> None:
+    """Seed the device's random numbers only (tracegrad.manual_seed seeds the host's too)."""
+    from .kernels.cuda.random import manual_seed as seed_device
+
+    seed_device(seed)
+
+
+manual_seed_all = manual_seed  # one device
+
+
+def initial_seed() -> int:
+    from .kernels.cuda.random import initial_seed as device_seed
+
+    return device_seed()

@@ -130,7 +130,9 @@ class _FunctionMeta(type):
 
     def __init__(cls, name, bases, ns):
         super().__init__(name, bases, ns)
-        cls._backward_cls = type(name + "Backward", (BackwardCFunction,), {"_forward_cls": cls})
+        # (a built-in op written as a Function names its node as torch's generated ones: `_node_name`)
+        node = ns.get("_node_name") or name + "Backward"
+        cls._backward_cls = type(node, (BackwardCFunction,), {"_forward_cls": cls})
 
 
 class Function(metaclass=_FunctionMeta):

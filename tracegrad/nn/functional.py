@@ -243,6 +243,11 @@ def dropout(input: Tensor, p: float = 0.5, training: bool = True, inplace: bool 
         mask = ((uniform(tuple(input.shape), D.float64) >= p).to(D.float64) * scale).to(input.dtype)
         out = input * mask
         return _inplace_result(input, out) if inplace else out
+    if input.is_cuda:  # the mask is drawn on the device, in one kernel
+        from ..kernels.cuda.random import dropout_mask
+
+        out = input * Tensor._make(dropout_mask(tuple(input.shape), p, input.dtype), input.dtype)
+        return _inplace_result(input, out) if inplace else out
     from ..creation import _rng, from_values
 
     keep = _rng(None).random(input.shape) >= p

@@ -511,6 +511,8 @@ def _make_to_copy():
     class ToCopy(Function):
         """The device copy as one autograd node: the gradient goes back to where the input was."""
 
+        _node_name = "ToCopyBackward0"  # torch's name for the node of .to(device)
+
         @staticmethod
         def forward(ctx, x, device):
             ctx.source = x.device

@@ -272,6 +272,24 @@ HELPERS = {
 }
 # the matmul template's dot: a helper too, so that the interpreter can run it on NumPy
 # (Triton's interpreter multiplies bfloat16 operands as raw uint16 bits and ignores TF32)
+# Philox 4x32-10 (Salmon et al., "Parallel random numbers: as easy as 1, 2, 3", 2011), the generator
+# torch's CUDA kernels use: ten rounds of two 32x32 -> 64-bit multiplies mixing a 128-bit counter
+# under a 64-bit key. Written out here rather than calling tl.philox, so the interpreter runs it too.
+HELPERS["philox"] = """@triton.jit
+def _tg_philox(seed, c0, c1, c2, c3):
+    k0 = (seed & 0xFFFFFFFF).to(tl.uint32)
+    k1 = ((seed >> 32) & 0xFFFFFFFF).to(tl.uint32)
+    for _ in tl.static_range(10):
+        a0 = c0
+        a2 = c2
+        c0 = tl.umulhi(a2, tl.full(a2.shape, 0xCD9E8D57, tl.uint32)) ^ c1 ^ k0
+        c2 = tl.umulhi(a0, tl.full(a0.shape, 0xD2511F53, tl.uint32)) ^ c3 ^ k1
+        c1 = a2 * tl.full(a2.shape, 0xCD9E8D57, tl.uint32)
+        c3 = a0 * tl.full(a0.shape, 0xD2511F53, tl.uint32)
+        k0 = k0 + tl.full(k0.shape, 0x9E3779B9, tl.uint32)
+        k1 = k1 + tl.full(k1.shape, 0xBB67AE85, tl.uint32)
+    return c0, c1, c2, c3
+"""
 HELPERS["dot"] = "@triton.jit\ndef _tg_dot(a, b, acc):\n    return tl.dot(a, b, acc)\n"
 for _p in ("ieee", "tf32"):
     HELPERS[f"dot_{_p}"] = (f"@triton.jit\ndef _tg_dot_{_p}(a, b, acc):\n"

@@ -355,6 +355,36 @@ class PointwiseRenderer(Renderer):
                     body.append(self.store_line(st, expr_of[("store", st.name)], mask))
         return self.source("pointwise", {"XBLOCK": xblock}, (cdiv(numel, xblock),), num_warps, 1, body)
 
+    def step_lines(self, step: Step, casts: dict) -> list[str]:
+        if step.primitive.kind == "random":
+            return self._random_lines(step)
+        return super().step_lines(step, casts)
+
+    def _random_lines(self, step: Step) -> list[str]:
+        """Philox 4x32-10 of the counter (element index, stream) under the seed: Philox is a
+        bijection of its 128-bit counter, so distinct (element, stream) pairs never share numbers.
+        A uniform is the top 24 bits of the first word over 2^24 (in [0, 1), every value exact in
+        float32); a normal is Box-Muller of the first two words."""
+        self.helpers.add("philox")
+        seed, stream = (self.var[a] for a in step.args)
+        out = self.var[step.out]
+        c, z = self._take(f"{out}_ctr"), self._take(f"{out}_zero")
+        w = [self._take(f"{out}_w{i}") for i in range(4)]
+        lines = [f"{c} = offs.to(tl.uint32)", f"{z} = {c} * 0",
+                 f"{', '.join(w)} = _tg_philox({seed}, {c}, {z} + ({stream} & 0xFFFFFFFF).to(tl.uint32), "
+                 f"{z} + ((({stream}) >> 32) & 0xFFFFFFFF).to(tl.uint32), {z})"]
+        if step.op == "rand_uniform":
+            expr = f"({w[0]} >> 8).to(tl.float32) * 5.960464477539063e-08"
+        else:
+            u1 = self._take(f"{out}_u1")
+            lines.append(f"{u1} = (({w[0]} >> 8).to(tl.float32) + 1.0) * 5.960464477539063e-08")  # (0, 1]: log is finite
+            expr = (f"tl.sqrt(-2.0 * tl.log({u1})) * "
+                    f"tl.cos(6.283185307179586 * ({w[1]} >> 8).to(tl.float32) * 5.960464477539063e-08)")
+        ct = self.ctype(step.out)
+        if ct is not D.float32:
+            expr = f"({expr}).to({TL[ct]})"
+        return lines + [f"{out} = {expr}"]
+
     def _memory_order(self, operands) -> list[int]:
         """The kernel's dims, outermost first, in the order the stores (then the loads) walk memory.
 

@@ -13,6 +13,11 @@ Triton is for: its block-level loads, reductions and dots):
     matmul   optional: `MatMul(out, a, b)`; the body is then its epilogue
     stores   buffers the kernel writes: which value goes where, in which dtype
 
+A pointwise kernel may draw random numbers: a `rand_uniform` or `rand_normal`
+step whose two arguments are 0-d int64 loads, the seed and the stream. Element
+e of stream k gets Philox 4x32-10 of the counter (e, k) under the seed, so every
+element and every call gets its own numbers with no state in the kernel.
+
 A pointwise kernel may also read and write through indices (gather and scatter):
 a load or store with `index=((value, stride), ...)` adds `value * stride` to the
 address its shape and strides give, where `value` is an integer load of the
@@ -288,8 +293,10 @@ def validate(spec: KernelSpec) -> None:
         if st.out in names:
             raise ValueError(f"value {st.out!r} defined twice")
         kind = st.primitive.kind
-        if kind not in ("pointwise", "reduce"):
+        if kind not in ("pointwise", "reduce", "random"):
             raise ValueError(f"op {st.op!r} ({kind}) cannot be fused into a kernel body")
+        if kind == "random" and (spec.reduce_ndim or spec.matmul is not None):
+            raise ValueError(f"random numbers {st.out!r} outside a pointwise kernel")
         if kind == "reduce":
             if spec.reduce_ndim == 0:
                 raise ValueError(f"reduction {st.out!r} in a kernel with reduce_ndim=0")
