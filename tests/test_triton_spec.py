@@ -68,3 +68,14 @@ def test_indexed_loads_and_stores_are_checked():
     with pytest.raises(ValueError, match="only pointwise kernels"):
         KernelSpec("bad", (3, 4), (idx, x), (Step("s", "sum", ("x",), {"dims": (1,), "keepdim": True}),),
                    (Store("out", "s"),), reduce_ndim=1)
+
+
+def test_a_scan_runs_along_the_rows_of_a_row_kernel():
+    from tracegrad.kernels.triton.render import render
+    from tracegrad.kernels.triton.spec import KernelSpec, Load, Step, Store
+
+    scan = Step("y", "cumsum", ("x",), {"dim": 1, "dtype": "float32"}, "float32")
+    spec = KernelSpec("cs", (3, 7), (Load("x", "float32", (3, 7)),), (scan,), (Store("out", "y"),), 1)
+    assert spec.kind == "reduction" and "tl.associative_scan(" in render(spec).text
+    with pytest.raises(ValueError, match="reduces exactly one trailing axis"):
+        KernelSpec("cs", (3, 7), (Load("x", "float32", (3, 7)),), (scan,), (Store("out", "y"),))

@@ -674,8 +674,8 @@ def _vjp_cumprod(ctx, saved, g):
         return (g,)
     xm = x.movedim(d, -1)
     gm = g.movedim(d, -1)
-    i = arange(n).unsqueeze(1)
-    k = arange(n).unsqueeze(0)
+    i = arange(n, device=x.device).unsqueeze(1)
+    k = arange(n, device=x.device).unsqueeze(0)
     table = where(i == k, 1.0, xm.unsqueeze(-2).expand(tuple(xm.shape[:-1]) + (n, n)))
     partial = table.cumprod(-1)  # [.., i, k] = prod of x_j for j <= k, j != i
     grad = (where(k >= i, partial, 0.0) * gm.unsqueeze(-2)).sum(-1)

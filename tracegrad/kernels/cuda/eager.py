@@ -421,12 +421,14 @@ _HANDLERS: dict | None = None
 
 def _composite() -> dict:
     """op name -> its device kernel: composite.py (softmax, losses, layer_norm, cat...),
-    movement.py (flip, repeat, pad), conv.py (convolution, pooling), gather.py (indexing)."""
+    movement.py (flip, repeat, pad), conv.py (convolution, pooling), gather.py (indexing),
+    scan.py (cumsum, cumprod)."""
     global _HANDLERS
     if _HANDLERS is None:
-        from . import composite, conv, gather, movement
+        from . import composite, conv, gather, movement, scan
 
-        _HANDLERS = {**composite.HANDLERS, **movement.HANDLERS, **conv.HANDLERS, **gather.HANDLERS}
+        _HANDLERS = {**composite.HANDLERS, **movement.HANDLERS, **conv.HANDLERS, **gather.HANDLERS,
+                     **scan.HANDLERS}
     return _HANDLERS
 
 

@@ -23,6 +23,10 @@ Two shapes of kernel:
   at the end; the full values a pass needs are recomputed from the loads in it
   (memory traffic is cheaper than keeping rows that do not fit). Full stores go
   in the pass of their value's level.
+
+Scans (cumsum, cumprod) are full values at their input's level: one tl.cumsum /
+tl.cumprod along the row in a persistent kernel; in a looped one each block's
+scan is combined with a per-row carry (the total of the blocks before it).
 """
 from __future__ import annotations
 
@@ -30,7 +34,7 @@ import math
 
 from ... import dtypes as D
 from . import indexing as IX
-from .lowering import TL, _py
+from .lowering import TL, LoweringError, _py
 from .render import Renderer, KernelSource, cdiv, next_pow2
 
 
@@ -140,6 +144,9 @@ class ReductionRenderer(Renderer):
             if st.is_reduction:
                 self.full[st.out] = False
                 self.level[st.out] = lvl + 1
+            elif st.primitive.kind == "scan":
+                self.full[st.out] = True
+                self.level[st.out] = lvl
             else:
                 self.full[st.out] = any(self.full[a] for a in args)
                 self.level[st.out] = lvl
@@ -166,7 +173,38 @@ class ReductionRenderer(Renderer):
             key = ("load", name)
             return [self.load_line(self.loads[name], self.offsets[key],
                                    self._mask(self.has_r[key], self.has_c[key]))]
-        return self.step_lines(self.steps[name], casts)
+        st = self.steps[name]
+        if st.primitive.kind == "scan":
+            return self._scan_lines(st, casts)
+        return self.step_lines(st, casts)
+
+    # scan -> (combine helper, operator, identity); tl.associative_scan with our own combine
+    # function, rather than tl.cumsum, so that the interpreter runs it as well
+    _SCANS = {"cumsum": ("add", "+", 0), "cumprod": ("mul", "*", 1)}
+    _carry: dict | None = None  # scan value -> its per-row carry variable, inside a looped pass
+
+    def _scan_lines(self, st, casts: dict) -> list[str]:
+        """out = scan(x) along the row; padding past the row's end is the identity (it is never
+        stored, and in a looped kernel it must not change the carry)."""
+        if st.op not in self._SCANS:
+            raise LoweringError(f"scan {st.op!r} has no Triton form")
+        helper, combine, identity = self._SCANS[st.op]
+        self.helpers.add(helper)
+        ct = self.ctype(st.out)
+        lines: list[str] = []
+        src = self._cast(st.args[0], ct, casts, lines)
+        if not self.full[st.args[0]]:
+            src = f"tl.broadcast_to({src}, [ROWS, RBLOCK])"
+        if self.cmask:
+            src = f"tl.where(cmask, {src}, {self.consts(identity, ct)})"
+        out = self.var[st.out]
+        carry = None if self._carry is None else self._carry.get(st.out)
+        if carry is None:
+            return lines + [f"{out} = tl.associative_scan({src}, 1, _tg_{helper})"]
+        blk = self._take(f"{out}_in")
+        lines.append(f"{blk} = {src}")
+        lines.append(f"{out} = tl.associative_scan({blk}, 1, _tg_{helper}) {combine} {carry}")
+        return lines + [f"{carry} = {carry} {combine} _tg_reduce_{helper}({blk}, 1)"]
 
     def _reduce_input(self, st, casts: dict, lines: list[str]) -> tuple:
         """The reduction's input as a [ROWS, RBLOCK] block in the result's type, padding = identity."""
@@ -266,9 +304,19 @@ class ReductionRenderer(Renderer):
             need.add(v)
             todo.extend(self.deps.get(v, ()))
         casts: dict = {}
+        self._carry = {}
+        for name in order:  # a scan this pass computes carries its row total from block to block
+            st = self.steps.get(name)
+            if name in need and st is not None and st.primitive.kind == "scan":
+                ct = self.ctype(name)
+                carry = self._take(f"carry_{self.var[name]}")
+                self._carry[name] = carry
+                ident = self._SCANS.get(st.op, (None, None, 0))[2]
+                lines.insert(0, f"{carry} = tl.full([ROWS, 1], {_py(_typed(ident, ct))}, {TL[ct]})")
         for name in order:
             if name in need:
                 inner += self._value_lines(name, casts)
+        self._carry = None
         for st in reds:
             acc, _ = accs[st.out]
             red, src = self._reduce_input(st, casts, inner)

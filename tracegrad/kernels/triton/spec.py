@@ -9,7 +9,9 @@ Triton is for: its block-level loads, reductions and dots):
     body     an SSA list of `Step(out, op, args, attrs)`; `op` names a primitive of
              the op table (tracegrad.ops.table.OPS), `args` are value names or
              Python numbers. Pointwise steps act elementwise; reduce steps (sum,
-             mean, amax, prod) reduce over the kernel's trailing `reduce_ndim` axes
+             mean, amax, prod) reduce over the kernel's trailing `reduce_ndim` axes;
+             scan steps (cumsum, cumprod) run along the last axis of a kernel with
+             reduce_ndim=1 and keep the row's length
     matmul   optional: `MatMul(out, a, b)`; the body is then its epilogue
     stores   buffers the kernel writes: which value goes where, in which dtype
 
@@ -208,7 +210,7 @@ class KernelSpec:
     def kind(self) -> str:
         if self.matmul is not None:
             return "matmul"
-        if any(s.is_reduction for s in self.body):
+        if any(s.is_reduction or s.primitive.kind == "scan" for s in self.body):  # (a scan is a row kernel)
             return "reduction"
         return "pointwise"
 
@@ -293,7 +295,9 @@ def validate(spec: KernelSpec) -> None:
         if st.out in names:
             raise ValueError(f"value {st.out!r} defined twice")
         kind = st.primitive.kind
-        if kind not in ("pointwise", "reduce", "random"):
+        if kind == "scan" and spec.reduce_ndim != 1:
+            raise ValueError(f"scan {st.out!r} needs a kernel that reduces exactly one trailing axis (its rows)")
+        if kind not in ("pointwise", "reduce", "random", "scan"):
             raise ValueError(f"op {st.op!r} ({kind}) cannot be fused into a kernel body")
         if kind == "random" and (spec.reduce_ndim or spec.matmul is not None):
             raise ValueError(f"random numbers {st.out!r} outside a pointwise kernel")

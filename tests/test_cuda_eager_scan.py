@@ -1,0 +1,100 @@
+"""cumsum and cumprod on eager CUDA tensors, against torch on the CPU.
+
+A scan is a row kernel (kernels/triton/reduction.py) over the dim permuted last:
+one associative scan when the row fits a block, block by block with a carry when
+it does not. Values, dtypes and gradients are compared; nothing may run on the host.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+import tracegrad
+from tracegrad.kernels.cuda import eager
+from tracegrad.kernels.cuda.simulate import simulated
+from test_cuda_eager_aot import assert_compiles_for_sm90, dev
+
+
+@pytest.fixture
+def cuda(monkeypatch):
+    on_host = []
+    fallback = eager._fallback
+
+    def record(op, *args):
+        on_host.append(op.name)
+        return fallback(op, *args)
+
+    monkeypatch.setattr(eager, "_fallback", record)
+    with simulated():
+        yield
+    assert not on_host, f"ran on the host: {sorted(set(on_host))}"
+
+
+def close(ours, theirs, **tol):
+    assert ours.is_cuda and tuple(ours.shape) == tuple(theirs.shape)
+    assert str(ours.dtype).split(".")[-1] == str(theirs.dtype).split(".")[-1], (ours.dtype, theirs.dtype)
+    got = torch.from_numpy(np.array(ours.detach().cpu().float()._values())) if ours.dtype.is_floating_point \
+        else torch.from_numpy(np.array(ours.detach().cpu()._values()))
+    torch.testing.assert_close(got.to(theirs.dtype) if not theirs.dtype.is_floating_point else got,
+                               theirs.detach().float() if theirs.dtype.is_floating_point else theirs, **tol)
+
+
+@pytest.mark.parametrize("op", ["cumsum", "cumprod"])
+@pytest.mark.parametrize("layout", ["contiguous", "transposed", "sliced"])
+def test_scans_along_every_dim_with_gradients(cuda, rng, op, layout):
+    a = rng.uniform(0.5, 1.5, (4, 6, 5)).astype(np.float32) * rng.choice([-1, 1], (4, 6, 5))
+    if op == "cumprod":
+        a[1, 2, 3] = 0.0  # a zero: the backward must not divide by it
+    up = rng.standard_normal((4, 6, 5)).astype(np.float32)
+    view = {"contiguous": lambda t: t, "transposed": lambda t: t.transpose(0, 2),
+            "sliced": lambda t: t[:, ::2]}[layout]
+    for dim in range(3):
+        x, tx = tracegrad.tensor(a, device="cuda", requires_grad=True), torch.tensor(a, requires_grad=True)
+        y, ty = getattr(view(x), op)(dim), getattr(view(tx), op)(dim)
+        close(y, ty)
+        (y * view(tracegrad.tensor(up, device="cuda"))).sum().backward()
+        (ty * view(torch.tensor(up))).sum().backward()
+        close(x.grad, tx.grad, atol=1e-5, rtol=1e-5)
+
+
+def test_rows_longer_than_one_block_carry_between_blocks(cuda, rng):
+    a = rng.standard_normal((3, 5000)).astype(np.float32)
+    x, tx = tracegrad.tensor(a, device="cuda"), torch.tensor(a)
+    close(x.cumsum(1), tx.cumsum(1), atol=1e-4, rtol=1e-5)
+    close(x.t().cumsum(0), tx.t().cumsum(0), atol=1e-4, rtol=1e-5)
+    b = rng.uniform(0.999, 1.001, (2, 5000)).astype(np.float32)
+    close(tracegrad.tensor(b, device="cuda").cumprod(-1), torch.tensor(b).cumprod(-1), atol=1e-6, rtol=1e-5)
+    c = np.arange(9000, dtype=np.int32) % 7 - 3
+    close(tracegrad.tensor(c, device="cuda").cumsum(0), torch.tensor(c).cumsum(0))
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float16", "bfloat16", "int32", "int64", "uint8", "bool"])
+def test_scan_dtypes(cuda, rng, dtype):
+    a = rng.integers(0, 3, (3, 7)).astype(np.float32)
+    x, tx = tracegrad.tensor(a, device="cuda").to(getattr(tracegrad, dtype)), torch.tensor(a).to(getattr(torch, dtype))
+    tol = dict(atol=1e-2, rtol=1e-2) if dtype in ("float16", "bfloat16") else {}
+    for op in ("cumsum", "cumprod"):
+        close(getattr(x, op)(1), getattr(tx, op)(1), **tol)  # ints and bools accumulate in int64
+    close(x.cumsum(0, dtype=tracegrad.float64), tx.cumsum(0, dtype=torch.float64))
+
+
+def test_empty_and_zero_dim(cuda):
+    e, te = tracegrad.zeros(0, 3, device="cuda"), torch.zeros(0, 3)
+    close(e.cumsum(0), te.cumsum(0))
+    close(e.cumprod(1), te.cumprod(1))
+    s, ts = tracegrad.tensor(2.5, device="cuda"), torch.tensor(2.5)
+    close(s.cumsum(0), ts.cumsum(0))
+    close(s.cumprod(-1), ts.cumprod(-1))
+
+
+def scan_workload(rng):
+    x = dev(rng, 256, 1024, requires_grad=True)
+    x.cumsum(1).sum().backward()
+    dev(rng, 1024, 64).cumsum(0)  # a strided (column) scan
+    dev(rng, 2, 20000).cumprod(1)  # looped rows
+    dev(rng, 128, 512, dtype=tracegrad.float16).cumsum(-1)
+
+
+def test_scan_kernels_compile_for_sm90_without_spills(rng):
+    assert_compiles_for_sm90(scan_workload, rng, {"reduction"})
