@@ -225,3 +225,18 @@ def test_max_and_argmax_over_a_dim(cuda, rng):
     close(xb.t().argmin(keepdim=True), tb.t().argmin(keepdim=True))
     i, ti = tracegrad.tensor(a[0].astype(np.int64), device="cuda"), torch.tensor(a[0].astype(np.int64))
     close(i.argmax(1), ti.argmax(1))
+
+
+def test_out_of_range_class_targets_raise_torchs_error(cuda, rng):
+    """A target outside [0, C) that is not ignore_index: torch's IndexError, not a silent wrong loss."""
+    x = tracegrad.tensor(rng.standard_normal((4, 3)).astype(np.float32), device="cuda")
+    ok = tracegrad.tensor([0, 2, -100, 1], device="cuda")
+    close(F.cross_entropy(x, ok), TF.cross_entropy(torch.tensor(x.cpu().numpy()), torch.tensor([0, 2, -100, 1])))
+    for bad, worst in (([0, 3, 1, 1], 3), ([0, -1, 1, 1], -1), ([5, -7, 1, 1], 5)):
+        t = tracegrad.tensor(bad, device="cuda")
+        with pytest.raises(IndexError, match=f"Target {worst} is out of bounds."):
+            F.cross_entropy(x, t)
+        with pytest.raises(IndexError, match=f"Target {worst} is out of bounds."):
+            F.nll_loss(F.log_softmax(x, 1), t)
+    with pytest.raises(IndexError, match="Target 3 is out of bounds."):
+        F.cross_entropy(x, tracegrad.tensor([0, 3, 1, 1], device="cuda"), ignore_index=1)

@@ -290,3 +290,14 @@ def conv_and_pooling(rng):
 
 def test_conv_and_pooling_kernels_compile_for_sm90_without_spills(rng):
     assert_compiles_for_sm90(conv_and_pooling, rng, {"pointwise", "reduction", "matmul"})
+
+
+def expanded_gradient_workload(rng):
+    """The gradient of a plain sum is an expanded scalar (every stride 0): adaptive pooling's
+    backward multiplies it by its averaging matrices, which must still compile."""
+    x = dev(rng, 8, 16, 12, 12, requires_grad=True)
+    F.adaptive_avg_pool2d(x, (5, 5)).sum().backward()
+
+
+def test_matmul_of_an_expanded_gradient_compiles_for_sm90(rng):
+    assert_compiles_for_sm90(expanded_gradient_workload, rng, {"matmul"})

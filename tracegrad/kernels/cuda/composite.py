@@ -34,13 +34,11 @@ over dim 0 is the same row kernel as one over the last dim.
 Picking one class per row (a gather) has no load of its own in the codegen: it
 is a row reduction, sum(where(classes == target, x, 0)), over a small int64
 buffer of class numbers 0..C-1 broadcast against the rows. The row is read
-whole anyway by the softmax around it. Targets are not bounds-checked on the
-device (that needs their values on the host): an out-of-range target picks
-nothing, where torch's CUDA kernels raise a device-side assert.
+whole anyway by the softmax around it. Targets are bounds-checked first, by one
+small kernel whose answer is read back (check_targets): torch's CPU error, where
+its CUDA kernels raise a device-side assert.
 
-Still on the host: gather, index_select and embedding (a general gather needs an
-indexed load, which KernelSpec has no form for; as a one-hot reduction it would
-cost rows x classes per picked element), and cumsum (a scan).
+General gathers and scans have their own modules: gather.py and scan.py.
 
 Each handler takes the op's (args, attrs, dtype, compute) as `eager._run` has
 them and returns the outputs as device arrays; a LoweringError sends the op to
@@ -135,6 +133,32 @@ def _float_ct(dtype: D.DType) -> D.DType:
     if dtype.category != D._FLOAT:
         raise LoweringError(f"{dtype.name} input: the kernel is written for floating-point values")
     return compute_dtype(dtype)
+
+
+def check_targets(t: DeviceArray, c: int, ignore: int) -> None:
+    """torch's IndexError for a class target outside [0, c) that is not ignore_index: one kernel
+    takes the largest offending target (or int64's minimum when there is none) and it is read back.
+    (torch's CUDA kernels stop at a device-side assert instead; its CPU ones raise this error.)"""
+    if t.size == 0:
+        return
+    flat = t if t.ndim else DeviceArray(t.buffer, (1,), (1,), t.offset, t.tdtype)
+    nd = flat.ndim
+    none = -(1 << 63)
+    k = Kernel("check_targets", flat.shape, nd)
+    k.load("t", flat)
+    k.step("lo", "lt", "t", 0, dtype=D.bool_)
+    k.step("hi", "ge", "t", c, dtype=D.bool_)
+    k.step("out", "logical_or", "lo", "hi", dtype=D.bool_)
+    k.step("kept", "ne", "t", ignore, dtype=D.bool_)
+    k.step("bad", "logical_and", "out", "kept", dtype=D.bool_)
+    k.step("v", "where", "bad", "t", none, dtype=D.int64)
+    k.step("worst", "amax", "v", dims=tuple(range(nd)), keepdim=True, dtype=D.int64)
+    res = eager.empty((), D.int64)
+    k.store("worst", res, (), ())
+    k.launch()
+    worst = int(eager.to_host(res))
+    if worst != none:
+        raise IndexError(f"Target {worst} is out of bounds.")
 
 
 # ---- softmax and log_softmax ------------------------------------------------------------------------
@@ -258,12 +282,12 @@ def cross_entropy(args, attrs, dtype, compute):
 
     What the backward needs (the logits, each row's logsumexp, the targets and the
     number of rows that count) goes into attrs['keep'], as the host version keeps its
-    intermediates there. Targets are not bounds-checked (that would need their
-    values on the host); an out-of-range target picks no logit."""
+    intermediates there. Targets are bounds-checked first (check_targets)."""
     x, t = args[0]._data, args[1]._data
     if t.tdtype is not D.int64 or x.ndim != 2:
         raise LoweringError("cross_entropy takes (N, C) logits and (N,) int64 targets")
     ignore, reduction = attrs.get("ignore_index", -100), attrs.get("reduction", "mean")
+    check_targets(t, x.shape[1], ignore)
     ct = _float_ct(dtype)
     n, c = x.shape
     lse = eager.empty((n,), ct)
@@ -359,6 +383,7 @@ def nll_loss(args, attrs, dtype, compute):
     ct = _float_ct(dtype)
     cdim, rest = _nll_layout(x.shape)
     c = x.shape[cdim]
+    check_targets(t, c, ignore)
     rows = tuple(x.shape[i] for i in rest)
     loss = eager.empty(rows, ct)
     wt = eager.empty(rows, ct)

@@ -15,12 +15,20 @@ kernels use (kernels/triton), and launched by the runtime on device pointers:
     matmul          tl.dot, batched and broadcast; linear and addmm add their bias in
                     the epilogue, and linear's backward is two matmuls and a row sum
     clone, casts    a load -> store kernel
-    composites      softmax, log_softmax, cross_entropy, nll_loss, mse_loss, layer_norm (and
-                    their backwards), logsumexp, var/std, max/min over a dim, argmax/argmin,
-                    cat and stack: kernels written out of the op table's primitives (composite.py)
+    composites      kernels written out of the op table's primitives, one module each:
+                    composite.py  softmax, log_softmax, the losses (cross_entropy, nll, mse,
+                                  smooth_l1, binary cross-entropy), layer_norm, batch_norm,
+                                  logsumexp, var/std, norm, nansum, any/all, max/min over a dim,
+                                  argmax/argmin, cat and stack
+                    movement.py   flip, repeat, constant_pad_nd
+                    conv.py       conv2d (im2col copy + matmul), pooling, their backwards
+                    gather.py     indexing: gather, scatter, x[idx], index_put, embedding...
+                    scan.py       cumsum, cumprod
+                    random.py     rand, randn, dropout's mask (Philox 4x32-10)
     everything else copies its inputs to the host, runs the op's NumPy code, and copies
                     the results back, with a one-time warning naming the op
-                    (`host_fallbacks()` lists those seen)
+                    (`host_fallbacks()` lists those seen): today scatter with
+                    reduce='multiply' and the backward of overlapping views (as_strided, unfold)
 
 Autograd needs nothing from here: results are recorded exactly as `apply`
 records CPU results, and vjp rules are tracegrad ops, so they come back here.
@@ -227,9 +235,11 @@ def matmul(a: DeviceArray, b: DeviceArray, dtype: D.DType, *, b_transposed: bool
            bias: DeviceArray | None = None, alpha=1, beta=1) -> DeviceArray:
     """a @ b (NumPy's matmul rules, batched and broadcast) with an optional bias epilogue:
     alpha * (a @ b) + beta * bias. b_transposed reads b's last two dims swapped (linear's weight)."""
-    if a.tdtype is not dtype:
+    # an operand whose matrix dims both have stride 0 (an expanded scalar, as the gradient of a
+    # plain sum) is copied dense: its tile would have no axis to lay out and tl.dot rejects it
+    if a.tdtype is not dtype or (a.ndim >= 2 and not any(a.estrides[-2:])):
         a = copy_array(a, dtype)
-    if b.tdtype is not dtype:
+    if b.tdtype is not dtype or (b.ndim >= 2 and not any(b.estrides[-2:])):
         b = copy_array(b, dtype)
     ash, ast = _as_matrix(a, False)
     bsh, bst = _as_matrix(b, True)
