@@ -18,11 +18,12 @@ import torch
 import tracegrad
 from tracegrad.kernels.cuda import eager
 from tracegrad.kernels.cuda.simulate import simulated
+from cuda_device import cuda_device, simulation_only
 
 
 @pytest.fixture
 def cuda():
-    with simulated():
+    with cuda_device():
         yield
 
 
@@ -42,6 +43,7 @@ def pair(rng, *shape, dtype="float32"):
 
 
 # ---- the device itself --------------------------------------------------------------------------
+@simulation_only
 def test_without_a_gpu_or_simulation_cuda_is_refused():
     with simulated(False):
         for make in (lambda: tracegrad.ones(2, device="cuda"), lambda: tracegrad.ones(2).cuda(),
@@ -160,6 +162,7 @@ def test_in_place_and_copies(cuda, rng):
 
 
 # ---- autograd ------------------------------------------------------------------------------------------
+@simulation_only
 def test_simulation_is_switched_on_by_the_environment():
     import os
     import subprocess

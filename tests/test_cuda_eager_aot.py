@@ -23,7 +23,7 @@ import triton  # noqa: F401  (the test extra installs it: these tests must fail,
 import tracegrad
 from tracegrad import dtypes as D
 from tracegrad.kernels.cuda import eager
-from tracegrad.kernels.cuda.simulate import simulated
+from cuda_device import cuda_device
 from tracegrad.kernels.triton import render
 from tracegrad.kernels.triton.aot import compile_sm90
 from tracegrad.kernels.triton.spec import contiguous_strides
@@ -199,7 +199,7 @@ def launched_kernels(workload, rng) -> list:
         on_host.append(op.name)
         return fallback(op, *args)
 
-    with simulated(), pytest.MonkeyPatch.context() as mp, warnings.catch_warnings():
+    with cuda_device(), pytest.MonkeyPatch.context() as mp, warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the fallback warning fires once a process; on_host sees every one
         mp.setattr(eager, "_launch", recording)
         mp.setattr(eager, "_fallback", to_host)

@@ -12,7 +12,7 @@ import torch
 
 import tracegrad
 from tracegrad.kernels.cuda import eager
-from tracegrad.kernels.cuda.simulate import simulated
+from cuda_device import cuda_device
 
 F = tracegrad.nn.functional
 TF = torch.nn.functional
@@ -29,7 +29,7 @@ def cuda(monkeypatch):
         return fallback(op, *args)
 
     monkeypatch.setattr(eager, "_fallback", record)
-    with simulated():
+    with cuda_device():
         yield
     assert not on_host, f"ran on the host: {sorted(set(on_host))}"
 

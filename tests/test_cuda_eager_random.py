@@ -15,7 +15,7 @@ import torch
 import tracegrad
 from tracegrad.kernels.cuda import eager
 from tracegrad.kernels.cuda import random as R
-from tracegrad.kernels.cuda.simulate import simulated
+from cuda_device import cuda_device
 from test_cuda_eager_aot import assert_compiles_for_sm90, dev
 
 F = tracegrad.nn.functional
@@ -31,7 +31,7 @@ def cuda(monkeypatch):
         return fallback(op, *args)
 
     monkeypatch.setattr(eager, "_fallback", record)
-    with simulated():
+    with cuda_device():
         yield
     assert not on_host, f"ran on the host: {sorted(set(on_host))}"
 
