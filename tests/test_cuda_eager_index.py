@@ -269,3 +269,33 @@ def indexing_workload(rng):
 
 def test_indexing_kernels_compile_for_sm90_without_spills(rng):
     assert_compiles_for_sm90(indexing_workload, rng, {"pointwise", "reduction"})
+
+
+def test_a_mask_of_several_dims_after_a_slice(cuda, rng):
+    """x[:, mask2d]: the mask's dims stay where the mask stood (reading and writing)."""
+    a = rng.standard_normal((3, 4, 5)).astype(np.float32)
+    m = rng.random((4, 5)) > 0.5
+    x, tx = pair(a)
+    mk, tmk = tracegrad.tensor(m, device="cuda"), torch.tensor(m)
+    check(lambda x: x[:, mk], lambda x: x[:, tmk], [x], [tx], rng)
+    y, ty = pair(a, grad=False)
+    y[:, mk] = tracegrad.arange(int(m.sum()), device="cuda").float()
+    ty[:, tmk] = torch.arange(int(m.sum())).float()
+    close(y, ty)
+
+
+def test_one_element_and_zero_dim_indices(cuda):
+    """A one-element kernel reads through a scalar index; 0-d tensors gather and scatter like vectors."""
+    v, tv = pair(np.arange(4, dtype=np.float32), grad=False)
+    one, tone = ints([3])
+    close(v.gather(0, one), tv.gather(0, tone))
+    close(v.take(ints(-1)[0]), tv.take(torch.tensor(-1)))
+    close(v[ints([2])[0]], tv[torch.tensor([2])])
+    close(v.clone().index_put_((ints(1)[0],), tracegrad.tensor(5., device="cuda"), accumulate=True),
+          tv.clone().index_put_((torch.tensor(1),), torch.tensor(5.), accumulate=True))
+    close(v.take(ints([[-1, 0], [2, 3]])[0]), tv.take(torch.tensor([[-1, 0], [2, 3]])))
+    t, tt = pair(np.float32(3.0))
+    s, ts = pair(np.float32(2.0))
+    i, ti = ints(0)
+    check(lambda t, s: t.scatter_add(0, i, s) + t.gather(0, i) + t.scatter(0, i, 7.0),
+          lambda t, s: t.scatter_add(0, ti, s) + t.gather(0, ti) + t.scatter(0, ti, 7.0), [t, s], [tt, ts])

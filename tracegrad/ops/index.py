@@ -631,6 +631,11 @@ SCATTER_ADD = defop("scatter_add", "index", _np_scatter, dtype=lambda args, attr
 
 def scatter(input, dim, index, src=None, *, value=None, reduce=None):
     _check_index(index, "scatter")
+    if input.ndim == 0 and index.ndim == 0:  # 0-d tensors scatter as one-element vectors
+        wrap_dim(dim, 0)
+        s = value if src is None else src
+        s = s.reshape(1) if isinstance(s, Tensor) and s.ndim == 0 else s
+        return scatter(input.reshape(1), 0, index.reshape(1), s, reduce=reduce).reshape(())
     d = wrap_dim(dim, input.ndim)
     if src is None:
         src = value
@@ -643,6 +648,9 @@ def scatter(input, dim, index, src=None, *, value=None, reduce=None):
 
 def scatter_add(input, dim, index, src):
     _check_index(index, "scatter_add")
+    if input.ndim == 0 and index.ndim == 0:
+        wrap_dim(dim, 0)
+        return scatter_add(input.reshape(1), 0, index.reshape(1), src.reshape(1) if src.ndim == 0 else src).reshape(())
     d = wrap_dim(dim, input.ndim)
     return apply(SCATTER_ADD, (input, index, src), {"dim": d, "reduce": "add"})
 

@@ -131,7 +131,7 @@ def _along(x: DeviceArray, dim: int, shape) -> tuple[tuple, tuple]:
 
 def gather(args, attrs, dtype, compute):
     """out[..., j, ...] = x[..., idx[..., j, ...], ...] along attrs['dim']."""
-    x, idx = _arr(args[0]), _arr(args[1])
+    x, idx = _as_1d(_arr(args[0])), _as_1d(_arr(args[1]))
     dim = attrs["dim"]
     _check_dim_index(idx, dim, x.shape[dim])
     out = eager.empty(idx.shape, x.tdtype)
@@ -140,12 +140,14 @@ def gather(args, attrs, dtype, compute):
              Load("x", x.tdtype, shape, st, x.offset, (("i", x.estrides[dim]),))]
     _launch("gather", idx.shape, loads, (), [Store("out", "x", out.tdtype, out.shape, out.estrides)],
             {"i": idx, "x": x, "out": out})
-    return [out]
+    return [_like_input(out, args[1])]
 
 
 def scatter(args, attrs, dtype, compute):
     """A copy of x with src written (scatter) or added (scatter_add) at idx along attrs['dim']."""
-    x, idx, src = _arr(args[0]), _arr(args[1]), args[2]
+    x, idx, src = _as_1d(_arr(args[0])), _as_1d(_arr(args[1])), args[2]
+    if hasattr(src, "_data") and src.ndim == 0:
+        src = type(src)._make(_as_1d(src._data), src.dtype)
     dim, reduce = attrs["dim"], attrs.get("reduce")
     if reduce not in (None, "add"):
         raise LoweringError(f"scatter with reduce={reduce!r}: there is no atomic {reduce}")
@@ -162,7 +164,12 @@ def scatter(args, attrs, dtype, compute):
     _launch("scatter_add" if reduce == "add" else "scatter", idx.shape, loads, (), [store],
             {"i": idx, "v": varr, "out": acc})
     _finish(out, acc)
-    return [out]
+    return [_like_input(out, args[0])]
+
+
+def _like_input(out: DeviceArray, t) -> DeviceArray:
+    """out with the input tensor's shape again (a 0-d input ran as a 1-element row)."""
+    return DeviceArray(out.buffer, (), (), out.offset, out.tdtype) if t.ndim == 0 else out
 
 
 def take(args, attrs, dtype, compute):
@@ -185,8 +192,8 @@ def take(args, attrs, dtype, compute):
     _launch("wrap_index", i.shape, [Load("i", i.tdtype, i.shape, i.estrides, i.offset)], body,
             [Store("out", "w", D.int64, wrapped.shape, wrapped.estrides)], {"i": i, "out": wrapped})
     o = _as_1d(out)
-    loads = [Load("i", D.int64, wrapped.shape, wrapped.estrides), Load("x", x.tdtype, o.shape, (0,), x.offset,
-                                                                         (("i", 1),))]
+    loads = [Load("i", D.int64, wrapped.shape, wrapped.estrides),
+             Load("x", x.tdtype, o.shape, (0,) * o.ndim, x.offset, (("i", 1),))]
     _launch("take", o.shape, loads, (), [Store("out", "x", o.tdtype, o.shape, o.estrides)],
             {"i": wrapped, "x": x, "out": o})
     return [out]
@@ -281,7 +288,8 @@ class Plan:
             n = x.shape[dd]
             flat += np.where(a < 0, a + n, a) * x.estrides[dd]  # (bounds were checked by `indexed`)
         self.offsets = flat
-        adjacent = where == list(range(where[0], where[0] + len(where)))
+        ks = sorted(set(where))  # (a mask of several dims adds one array per dim, all at its position)
+        adjacent = ks == list(range(ks[0], ks[0] + len(ks)))
         # NumPy's rule, which torch follows: adjacent index arrays put their dims where they stood,
         # separated ones put them first
         self.at = sum(1 for i in index[:where[0]] if isinstance(i, slice)) if adjacent else 0

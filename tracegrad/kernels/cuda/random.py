@@ -53,7 +53,8 @@ def _draw(name: str, op: str, shape: Sequence[int], dtype: D.DType, then: Sequen
         return out
     loads, arrays = _state_loads()
     ct = D.float64 if dtype is D.float64 else D.float32
-    body = [Step("u", op, ("seed", "stream"), {"dtype": ct}, ct), *then]
+    dt = ct if then else dtype  # (a draw stored as is is drawn for its own dtype's precision)
+    body = [Step("u", op, ("seed", "stream"), {"dtype": dt}, dt), *then]
     arrays["out"] = out
     spec = KernelSpec(name, out.shape, tuple(loads), tuple(body), (Store("out", value, dtype, out.shape,
                                                                          out.estrides),))

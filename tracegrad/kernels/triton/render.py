@@ -330,6 +330,8 @@ class PointwiseRenderer(Renderer):
             {("store", st.name) for st in spec.stores if st.index}
         moves = {o[0]: p is not None or o[0] in indexed for p, o in zip(parts, operands)}
         for i, (key, aligned, off) in enumerate(operands):
+            if key in indexed and parts[i] is None:  # (a one-element index is a scalar: keep the block's shape)
+                exprs[i] = IX.join_offsets(["offs * 0"], off)
             if key[0] == "store":
                 self.check_store(self.stores[key[1]], aligned, range(len(spec.shape)))
                 if not moves[key]:  # one element: the pointer still needs the block's shape
@@ -373,8 +375,11 @@ class PointwiseRenderer(Renderer):
         lines = [f"{c} = offs.to(tl.uint32)", f"{z} = {c} * 0",
                  f"{', '.join(w)} = _tg_philox({seed}, {c}, {z} + ({stream} & 0xFFFFFFFF).to(tl.uint32), "
                  f"{z} + ((({stream}) >> 32) & 0xFFFFFFFF).to(tl.uint32), {z})"]
+        # as many random bits as the stored dtype's significand holds, so that rounding to it can
+        # never reach 1.0 (torch's uniforms lie in [0, 1) in every dtype)
+        bits = {D.float16: 11, D.bfloat16: 8}.get(self.dtypes[step.out], 24)
         if step.op == "rand_uniform":
-            expr = f"({w[0]} >> 8).to(tl.float32) * 5.960464477539063e-08"
+            expr = f"({w[0]} >> {32 - bits}).to(tl.float32) * {2.0 ** -bits!r}"
         else:
             u1 = self._take(f"{out}_u1")
             lines.append(f"{u1} = (({w[0]} >> 8).to(tl.float32) + 1.0) * 5.960464477539063e-08")  # (0, 1]: log is finite
