@@ -267,3 +267,32 @@ def test_getitem_setitem_random(case, layout, seed):
     ours, theirs, exc = run_both(assign, [x[0], v[0]], [x[1], v[1]], ctx)
     if exc is None:
         assert_same(x[0], x[1], ctx + "\n  (after assignment)", strides=True)
+
+
+def test_masks_next_to_an_ellipsis():
+    """A mask indexes as many dims as it has, so `...` stands for the rest (x[..., mask2d])."""
+    rng = np.random.default_rng(5)
+    a = rng.standard_normal((2, 3, 4)).astype(np.float32)
+    for shape in ((4,), (3, 4), (2, 3, 4)):
+        m = rng.random(shape) > 0.5
+        for f in (lambda x, m: x[..., m], lambda x, m: x[m, ...], lambda x, m: x[..., m, None]):
+            try:
+                want = f(torch.tensor(a), torch.tensor(m))
+            except IndexError:
+                with pytest.raises(IndexError):
+                    f(tracegrad.tensor(a), tracegrad.tensor(m))
+                continue
+            got = f(tracegrad.tensor(a), tracegrad.tensor(m))
+            assert tuple(got.shape) == tuple(want.shape) and np.array_equal(got.numpy(), want.numpy()), shape
+
+
+def test_a_zero_dim_mask_indexes_like_a_python_bool():
+    a = np.arange(6.0, dtype=np.float32).reshape(2, 3)
+    for v in (True, False):
+        for f in (lambda x, m: x[m], lambda x, m: x[m, 0], lambda x, m: x[0, m]):
+            got, want = f(tracegrad.tensor(a), tracegrad.tensor(v)), f(torch.tensor(a), torch.tensor(v))
+            assert tuple(got.shape) == tuple(want.shape) and np.array_equal(got.numpy(), want.numpy())
+        y, ty = tracegrad.tensor(a), torch.tensor(a)
+        y[tracegrad.tensor(v)] = 9.0
+        ty[torch.tensor(v)] = 9.0
+        assert np.array_equal(y.numpy(), ty.numpy())

@@ -39,7 +39,8 @@ def _is_advanced(i) -> bool:
 def _to_np_index(i):
     if isinstance(i, Tensor):
         if i.dtype is D.bool_:
-            return _host(i)  # (a CUDA mask's values come to the host: the result's size depends on them)
+            m = _host(i)  # (a CUDA mask's values come to the host: the result's size depends on them)
+            return bool(m) if m.ndim == 0 else m  # a 0-d mask indexes as True/False does: a new dim
         if i.dtype is D.uint8:  # the old mask dtype: still a mask, with torch's warning
             import warnings
 
@@ -63,13 +64,15 @@ def _expand_ellipsis(idx: tuple, ndim: int) -> tuple:
     used = sum(1 for i in idx if i is not None and i is not Ellipsis and not isinstance(i, bool)
                and not (isinstance(i, Tensor) and i.dtype is D.bool_) and not (
                    isinstance(i, np.ndarray) and i.dtype == np.bool_))
-    used += sum(i.ndim - 1 for i in idx if isinstance(i, Tensor) and i.dtype is D.bool_)
+    # a mask indexes as many dims as it has
+    used += sum(i.ndim for i in idx if (isinstance(i, Tensor) and i.dtype is D.bool_) or
+                (isinstance(i, np.ndarray) and i.dtype == np.bool_))
     n_ell = sum(1 for i in idx if i is Ellipsis)
     if n_ell > 1:
         raise IndexError("an index can only have a single ellipsis ('...')")
     if n_ell == 0:
         return idx
-    k = idx.index(Ellipsis)
+    k = next(j for j, i in enumerate(idx) if i is Ellipsis)  # (`index` would call Tensor.__eq__)
     return idx[:k] + (slice(None),) * max(ndim - used, 0) + idx[k + 1:]
 
 
