@@ -23,6 +23,25 @@ REAL_GPU = os.environ.get("TRACEGRAD_TEST_DEVICE", "") == "cuda"
 simulation_only = pytest.mark.skipif(REAL_GPU, reason="checks the simulated device itself")
 
 
+@pytest.fixture
+def cuda(monkeypatch):
+    """The device under test, with every host fallback recorded: a test fails if any op fell back.
+    (Test files import it: `from cuda_device import cuda`.)"""
+    from tracegrad.kernels.cuda import eager
+
+    on_host = []
+    fallback = eager._fallback
+
+    def record(op, *args):
+        on_host.append(op.name)
+        return fallback(op, *args)
+
+    monkeypatch.setattr(eager, "_fallback", record)
+    with cuda_device():
+        yield
+    assert not on_host, f"ran on the host: {sorted(set(on_host))}"
+
+
 @contextlib.contextmanager
 def cuda_device() -> Iterator[None]:
     if not REAL_GPU:

@@ -12,28 +12,13 @@ import pytest
 import torch
 
 import tracegrad
-from tracegrad.kernels.cuda import eager
-from cuda_device import cuda_device
+from cuda_device import cuda  # noqa: F401  (the fixture)
 from test_cuda_eager_aot import assert_compiles_for_sm90, dev
 
 F = tracegrad.nn.functional
 TF = torch.nn.functional
 
 
-@pytest.fixture
-def cuda(monkeypatch):
-    """The simulated device, with every host fallback recorded: a test fails if any op fell back."""
-    on_host = []
-    fallback = eager._fallback
-
-    def record(op, *args):
-        on_host.append(op.name)
-        return fallback(op, *args)
-
-    monkeypatch.setattr(eager, "_fallback", record)
-    with cuda_device():
-        yield
-    assert not on_host, f"ran on the host: {sorted(set(on_host))}"
 
 
 def pair(a, dtype=None, grad=True):
