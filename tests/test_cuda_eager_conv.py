@@ -13,30 +13,12 @@ import torch
 
 import tracegrad
 from cuda_device import cuda  # noqa: F401  (the fixture)
-
 from test_cuda_eager_aot import assert_compiles_for_sm90, dev
+from test_cuda_eager_composite import close, leaf
 
 F = tracegrad.nn.functional
 TF = torch.nn.functional
 HALF = dict(atol=2e-2, rtol=2e-2)  # half-precision products summed over a window
-
-
-
-
-def leaf(a, dtype=None):
-    """A CUDA leaf and a torch CPU leaf holding the same values (cast to dtype), both requiring grad."""
-    x = tracegrad.tensor(a, device="cuda")
-    tx = torch.tensor(a)
-    if dtype is not None:
-        x, tx = x.to(getattr(tracegrad, dtype)), tx.to(getattr(torch, dtype))
-    return x.requires_grad_(), tx.requires_grad_()
-
-
-def close(ours, theirs, **tol) -> None:
-    assert ours.is_cuda, "the result left the device"
-    assert tuple(ours.shape) == tuple(theirs.shape)
-    got = torch.from_numpy(np.array(ours.detach().cpu().float()._values()))
-    torch.testing.assert_close(got, theirs.detach().float(), **tol)
 
 
 def check(fn, tfn, arrays, rng, dtype=None, **tol):
