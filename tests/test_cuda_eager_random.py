@@ -13,7 +13,6 @@ import pytest
 import torch
 
 import tracegrad
-from tracegrad.kernels.cuda import random as R
 from cuda_device import cuda  # noqa: F401  (the fixture)
 from test_cuda_eager_aot import assert_compiles_for_sm90, dev
 

@@ -10,10 +10,9 @@ from __future__ import annotations
 
 from typing import Callable
 
-from ... import dtypes as D
 from ..triton.spec import KernelSpec, Load, Step, Store
 from . import eager
-from .array import DeviceArray, contiguous_strides
+from .array import DeviceArray
 
 
 def _last(seq, dim: int) -> tuple:
