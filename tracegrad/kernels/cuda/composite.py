@@ -813,22 +813,30 @@ def _any_all(name: str, is_any: bool):
 
 
 # ---- smooth_l1 / huber, binary cross entropy (on probabilities and on logits) ----------------------
-def _loss_kernel(name: str, shape: tuple, reduction: str, dtype: D.DType):
-    """(kernel, out) for an elementwise loss over `shape`, or (None, out) when out needs no kernel.
+def _loss_kernel(name: str, operands: dict, reduction: str, dtype: D.DType):
+    """(kernel, out) for an elementwise loss over its operands broadcast together, each loaded
+    under its name (a None operand is left out), or (None, out) when out needs no kernel.
 
     'none' is a pointwise kernel; 'sum'/'mean' reduce every dim in the same kernel (a 0-d loss
     is read as one element of a (1,) row, so it still has a dim to reduce)."""
     from .movement import fill
 
+    present = {n: a for n, a in operands.items() if a is not None}
+    shape = tuple(np.broadcast_shapes(*(a.shape for a in present.values())))
     if reduction == "none":
         out = eager.empty(shape, dtype)
-        return (None if out.size == 0 else Kernel(name, shape, 0)), out
-    out = eager.empty((), dtype)
-    if math.prod(shape) == 0:  # an empty sum is 0, an empty mean 0 / 0
-        fill(out, 0.0 if reduction == "sum" else math.nan)
-        return None, out
-    shape = shape or (1,)
-    return Kernel(f"{name}_{reduction}", shape, len(shape)), out
+        k = None if out.size == 0 else Kernel(name, shape, 0)
+    else:
+        out = eager.empty((), dtype)
+        if math.prod(shape) == 0:  # an empty sum is 0, an empty mean 0 / 0
+            fill(out, 0.0 if reduction == "sum" else math.nan)
+            return None, out
+        shape = shape or (1,)
+        k = Kernel(f"{name}_{reduction}", shape, len(shape))
+    if k is not None:
+        for n, a in present.items():
+            k.load(n, a)
+    return k, out
 
 
 def _finish_loss(k: Kernel, value: str, out: DeviceArray, reduction: str, ct: D.DType) -> None:
@@ -847,11 +855,9 @@ def smooth_l1_loss(args, attrs, dtype, compute):
     x, t = (eager._device_value(a) for a in args[:2])
     reduction, beta, huber = attrs.get("reduction", "mean"), float(attrs.get("beta", 1.0)), attrs.get("huber")
     ct = _float_ct(dtype)
-    k, out = _loss_kernel("smooth_l1_loss", tuple(np.broadcast_shapes(x.shape, t.shape)), reduction, dtype)
+    k, out = _loss_kernel("smooth_l1_loss", {"x": x, "t": t}, reduction, dtype)
     if k is None:
         return [out]
-    k.load("x", x)
-    k.load("t", t)
     k.step("d", "sub", "x", "t", dtype=ct, compute=ct)
     loss = k.step("a", "abs", "d", dtype=ct, compute=ct)
     if huber or beta != 0:
@@ -882,12 +888,9 @@ def binary_cross_entropy(args, attrs, dtype, compute):
     w = eager._device_value(args[2]) if args[2] is not None else None
     reduction = attrs.get("reduction", "mean")
     ct = _float_ct(dtype)
-    shapes = [p.shape, t.shape] + ([w.shape] if w is not None else [])
-    k, out = _loss_kernel("binary_cross_entropy", tuple(np.broadcast_shapes(*shapes)), reduction, dtype)
+    k, out = _loss_kernel("binary_cross_entropy", {"p": p, "t": t, "w": w}, reduction, dtype)
     if k is None:
         return [out]
-    k.load("p", p)
-    k.load("t", t)
     k.step("q", "neg", "p", dtype=ct, compute=ct)
     k.step("l1", "log1p", "q", dtype=ct, compute=ct)
     k.step("c1", "maximum", "l1", -100.0, dtype=ct, compute=ct)
@@ -898,7 +901,6 @@ def binary_cross_entropy(args, attrs, dtype, compute):
     k.step("b", "mul", "t", "c0", dtype=ct, compute=ct)
     loss = k.step("loss", "sub", "a", "b", dtype=ct, compute=ct)
     if w is not None:
-        k.load("w", w)
         loss = k.step("lw", "mul", "loss", "w", dtype=ct, compute=ct)
     flag = eager.empty((), D.int32)
     if reduction == "none":  # a pointwise kernel cannot also reduce: the check is a kernel of its own
@@ -931,12 +933,9 @@ def binary_cross_entropy_with_logits(args, attrs, dtype, compute):
     pw = eager._device_value(args[3]) if args[3] is not None else None
     reduction = attrs.get("reduction", "mean")
     ct = _float_ct(dtype)
-    shapes = [a.shape for a in (x, t, w, pw) if a is not None]
-    k, out = _loss_kernel("binary_cross_entropy_with_logits", tuple(np.broadcast_shapes(*shapes)), reduction, dtype)
+    k, out = _loss_kernel("binary_cross_entropy_with_logits", {"x": x, "t": t, "w": w, "pw": pw}, reduction, dtype)
     if k is None:
         return [out]
-    k.load("x", x)
-    k.load("t", t)
     k.step("nx", "neg", "x", dtype=ct, compute=ct)
     k.step("m0", "maximum", "nx", 0.0, dtype=ct, compute=ct)
     k.step("ax", "abs", "x", dtype=ct, compute=ct)
@@ -948,14 +947,12 @@ def binary_cross_entropy_with_logits(args, attrs, dtype, compute):
     k.step("omt", "add", "nt", 1.0, dtype=ct, compute=ct)
     k.step("a", "mul", "omt", "x", dtype=ct, compute=ct)
     if pw is not None:
-        k.load("pw", pw)
         k.step("pwm", "sub", "pw", 1.0, dtype=ct, compute=ct)
         k.step("pt", "mul", "pwm", "t", dtype=ct, compute=ct)
         k.step("c", "add", "pt", 1.0, dtype=ct, compute=ct)
         sp = k.step("csp", "mul", "c", "sp", dtype=ct, compute=ct)
     loss = k.step("loss", "add", "a", sp, dtype=ct, compute=ct)
     if w is not None:
-        k.load("w", w)
         loss = k.step("lw", "mul", "loss", "w", dtype=ct, compute=ct)
     _finish_loss(k, loss, out, reduction, ct)
     return [out]

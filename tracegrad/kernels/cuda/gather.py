@@ -77,8 +77,8 @@ def _launch(name: str, shape, loads: Sequence[Load], body: Sequence[Step], store
     eager._launch(KernelSpec(name, tuple(shape), tuple(loads), tuple(body), tuple(stores)), arrays)
 
 
-def _value_load(name: str, v, dtype: D.DType, shape) -> tuple[Load, DeviceArray]:
-    """A load of a value tensor (or a Python number, uploaded as a 0-d array) against `shape`."""
+def _value_load(name: str, v, dtype: D.DType) -> tuple[Load, DeviceArray]:
+    """A load of a value tensor, or of a Python number uploaded as a 0-d array."""
     if not isinstance(v, DeviceArray):
         from ...dispatch import to_storage
 
@@ -105,9 +105,9 @@ def _copy_like(x: DeviceArray, dtype: D.DType, row_major: bool) -> DeviceArray:
     """A copy of x: row-major, or in x's own memory order (torch's clone)."""
     if row_major:
         return eager.copy_array(x, dtype)
-    from ...ops.shape_util import pointwise_strides
+    from .composite import _like
 
-    out = eager.empty(x.shape, dtype, pointwise_strides(x.shape, [(x.shape, x.estrides)]))
+    out = _like(x, dtype)
     eager.copy_into(out, x)
     return out
 
@@ -155,7 +155,7 @@ def scatter(args, attrs, dtype, compute):
     out = eager.copy_array(x)  # (NumPy's a.copy(), as the CPU op: row-major)
     acc = _accumulator(out) if reduce == "add" else out
     v = _arr(src) if hasattr(src, "_data") else src
-    vload, varr = _value_load("v", v, x.tdtype, idx.shape)
+    vload, varr = _value_load("v", v, x.tdtype)
     if isinstance(v, DeviceArray):  # src may be larger than idx: read its first idx.shape elements
         vload = Load("v", varr.tdtype, idx.shape, varr.estrides, varr.offset)
     shape, st = _along(acc, dim, idx.shape)
@@ -340,7 +340,7 @@ def _index(x: DeviceArray, idx: tuple, row_major: bool) -> DeviceArray:
 def _put(name: str, out: DeviceArray, index, value, accumulate: bool, scale=None) -> None:
     """out[index] = value (or += with accumulate), value broadcast to the indexing result."""
     shape = Plan(out, index).shape
-    vload, varr = _value_load("v", value, out.tdtype, shape)
+    vload, varr = _value_load("v", value, out.tdtype)
     if len(vload.shape) > len(shape) or any(a != b and a != 1 for a, b in zip(vload.shape[::-1], shape[::-1])):
         raise RuntimeError(f"shape mismatch: value tensor of shape {list(vload.shape)} cannot be broadcast to "
                            f"indexing result of shape {list(shape)}")
