@@ -144,8 +144,15 @@ def test_max_pool2d_nan_and_all_negative_infinity_windows_match_the_host(cuda, r
 
 def test_max_pool2d_unbatched_and_half(cuda, rng):
     check(lambda x: F.max_pool2d(x, 2), lambda x: TF.max_pool2d(x, 2), [randn(rng, 3, 4, 6)], rng)
-    check(lambda x: F.max_pool2d(x, 3, 2, 1), lambda x: TF.max_pool2d(x, 3, 2, 1), [randn(rng, 1, 2, 5, 5)], rng,
-          dtype="float16", **HALF)
+    for half in ("float16", "bfloat16"):  # bfloat16 adds in a float32 scratch copy (no bf16 atomics)
+        check(lambda x: F.max_pool2d(x, 3, 2, 1), lambda x: TF.max_pool2d(x, 3, 2, 1), [randn(rng, 1, 2, 5, 5)],
+              rng, dtype=half, **HALF)
+
+
+def test_max_pool2d_backward_of_a_strided_gradient(cuda, rng):
+    """The gradient reaching the pool is a transposed view: the backward reads it through its strides."""
+    check(lambda x: F.max_pool2d(x, 3, 1, 1).transpose(2, 3).exp(),
+          lambda x: TF.max_pool2d(x, 3, 1, 1).transpose(2, 3).exp(), [randn(rng, 2, 2, 5, 4)], rng)
 
 
 # ---- average pooling -----------------------------------------------------------------------------------

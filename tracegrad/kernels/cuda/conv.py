@@ -20,13 +20,12 @@ any of those, so the same idea carries over unchanged:
                 offset (i, j), the input pixels that offset touched are a strided slice
                 of dx, and one elementwise kernel adds dcols[:, :, i, j] into it.
                 kh*kw launches; within one launch no pixel is written twice, so no
-                atomics are needed (KernelSpec has no atomic store)
+                atomics are needed
     weight grad g (as (G, Og, N*Ho*Wo)) @ cols^T: one matmul; bias grad a row sum
     max_pool2d  a row reduction over the window dims permuted last: the max, and the
                 first position holding it (torch's index into the H*W plane)
-    its backward  the indices say where each window's max was, but not the window
-                geometry, so each input pixel p sums g over the windows of its plane
-                whose index is p: a one-hot row reduction, H*W x Ho*Wo per plane
+    its backward  scatter_add: each window's gradient added (atomically: windows that
+                overlap can share a max) at the plane position its index names
     avg_pool2d  a row sum over the window dims, divided by each window's divisor
                 (count_include_pad, ceil_mode and divisor_override decide it on the host,
                 a small (Ho, Wo) table copied over); its backward is g / divisor added
@@ -47,7 +46,8 @@ import numpy as np
 from ... import dtypes as D
 from ...ops import nn_ops
 from ..triton.lowering import LoweringError, compute_dtype
-from . import eager
+from ..triton.spec import KernelSpec, Load, Store
+from . import eager, gather
 from .array import DeviceArray, contiguous_strides
 from .composite import Kernel
 
@@ -85,14 +85,6 @@ def _windows(xp: DeviceArray, kernel, ho, wo, stride, dilation) -> DeviceArray:
     sn, sc, sh, sw = xp.estrides
     (kh, kw), (st_h, st_w), (dh, dw) = kernel, stride, dilation
     return _view(xp, (xp.shape[0], xp.shape[1], ho, wo, kh, kw), (sn, sc, sh * st_h, sw * st_w, sh * dh, sw * dw))
-
-
-def _plane_rows(d: DeviceArray) -> DeviceArray:
-    """(N, C, Ho*Wo) view of an (N, C, Ho, Wo) array, copied first when its H and W do not merge."""
-    n, c, h, w = d.shape
-    if d.estrides[2] != w * d.estrides[3] and h > 1:
-        d = eager.copy_array(d)
-    return _view(d, (n, c, h * w), (d.estrides[0], d.estrides[1], d.estrides[3]))
 
 
 def _gather_add(dx: DeviceArray, src: DeviceArray, kernel, stride, padding, dilation) -> None:
@@ -333,32 +325,29 @@ def max_pool2d(args, attrs, dtype, compute):
 
 
 def max_pool2d_backward(args, attrs, dtype, compute):
-    """dx[p] = sum of g over the windows of p's plane whose max was at p: a one-hot row reduction.
+    """dx = zeros, then each window's gradient added at the input position its max came from.
 
-    (The op carries the input shape but not the window geometry, so the windows covering p
-    are not known here; each plane's H*W x Ho*Wo comparisons are cheap at CNN sizes.)"""
+    The saved indices are positions in the H*W plane, so this is scatter_add along the
+    flattened plane: one kernel over the gradient (N*C*Ho*Wo elements), its store indexed
+    by the index and atomic, since overlapping windows can share a max."""
     g0, i0 = args[0]._data, args[1]._data
     shape = tuple(attrs["shape"])
-    ct = _float(dtype)
+    _float(dtype)
     g, idx = _batched(g0), _batched(i0)
     full = shape if len(shape) == 4 else (1,) + shape
     n, c, h, w = full
-    hw = h * w
-    out = eager.empty(full, dtype)
+    out = _zeros(full, dtype)
     if out.size == 0 or g.size == 0:
         raise LoweringError("max_pool2d_backward of an empty tensor")
-    gr, ir = _plane_rows(g), _plane_rows(idx)
-    l = gr.shape[2]
-    kshape = (n, c, hw, l)
-    k = Kernel("max_pool2d_backward", kshape, 1)
-    k.load("g", gr, kshape, (gr.estrides[0], gr.estrides[1], 0, gr.estrides[2]))
-    k.load("i", ir, kshape, (ir.estrides[0], ir.estrides[1], 0, ir.estrides[2]))
-    k.load("p", eager.from_host(np.arange(hw, dtype=np.int64), D.int64), kshape, (0, 0, 1, 0))
-    k.step("hit", "eq", "i", "p", dtype=D.bool_)
-    k.step("gp", "where", "hit", "g", 0.0, dtype=ct)
-    k.step("dx", "sum", "gp", dims=(3,), keepdim=True, dtype=ct)
-    k.store("dx", out, (n, c, hw, 1), (c * hw, hw, 1, 0))
-    k.launch()
+    acc = gather._accumulator(out)
+    kshape = g.shape
+    st = (acc.estrides[0], acc.estrides[1], 0, 0)
+    spec = KernelSpec("max_pool2d_backward", kshape,
+                      (Load("i", idx.tdtype, kshape, idx.estrides, idx.offset),
+                       Load("g", g.tdtype, kshape, g.estrides, g.offset)), (),
+                      (Store("dx", "g", acc.tdtype, kshape, st, acc.offset, (("i", 1),), True),))
+    eager._launch(spec, {"i": idx, "g": g, "dx": acc})
+    gather._finish(out, acc)
     if len(shape) == 3:
         out = _view(out, shape, out.estrides[1:])
     return [out]
