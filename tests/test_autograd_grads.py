@@ -555,3 +555,23 @@ def test_hypothesis_views(shape, data):
         return t * t
 
     run_both(fn, [x], check_graph=True)
+
+
+@pytest.mark.parametrize("dim", [0, 1, -1])
+def test_cumprod_gradient_with_zeros_first_and_second_order(dim):
+    """cumprod's backward splits each row at its first zero (before it: divide by x; at it: a
+    cumprod with the zero as 1; after it: 0). Rows with none, one and several zeros, and the
+    second derivative through create_graph, all against torch."""
+    rng = np.random.default_rng(7)
+    a = rng.standard_normal((4, 6))
+    a[1, 2] = 0.0
+    a[2, [1, 4]] = 0.0
+    a[3, 0] = 0.0
+    up = rng.standard_normal((4, 6))
+    x, tx = tracegrad.tensor(a, requires_grad=True), torch.tensor(a, requires_grad=True)
+    (g,) = tracegrad.autograd.grad((x.cumprod(dim) * tracegrad.tensor(up)).sum(), x, create_graph=True)
+    (tg,) = torch.autograd.grad((tx.cumprod(dim) * torch.tensor(up)).sum(), tx, create_graph=True)
+    np.testing.assert_allclose(g.detach().numpy(), tg.detach().numpy(), rtol=1e-12, atol=1e-12)
+    (h,) = tracegrad.autograd.grad((g * g).sum(), x)
+    (th,) = torch.autograd.grad((tg * tg).sum(), tx)
+    np.testing.assert_allclose(h.numpy(), th.numpy(), rtol=1e-10, atol=1e-12)

@@ -662,24 +662,29 @@ def cumsum(input, dim, *, dtype=None, out=None):
 
 def _vjp_cumprod(ctx, saved, g):
     """out_k = x_0 * ... * x_k, so grad_i = sum over k >= i of g_k * (product of x_j, j <= k, j != i).
-    The products with x_i left out come from a cumprod over an (n, n) table whose diagonal is 1:
-    exact with zeros, O(n^2) memory per row."""
-    from ..creation import arange
+
+    Split each row at z, the position of its first zero (z = n when there is none):
+      i < z   x_i != 0, so the product is out_k / x_i: grad_i = revcumsum(g * out)_i / x_i
+      i = z   the product is c_k = cumprod of x with that zero replaced by 1: revcumsum(g * c)_z
+      i > z   every product holds x_z = 0: grad_i = 0
+    O(n) and exact with zeros; built from ops, so it runs on any device and differentiates again."""
     from .pointwise import where
 
-    (x,) = saved
+    x, out = saved
     d = ctx.dim
     n = x.shape[d] if x.ndim else 1
     if n <= 1 or x.ndim == 0:
         return (g,)
-    xm = x.movedim(d, -1)
-    gm = g.movedim(d, -1)
-    i = arange(n, device=x.device).unsqueeze(1)
-    k = arange(n, device=x.device).unsqueeze(0)
-    table = where(i == k, 1.0, xm.unsqueeze(-2).expand(tuple(xm.shape[:-1]) + (n, n)))
-    partial = table.cumprod(-1)  # [.., i, k] = prod of x_j for j <= k, j != i
-    grad = (where(k >= i, partial, 0.0) * gm.unsqueeze(-2)).sum(-1)
-    return (grad.movedim(-1, d),)
+    zero = x == 0
+    seen = zero.cumsum(d)  # zeros at or before each position
+    before, first = seen == 0, zero & (seen == 1)
+    c = where(first, 1.0, x).cumprod(d)
+
+    def revcumsum(t):
+        return t.flip(d).cumsum(d).flip(d)
+
+    at_first = where(first, revcumsum(g * c), 0.0)
+    return (where(before, revcumsum(g * out) / where(before, x, 1.0), at_first),)
 
 
 def _np_cumprod(x, dim, dtype=None):
@@ -687,7 +692,7 @@ def _np_cumprod(x, dim, dtype=None):
     return np.cumprod(x.reshape(1), axis=0).reshape(()) if x.ndim == 0 else np.cumprod(x, axis=dim)
 
 
-CUMPROD = defop("cumprod", "scan", _np_cumprod, vjp=_vjp_cumprod, save=(0,))
+CUMPROD = defop("cumprod", "scan", _np_cumprod, vjp=_vjp_cumprod, save=(0, "out"))
 
 
 def cumprod(input, dim, *, dtype=None, out=None):
