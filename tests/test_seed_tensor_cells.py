@@ -277,3 +277,15 @@ def test_tour_runs_as_a_script():
     for tut in CELLS:
         assert f"Tutorial {tut}:" in proc.stdout
     assert "tracegrad.Size([5, 3])" in proc.stdout
+
+
+def test_tour_runs_on_the_simulated_device():
+    """With a (simulated) GPU present the tutorials take their `cuda` branches: the 003/004 cells
+    and FizzBuzz's training then run on CUDA tensors, and print them as torch does."""
+    env = dict(os.environ, OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1", MKL_NUM_THREADS="1",
+               TRACEGRAD_SIMULATE_CUDA="1")
+    proc = subprocess.run([sys.executable, str(TOUR)], capture_output=True, text=True, timeout=600, env=env)
+    assert proc.returncode == 0, proc.stderr
+    assert "tensor([2., 2., 2.], device='cuda:0')" in proc.stdout  # 004: y = x[0, :]; y += 1 on the device
+    assert "device='cuda:0')" in proc.stdout.split("Tutorial 003:")[1].split("Tutorial 004:")[0]
+    assert "has no CUDA kernel" not in proc.stderr  # no op fell back to the host
