@@ -106,8 +106,42 @@ def test_bernoulli_and_like_factories(cuda):
 def random_workload(rng):
     tracegrad.rand(1 << 16, device="cuda")
     tracegrad.randn(256, 256, device="cuda", dtype=tracegrad.float16)
+    tracegrad.rand(4096, device="cuda", dtype=tracegrad.float64)
+    tracegrad.randn(4096, device="cuda", dtype=tracegrad.float64)
     F.dropout(dev(rng, 256, 512), 0.1)
 
 
 def test_random_kernels_compile_for_sm90_without_spills(rng):
     assert_compiles_for_sm90(random_workload, rng, {"pointwise"})
+
+
+def test_float64_draws_have_53_random_bits(cuda):
+    """A float64 uniform is 53 bits of two Philox words over 2^53 (not a float32 widened), and
+    float64 normals are Box-Muller in float64."""
+    tracegrad.manual_seed(99)
+    got = tracegrad.rand(500, device="cuda", dtype=tracegrad.float64).cpu().numpy()
+    e = np.arange(500)
+    w = philox(99, e, np.zeros_like(e), np.zeros_like(e), np.zeros_like(e))
+    want = ((w[0] << np.uint64(21)) | (w[1] >> np.uint64(11))).astype(np.float64) / 2 ** 53
+    np.testing.assert_array_equal(got, want)
+    assert np.mean(got != got.astype(np.float32)) > 0.9  # not float32 resolution
+    z = tracegrad.randn(20000, device="cuda", dtype=tracegrad.float64).cpu().numpy()
+    assert abs(z.mean()) < 0.04 and abs(z.std() - 1) < 0.03 and np.mean(z != z.astype(np.float32)) > 0.9
+
+
+def test_device_rng_state_round_trips_and_seed_reseeds_the_device(cuda):
+    tracegrad.manual_seed(5)
+    tracegrad.rand(10, device="cuda")
+    state = tracegrad.cuda.get_rng_state()
+    assert state.dtype is tracegrad.uint8 and tuple(state.shape) == (16,) and not state.is_cuda
+    a = tracegrad.randn(50, device="cuda").cpu().numpy()
+    tracegrad.cuda.set_rng_state(state)
+    np.testing.assert_array_equal(tracegrad.randn(50, device="cuda").cpu().numpy(), a)
+    with pytest.raises(TypeError, match="RNG state must be a"):
+        tracegrad.cuda.set_rng_state(tracegrad.zeros(16))
+    s = tracegrad.seed()  # torch.seed() seeds every device with the host's new seed
+    assert tracegrad.initial_seed() == s == tracegrad.cuda.initial_seed()
+    with pytest.raises(TypeError, match="RNG state must be a"):
+        tracegrad.set_rng_state(tracegrad.zeros(3))
+    with pytest.raises(TypeError, match="RNG state must be a"):
+        torch.set_rng_state(torch.zeros(3))

@@ -48,7 +48,13 @@ class Generator:
     def set_state(self, state) -> "Generator":
         import pickle
 
-        self._rng.bit_generator.state = pickle.loads(state._data.tobytes())
+        if getattr(state, "dtype", None) is not D.uint8:
+            raise TypeError("RNG state must be a torch.ByteTensor")
+        try:
+            self._rng.bit_generator.state = pickle.loads(state.numpy().tobytes())
+        except Exception:
+            raise RuntimeError("Expected a generator state as get_state returns it, but found "
+                               f"{state.numel()} bytes that do not hold one") from None
         return self
 
 
@@ -64,7 +70,12 @@ def manual_seed(seed: int) -> Generator:
 
 
 def seed() -> int:
-    return default_generator.seed()
+    """A fresh seed from the operating system for the host, which seeds the device too (as in torch)."""
+    from .kernels.cuda.random import manual_seed as seed_device
+
+    s = default_generator.seed()
+    seed_device(s)
+    return s
 
 
 def initial_seed() -> int:

@@ -90,3 +90,43 @@ def initial_seed() -> int:
     from .kernels.cuda.random import initial_seed as device_seed
 
     return device_seed()
+
+
+def seed() -> None:
+    """Seed the device's random numbers from the operating system's entropy."""
+    import numpy as np
+
+    manual_seed(int(np.random.SeedSequence().entropy) & 0xFFFFFFFFFFFFFFFF)
+
+
+seed_all = seed  # one device
+
+
+def get_rng_state(device="cuda"):
+    """The device generator's state as a uint8 CPU tensor of 16 bytes (its seed, then its offset)."""
+    import numpy as np
+
+    from .kernels.cuda.random import get_state
+    from .tensor import Tensor
+    from . import dtypes as D
+
+    return Tensor._make(np.frombuffer(get_state(), np.uint8).copy(), D.uint8)
+
+
+def set_rng_state(new_state, device="cuda") -> None:
+    """Restore a state that get_rng_state returned: the same numbers are drawn again."""
+    from .kernels.cuda.random import set_state
+    from . import dtypes as D
+
+    if getattr(new_state, "dtype", None) is not D.uint8:
+        raise TypeError("RNG state must be a torch.ByteTensor")
+    set_state(new_state.cpu().numpy().tobytes())
+
+
+def get_rng_state_all() -> list:
+    return [get_rng_state()]
+
+
+def set_rng_state_all(new_states) -> None:
+    for state in new_states:
+        set_rng_state(state)

@@ -36,6 +36,18 @@ def initial_seed() -> int:
     return _STATE[0]
 
 
+def get_state() -> bytes:
+    """The 16 bytes of the state, seed then draws made (torch's CUDA state is seed then offset)."""
+    return np.array(_STATE, np.uint64).tobytes()
+
+
+def set_state(state: bytes) -> None:
+    if len(state) != 16:
+        raise RuntimeError(f"Expected a CUDA generator state of size 16 but found the input RNG state size "
+                           f"to be {len(state)}")
+    _STATE[0], _STATE[1] = (int(v) for v in np.frombuffer(state, np.uint64))
+
+
 def _state_loads() -> tuple[list[Load], dict]:
     """Loads of this draw's seed and stream (0-d int64 views of one small buffer); advances the stream."""
     seed = np.uint64(_STATE[0]).view(np.int64)

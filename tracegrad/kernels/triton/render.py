@@ -366,7 +366,7 @@ class PointwiseRenderer(Renderer):
         """Philox 4x32-10 of the counter (element index, stream) under the seed: Philox is a
         bijection of its 128-bit counter, so distinct (element, stream) pairs never share numbers.
         A uniform is the top 24 bits of the first word over 2^24 (in [0, 1), every value exact in
-        float32); a normal is Box-Muller of the first two words."""
+        float32; float64 ones take 53 bits of two words); a normal is Box-Muller of two uniforms."""
         self.helpers.add("philox")
         seed, stream = (self.var[a] for a in step.args)
         out = self.var[step.out]
@@ -378,6 +378,8 @@ class PointwiseRenderer(Renderer):
         # as many random bits as the stored dtype's significand holds, so that rounding to it can
         # never reach 1.0 (torch's uniforms lie in [0, 1) in every dtype)
         bits = {D.float16: 11, D.bfloat16: 8}.get(self.dtypes[step.out], 24)
+        if self.dtypes[step.out] is D.float64:  # 53 bits from two words: float64's full resolution
+            return lines + self._random_float64(step.op, out, w)
         if step.op == "rand_uniform":
             expr = f"({w[0]} >> {32 - bits}).to(tl.float32) * {2.0 ** -bits!r}"
         else:
@@ -389,6 +391,17 @@ class PointwiseRenderer(Renderer):
         if ct is not D.float32:
             expr = f"({expr}).to({TL[ct]})"
         return lines + [f"{out} = {expr}"]
+
+    def _random_float64(self, op: str, out: str, w: list[str]) -> list[str]:
+        """Uniforms of 53 random bits (two Philox words each), and Box-Muller on two of them."""
+        def u53(hi: str, lo: str) -> str:
+            return f"((({hi}.to(tl.uint64) << 21) | ({lo} >> 11).to(tl.uint64)).to(tl.float64) * {2.0 ** -53!r})"
+
+        if op == "rand_uniform":
+            return [f"{out} = {u53(w[0], w[1])}"]
+        u1 = self._take(f"{out}_u1")
+        return [f"{u1} = {u53(w[0], w[1])} + {2.0 ** -53!r}",  # (0, 1]: log is finite
+                f"{out} = tl.sqrt(-2.0 * tl.log({u1})) * tl.cos(6.283185307179586 * {u53(w[2], w[3])})"]
 
     def _memory_order(self, operands) -> list[int]:
         """The kernel's dims, outermost first, in the order the stores (then the loads) walk memory.
