@@ -4,12 +4,15 @@ scatter, scatter_add, masked_fill, masked_select, nonzero, take, index_put_, ind
 """
 from __future__ import annotations
 
+import contextlib
+
 import numpy as np
 import pytest
 import torch
 from hypothesis import given, strategies as st
 
 import tracegrad
+from cuda_device import cuda_device
 from util import LAYOUTS, WRITABLE_LAYOUTS, assert_same, check_op, describe, make_pair, pair_from, run_both, shares
 
 pytestmark = [pytest.mark.filterwarnings("error::RuntimeWarning"),
@@ -296,3 +299,26 @@ def test_a_zero_dim_mask_indexes_like_a_python_bool():
         y[tracegrad.tensor(v)] = 9.0
         ty[torch.tensor(v)] = 9.0
         assert np.array_equal(y.numpy(), ty.numpy())
+
+
+def test_zero_dim_gather_and_scatter_are_one_node_named_as_in_torch():
+    """0-d tensors gather/scatter as vectors, inside the op: the node is GatherBackward0 (etc.), not a
+    reshape's ViewBackward0, and gradients match; gather's out= is written."""
+    for dev in ("cpu", "cuda"):
+        with cuda_device() if dev == "cuda" else contextlib.nullcontext():
+            results = []
+            for L in (tracegrad, torch):
+                x = L.tensor(3.0, requires_grad=True, device=dev if L is tracegrad else "cpu")
+                v = L.tensor([1.0, 2.0, 3.0], requires_grad=True, device=x.device)
+                i, ii = L.tensor(0, device=x.device), L.tensor([0, 0], device=x.device)
+                outs = [L.gather(x, 0, i), x.scatter(0, i, L.tensor(5.0, device=x.device)), x.scatter(0, i, 7.0),
+                        L.scatter_add(x, 0, i, L.tensor(5.0, device=x.device)), L.gather(v, 0, i),
+                        L.gather(x, 0, ii)]
+                sum(o.sum() for o in outs).backward()
+                results.append(([type(o.grad_fn).__name__ for o in outs], [o.tolist() for o in outs],
+                                x.grad.tolist(), v.grad.tolist()))
+            assert results[0] == results[1], dev
+    o, to = tracegrad.zeros(2), torch.zeros(2)
+    r = tracegrad.gather(tracegrad.tensor([1.0, 2.0]), 0, tracegrad.tensor([1, 0]), out=o)
+    torch.gather(torch.tensor([1.0, 2.0]), 0, torch.tensor([1, 0]), out=to)
+    assert r is o and o.tolist() == to.tolist()

@@ -541,6 +541,10 @@ def _check_bounds(idx, dim, n):
 
 
 def _np_gather(a, idx, dim):
+    if a.ndim != idx.ndim:  # a 0-d input or index (the other at most 1-d) gathers as vectors do
+        return _np_gather(a.reshape(-1), idx.reshape(-1), 0).reshape(idx.shape)
+    if a.ndim == 0:
+        return _np_gather(a.reshape(1), idx.reshape(1), 0).reshape(())
     _check_bounds(idx, dim, a.shape[dim])
     sl = tuple(slice(0, n) for n in idx.shape)
     src = a[tuple(slice(0, n) if d != dim else slice(None) for d, n in enumerate(idx.shape))]
@@ -551,7 +555,11 @@ def _vjp_gather(ctx, saved, g):
     from ..creation import zeros
 
     (idx,) = saved
-    return scatter_add(zeros(ctx.shapes[0], dtype=g.dtype, device=g.device), ctx.dim, idx, g), None
+    shape = ctx.shapes[0]
+    if len(shape) != idx.ndim:  # gathered as vectors: add back as vectors
+        flat = zeros((max(1, math.prod(shape)),), dtype=g.dtype, device=g.device)
+        return scatter_add(flat, 0, idx.reshape(-1), g.reshape(-1)).reshape(shape), None
+    return scatter_add(zeros(shape, dtype=g.dtype, device=g.device), ctx.dim, idx, g), None
 
 
 GATHER = defop("gather", "index", _np_gather, dtype=lambda args, attrs: args[0].dtype, vjp=_vjp_gather, save=(1,))
@@ -565,8 +573,8 @@ def gather(input, dim, index, *, sparse_grad=False, out=None):
         return zeros(index.shape, dtype=input.dtype)
     d = wrap_dim(dim, input.ndim)
     if input.ndim == 0 or index.ndim != input.ndim and index.ndim <= 1 and input.ndim <= 1:
-        # a 0-d input (or index) gathers like a vector
-        return gather(input.reshape(-1), 0, index.reshape(-1), out=out).reshape(index.shape)
+        # a 0-d input (or index) gathers like a vector (the kernels reshape; one GatherBackward0 node)
+        return _gathered(out, apply(GATHER, (input, index), {"dim": 0}))
     if index.ndim != input.ndim and not (index.ndim <= 1 and input.ndim <= 1):
         raise RuntimeError("Index tensor must have the same number of dimensions as input tensor")
     for k in range(index.ndim):
@@ -574,7 +582,15 @@ def gather(input, dim, index, *, sparse_grad=False, out=None):
             raise RuntimeError(
                 f"Size does not match at dimension {k} expected index {list(index.shape)} to be no larger than "
                 f"self {list(input.shape)} apart from dimension {d}")
-    return apply(GATHER, (input, index), {"dim": d})
+    return _gathered(out, apply(GATHER, (input, index), {"dim": d}))
+
+
+def _gathered(out, r):
+    if out is None:
+        return r
+    from .inplace import write_out
+
+    return write_out(out, r)
 
 
 def _scatter_positions(shape, idx, dim):
@@ -584,6 +600,10 @@ def _scatter_positions(shape, idx, dim):
 
 
 def _np_scatter(a, idx, src, dim, reduce=None):
+    if a.ndim == 0:  # 0-d tensors scatter as one-element vectors
+        if isinstance(src, np.ndarray):
+            src = src.reshape(-1)
+        return _np_scatter(a.reshape(1), idx.reshape(1), src, 0, reduce).reshape(())
     out = a.copy()
     _check_bounds(idx, dim, a.shape[dim])
     pos = _scatter_positions(a.shape, idx, dim)
@@ -634,12 +654,7 @@ SCATTER_ADD = defop("scatter_add", "index", _np_scatter, dtype=lambda args, attr
 
 def scatter(input, dim, index, src=None, *, value=None, reduce=None):
     _check_index(index, "scatter")
-    if input.ndim == 0 and index.ndim == 0:  # 0-d tensors scatter as one-element vectors
-        wrap_dim(dim, 0)
-        s = value if src is None else src
-        s = s.reshape(1) if isinstance(s, Tensor) and s.ndim == 0 else s
-        return scatter(input.reshape(1), 0, index.reshape(1), s, reduce=reduce).reshape(())
-    d = wrap_dim(dim, input.ndim)
+    d = wrap_dim(dim, input.ndim)  # (0-d tensors scatter as one-element vectors: the kernels reshape)
     if src is None:
         src = value
     if isinstance(src, Tensor):
@@ -651,9 +666,6 @@ def scatter(input, dim, index, src=None, *, value=None, reduce=None):
 
 def scatter_add(input, dim, index, src):
     _check_index(index, "scatter_add")
-    if input.ndim == 0 and index.ndim == 0:
-        wrap_dim(dim, 0)
-        return scatter_add(input.reshape(1), 0, index.reshape(1), src.reshape(1) if src.ndim == 0 else src).reshape(())
     d = wrap_dim(dim, input.ndim)
     return apply(SCATTER_ADD, (input, index, src), {"dim": d, "reduce": "add"})
 
