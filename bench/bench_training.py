@@ -1,4 +1,4 @@
-"""Training-loop benchmark: tracegrad against torch (CPU) on the tutorials' three models.
+"""Training-loop benchmark: tracegrad against torch on the tutorials' three models.
 
     python -m bench.bench_training [--repeats 5] [--threads N] [--quick]
 
@@ -78,8 +78,8 @@ def two_layer_adam(steps: int):
     def make(L):
         return L.nn.Sequential(L.nn.Linear(1000, 100), L.nn.ReLU(), L.nn.Linear(100, 10))
 
-    def run(L, model):
-        x, y = L.tensor(x_np), L.tensor(y_np)
+    def run(L, model, device="cpu"):
+        x, y = L.tensor(x_np, device=device), L.tensor(y_np, device=device)
         loss_fn = L.nn.MSELoss(reduction="sum")
         opt = L.optim.Adam(model.parameters(), lr=1e-4)
         t0 = time.perf_counter()
@@ -105,8 +105,8 @@ def fizzbuzz(epochs: int):
     def make(L):
         return L.nn.Sequential(L.nn.Linear(10, 100), L.nn.ReLU(), L.nn.Linear(100, 4))
 
-    def run(L, model):
-        trX, trY = L.tensor(x_np), L.tensor(y_np)
+    def run(L, model, device="cpu"):
+        trX, trY = L.tensor(x_np, device=device), L.tensor(y_np, device=device)
         loss_fn = L.nn.CrossEntropyLoss()
         opt = L.optim.SGD(model.parameters(), lr=0.05)
         t0 = time.perf_counter()
@@ -147,11 +147,12 @@ def digits_cnn(epochs: int):
             nn.Conv2d(32, 64, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
             nn.Flatten(), nn.Linear(64 * 2 * 2, 128), nn.ReLU(), nn.Dropout(0.2), nn.Linear(128, 10))
 
-    def run(L, model):
+    def run(L, model, device="cpu"):
         from importlib import import_module
 
         data = import_module(L.__name__ + ".utils.data")
-        loader = data.DataLoader(data.TensorDataset(L.tensor(x_np), L.tensor(y_np)), batch_size=32, shuffle=True,
+        loader = data.DataLoader(data.TensorDataset(L.tensor(x_np, device=device), L.tensor(y_np, device=device)),
+                                 batch_size=32, shuffle=True,
                                  generator=L.Generator().manual_seed(0))
         loss_fn = L.nn.CrossEntropyLoss()
         opt = L.optim.Adam(model.parameters(), lr=3e-3)
@@ -172,20 +173,21 @@ WORKLOADS = {
     "fizzbuzz": (fizzbuzz, 200, 1.0, "200 epochs"),
     "digits_cnn": (digits_cnn, 1, 1.5, "1 epoch"),
 }
+# on a GPU: fewer FizzBuzz epochs (each call is a whole run, and a GPU session is short); no targets
+CUDA_AMOUNTS = {"two_layer_adam": (500, "500 Adam steps"), "fizzbuzz": (20, "20 epochs"),
+                "digits_cnn": (1, "1 epoch")}
 
 
 def workloads(device: str, quick: bool) -> list:
-    """The three training runs for `python -m bench` (CPU): each timed call is the whole run (500 steps,
-    200 epochs, one epoch) from torch's initial weights; its output, the final loss, is checked against
-    torch's before anything is timed."""
-    if device != "cpu":
-        return []
+    """The three training runs for `python -m bench`: each timed call is the whole run (500 steps,
+    200 epochs (20 on a GPU), one epoch) from torch's initial weights; its output, the final loss,
+    is checked against torch's before anything is timed."""
     import numpy as np
 
     from .workload import Target, Workload
 
-    def prepare_for(name):
-        build, amount, _, _ = WORKLOADS[name]
+    def prepare_for(name, amount):
+        build = WORKLOADS[name][0]
 
         def prepare(system, arrays, size):
             if system.kind == "numpy":
@@ -199,15 +201,19 @@ def workloads(device: str, quick: bool) -> list:
             if system.kind == "tracegrad":
                 model = make(system.lib)
                 _copy_state(model, theirs)
-            return (lambda: run(system.lib, model)[1]), ()
+            model = model.to(system.device)
+            return (lambda: run(system.lib, model, system.device)[1]), ()
         return prepare
 
     out = []
     for name, (_, amount, target, label) in WORKLOADS.items():
+        if device != "cpu":
+            amount, label = CUDA_AMOUNTS[name]
         out.append(Workload(
-            name=f"train_{name}", group="training", sizes=[label], quick_sizes=[label],
-            make_inputs=lambda size, rng: (np.zeros(1, np.float32),), prepare=prepare_for(name),
-            systems=("tracegrad", "torch"), targets=(Target(label, "torch", target),),
+            name=f"train_{name}", group="training", sizes=[label], quick_sizes=[label], devices=(device,),
+            make_inputs=lambda size, rng: (np.zeros(1, np.float32),), prepare=prepare_for(name, amount),
+            rotate=False,  # each call is a whole run on its own model: nothing to rotate
+            systems=("tracegrad", "torch"), targets=(Target(label, "torch", target),) if device == "cpu" else (),
             # the CNN's dropout masks come from each library's own generator: its losses agree only loosely
             rtol=0.5 if name == "digits_cnn" else 1e-3, atol=1e-4,
             note=f"{label} of the tutorial's {name.replace('_', ' ')} (whole run per call; final loss checked"

@@ -1,5 +1,6 @@
 """The built-in workloads: eager overhead, pointwise chains, row softmax, layer
-norm and matmul, for CPU and for CUDA.
+norm, cross-entropy and matmul (square, tall-skinny, with a bias+ReLU epilogue),
+for CPU and for CUDA.
 
 Every computation is written once against the torch API (`fn(lib, ...)` with
 `lib` = tracegrad or torch) plus a NumPy version for the NumPy baseline. The
@@ -59,6 +60,29 @@ def layer_norm_np(x, w, b):
     xc = x - mean
     var = (xc * xc).mean(axis=-1, keepdims=True)
     return xc / np.sqrt(var + np.float32(EPS)) * w + b
+
+
+def cross_entropy(lib, logits, target):
+    return _functional(lib).cross_entropy(logits, target)
+
+
+def cross_entropy_np(logits, target):
+    m = logits.max(axis=-1, keepdims=True)
+    lse = np.log(np.exp(logits - m).sum(axis=-1)) + m[:, 0]
+    return (lse - logits[np.arange(len(target)), target]).mean()
+
+
+def matmul(lib, a, b):
+    return a @ b
+
+
+def matmul_bias_relu(lib, a, b, bias):
+    """A matmul with the epilogue a linear layer and its activation add: one kernel when fused."""
+    return (a @ b + bias).relu()
+
+
+def matmul_bias_relu_np(a, b, bias):
+    return np.maximum(a @ b + bias, 0)
 
 
 # A pointwise chain cycles through four cheap ops that keep values bounded.
@@ -122,6 +146,30 @@ def _square_pair(n, rng):
     return (_f32(rng, (n, n)), _f32(rng, (n, n)))
 
 
+def _mkn(size) -> tuple[int, int, int]:
+    """A matmul size: n for an n x n x n square, or (M, K, N) for (M, K) @ (K, N)."""
+    return (size, size, size) if isinstance(size, int) else tuple(size)
+
+
+def _mm_pair(size, rng):
+    m, k, n = _mkn(size)
+    # scaled by 1/sqrt(K) so that half-precision results stay well inside their range
+    return (_f32(rng, (m, k)), (_f32(rng, (k, n)) / np.sqrt(k)).astype(np.float32))
+
+
+def _mm_bias(size, rng):
+    return _mm_pair(size, rng) + (_f32(rng, (_mkn(size)[2],)),)
+
+
+def _mm_label(size) -> str:
+    return "x".join(str(d) for d in _mkn(size))
+
+
+def _logits(shape, rng):
+    n, v = shape
+    return (_f32(rng, shape), rng.integers(0, v, n).astype(np.int64))
+
+
 def _numel_label(n: int) -> str:
     for div, suffix in ((1_000_000, "M"), (1_000, "k")):
         if n >= div and n % div == 0:
@@ -139,8 +187,9 @@ def _io_bytes(size, arrays, out) -> float:
     return float(sum(np.asarray(a).nbytes for a in arrays) + sum(np.asarray(o).nbytes for o in outs))
 
 
-def _mm_flops(n) -> float:
-    return 2.0 * n * n * n
+def _mm_flops(size) -> float:
+    m, k, n = _mkn(size)
+    return 2.0 * m * k * n
 
 
 # ---------------------------------------------------------------------------
@@ -213,6 +262,18 @@ def cpu_workloads(quick: bool) -> list[Workload]:
         label=lambda n: f"{n}x{n}x{n}", x=lambda n: n, flops=_mm_flops, bytes=_io_bytes,
         note="square float32 matmul (NumPy's BLAS and torch's use every core)",
     ))
+    ws.append(Workload(
+        name="matmul_bias_relu", group="matmul", sizes=[256, 1024], quick_sizes=[256],
+        make_inputs=_mm_bias, fn=matmul_bias_relu, numpy_fn=matmul_bias_relu_np,
+        label=_mm_label, x=lambda n: n, flops=_mm_flops, bytes=_io_bytes,
+        note="relu(a @ b + bias), float32: a linear layer's matmul with its epilogue",
+    ))
+    ws.append(Workload(
+        name="cross_entropy", group="row-wise", sizes=[(64, 32768), (256, 32768), (256, 131072)],
+        quick_sizes=[(64, 32768)], make_inputs=_logits, fn=cross_entropy, numpy_fn=cross_entropy_np,
+        label=_shape_label, bytes=_io_bytes, x=lambda s: s[1],
+        note="mean cross-entropy of (rows, vocabulary) float32 logits against class targets",
+    ))
     return ws
 
 
@@ -227,29 +288,47 @@ def cuda_workloads(quick: bool) -> list[Workload]:
         fn, _ = make_chain(n_ops)
         ws.append(Workload(
             name=f"chain{n_ops}", group="pointwise chain", devices=("cuda",),
-            sizes=[1 << 16, 1 << 20, 1 << 24, 1 << 27], quick_sizes=[1 << 20, 1 << 26],
+            sizes=[1 << 20, 1 << 22, 1 << 24, 1 << 26, 1 << 28], quick_sizes=[1 << 20, 1 << 26],
             make_inputs=_vec, fn=fn, label=_numel_label, bytes=_io_bytes,
             note=f"{n_ops} pointwise op(s) on float32; GB/s counts one read and one write "
                  "(compare with the copy bandwidth measured at start)",
         ))
-    rows = [(4096, 256), (4096, 1024), (4096, 4096), (8192, 8192)]
+    rows = [(4096, 1024), (4096, 4096), (4096, 16384), (4096, 32768)]
     ws.append(Workload(
-        name="softmax", group="row-wise", devices=("cuda",), sizes=rows, quick_sizes=rows[1:3],
+        name="softmax", group="row-wise", devices=("cuda",), sizes=rows, quick_sizes=rows[::3],
         make_inputs=_rows, fn=softmax, label=_shape_label, bytes=_io_bytes,
         note="softmax over the last dim, float32",
     ))
     ws.append(Workload(
-        name="layer_norm", group="row-wise", devices=("cuda",), sizes=rows, quick_sizes=rows[1:3],
+        name="layer_norm", group="row-wise", devices=("cuda",), sizes=rows, quick_sizes=rows[::3],
         make_inputs=_rows_wb, fn=layer_norm, label=_shape_label, bytes=_io_bytes,
         note="layer norm over the last dim with weight and bias, float32",
     ))
+    ws.append(Workload(
+        name="cross_entropy", group="row-wise", devices=("cuda",),
+        sizes=[(4096, 32768), (4096, 65536), (4096, 131072)], quick_sizes=[(4096, 32768)],
+        make_inputs=_logits, fn=cross_entropy, label=_shape_label, bytes=_io_bytes, x=lambda s: s[1],
+        note="mean cross-entropy of 4096 rows of float32 logits over a 32k..128k vocabulary",
+    ))
+    tall = [(32768, 4096, 128), (65536, 1024, 256), (8192, 128, 8192)]
     for dt in ("float32", "float16", "bfloat16"):
         ws.append(Workload(
             name=f"matmul_{dt}", group="matmul", devices=("cuda",), dtype=dt,
             sizes=[1024, 2048, 4096, 8192], quick_sizes=[1024, 4096],
-            make_inputs=_square_pair, fn=lambda lib, a, b: a @ b,
-            label=lambda n: f"{n}x{n}x{n}", x=lambda n: n, flops=_mm_flops,
+            make_inputs=_mm_pair, fn=matmul, label=_mm_label, x=lambda n: n, flops=_mm_flops,
             note=f"square {dt} matmul (compare with the torch.matmul peak measured at start)",
+        ))
+        ws.append(Workload(
+            name=f"matmul_tall_{dt}", group="matmul", devices=("cuda",), dtype=dt,
+            sizes=tall, quick_sizes=tall[:1], make_inputs=_mm_pair, fn=matmul, label=_mm_label,
+            x=lambda s: _mkn(s)[0], flops=_mm_flops,
+            note=f"{dt} (M, K) @ (K, N) with one dim far smaller than the others",
+        ))
+        ws.append(Workload(
+            name=f"matmul_bias_relu_{dt}", group="matmul", devices=("cuda",), dtype=dt,
+            sizes=[1024, 4096, 8192], quick_sizes=[4096], make_inputs=_mm_bias, fn=matmul_bias_relu,
+            label=_mm_label, x=lambda n: n, flops=_mm_flops,
+            note=f"relu(a @ b + bias), {dt}: the epilogue fused into the matmul when compiled",
         ))
     return ws
 

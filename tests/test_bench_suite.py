@@ -165,7 +165,7 @@ def test_builtin_workloads_are_well_formed_and_discovery_reports_broken_modules(
     assert all(isinstance(p, str) for p in problems)
     assert [w.name for w in suite.select(ws, ["chain1"])] == ["chain1"]
     assert [w.name for w in suite.select(ws, ["overhead"])][:2] == ["overhead_add", "overhead_mul"]
-    assert {w.name for w in suite.select(ws, ["row-wise"])} == {"softmax", "layer_norm"}
+    assert {w.name for w in suite.select(ws, ["row-wise"])} == {"softmax", "layer_norm", "cross_entropy"}
 
     broken = tmp_path / "bench_broken.py"
     broken.write_text("raise ImportError('half written')\n")
@@ -197,3 +197,56 @@ def test_system_tensor_copies_inputs():
     t = s.tensor(a)
     a[0] = 9
     assert t.tolist() == [0.0, 1.0, 2.0]
+
+
+def _tiny(size):
+    """A workload size shrunk for the simulated device (same kind of size, a few elements)."""
+    if isinstance(size, int):
+        return min(size, 64)
+    if isinstance(size, tuple):
+        return tuple(min(d, 16) for d in size)
+    return size
+
+
+def test_cuda_workloads_compute_what_torch_computes_on_the_simulated_device(monkeypatch):
+    """Every CUDA workload (built-in and from the bench modules), shrunk to a few elements, passes its
+    check with tracegrad on the (simulated) device against torch. Nothing is timed: the simulator runs
+    every kernel under Triton's interpreter. Of the training runs, FizzBuzz takes one epoch (the others
+    are the same code on bigger models; their kernels are checked in the device tests)."""
+    import torch
+    import tracegrad
+    from cuda_device import cuda_device
+    from bench import bench_training
+
+    monkeypatch.setattr(bench_training, "CUDA_AMOUNTS", {"fizzbuzz": (1, "1 epoch")})
+    monkeypatch.setattr(bench_training, "WORKLOADS", {"fizzbuzz": bench_training.WORKLOADS["fizzbuzz"]})
+    passed = []  # the systems that passed their check reach the timing step
+    monkeypatch.setattr(timing, "time_interleaved", lambda loops, **_: passed.append(set(loops)) or {})
+    with cuda_device():
+        ws, problems = suite.discover("cuda", quick=True)
+        assert not problems
+        names = {w.name for w in ws}
+        for want in ("chain8", "softmax", "layer_norm", "cross_entropy", "matmul_float16", "matmul_tall_bfloat16",
+                     "matmul_bias_relu_float32", "mlp_gelu_fwd_bwd", "train_fizzbuzz", "overhead_add"):
+            assert want in names, want
+        systems = [System("tracegrad", "tracegrad", tracegrad, device="cuda"), System("torch", "torch", torch)]
+        progress = suite.Progress(1, enabled=False)
+        for w in ws:
+            size = _tiny(w.sizes_for(True)[0])
+            row = suite.run_one(w, size, systems, device="cpu", quick=True, seed=0, progress=progress)
+            assert "error" not in row and "tracegrad" not in row["systems"], (w.name, row)  # no FAIL, no error
+            assert passed.pop() == {"tracegrad", "torch"}, w.name
+
+
+def test_mlp_workload_checks_eager_and_compiled_gradients_on_the_cpu():
+    """The MLP block's forward+backward passes its check on tracegrad eager and tracegrad.compile (whose
+    backward runs through the traced function's autograd), against torch eager."""
+    from bench import bench_mlp
+
+    (w,) = bench_mlp.workloads("cpu", quick=True)
+    progress = suite.Progress(1, enabled=False)
+    systems = [s for s in make_systems("cpu", want_compile=True) if s.name != "torch.compile"]
+    row = suite.run_one(w, (8, 16), systems, device="cpu", quick=True, seed=0, progress=progress)
+    for name in ("tracegrad", "tracegrad.compile"):
+        assert row["systems"][name]["status"] == "ok", (name, row["systems"][name])
+    assert "numpy" not in row["systems"]  # no NumPy version: no column
