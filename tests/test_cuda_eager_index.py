@@ -220,6 +220,20 @@ def test_view_backwards_stay_on_the_device(cuda, rng):
           lambda x: x[1:3, ::2] * 2 + x[0].sum() + x.narrow(1, 2, 3).sum() + x.diagonal().sum(), [x], [tx], rng)
 
 
+@pytest.mark.parametrize("dtype", ["float32", "bfloat16"])
+def test_backward_of_overlapping_views_adds_on_the_device(cuda, rng, dtype):
+    """unfold and as_strided windows share elements: their gradients add there (an atomic store;
+    bfloat16 through a float32 scratch copy)."""
+    a = rng.standard_normal((5, 7)).astype(np.float32)
+    x, tx = pair(a, dtype)
+    tol = dict(atol=2e-2, rtol=2e-2) if dtype == "bfloat16" else {}
+    views = (lambda t: t.unfold(1, 3, 2), lambda t: t.as_strided((4, 4), (1, 2), 1),
+             lambda t: t.unfold(0, 2, 1).unfold(1, 3, 1))
+    for f in views:
+        x.grad, tx.grad = None, None
+        check(f, f, [x], [tx], rng, **tol)
+
+
 # ---- torch's errors, checked before any kernel reads through an index -----------------------------------
 def test_out_of_range_indices_raise_torchs_errors(cuda):
     x = tracegrad.zeros(3, 4, device="cuda")
@@ -250,6 +264,7 @@ def indexing_workload(rng):
     F.embedding(tracegrad.tensor(rng.integers(0, 1000, (16, 64)), device="cuda"), wh).float().sum().backward()
     x.detach()[x.detach() > 0]
     tracegrad.take(x.detach(), i)
+    (x.unfold(1, 8, 4) * 2).sum().backward()  # overlapping windows: an atomic store
 
 
 def test_indexing_kernels_compile_for_sm90_without_spills(rng):

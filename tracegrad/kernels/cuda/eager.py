@@ -28,7 +28,7 @@ kernels use (kernels/triton), and launched by the runtime on device pointers:
     everything else copies its inputs to the host, runs the op's NumPy code, and copies
                     the results back, with a one-time warning naming the op
                     (`host_fallbacks()` lists those seen): today scatter with
-                    reduce='multiply' and the backward of overlapping views (as_strided, unfold)
+                    reduce='multiply' (and accumulating bool values)
 
 Autograd needs nothing from here: results are recorded exactly as `apply`
 records CPU results, and vjp rules are tracegrad ops, so they come back here.

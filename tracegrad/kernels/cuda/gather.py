@@ -17,7 +17,8 @@ backward store with an atomic add, so that repeated indices all land.
       masked_select                offsets are summed into one int64 array on the host
                                    (the index's size, never the data's) and uploaded
     view_scatter                 a view's backward: zeros, and a copy of the gradient
-                                   into the same view of them (no index at all)
+                                   into the same view of them (no index at all; an
+                                   atomic add when the view's elements may overlap)
 
 Bounds: torch checks indices before it reads with them; so do we. Indices that
 come from the host are checked there; a device index tensor has its min and max
@@ -27,8 +28,11 @@ raise a device-side assert instead). The kernels themselves never check.
 Atomic adds exist for float16/32/64 and int32/64; bfloat16 and small integers
 accumulate in a float32/int32 scratch copy that is cast back afterwards.
 
-Left on the host: scatter with reduce='multiply' (no atomic multiply), views
-whose elements overlap (as_strided/unfold backward), bool values accumulated.
+The backward of a view whose elements may overlap (as_strided, unfold) adds the
+gradient through the view with the same atomic store.
+
+Left on the host: scatter with reduce='multiply' (no atomic multiply), bool values
+accumulated.
 """
 from __future__ import annotations
 
@@ -404,14 +408,22 @@ def view_scatter(args, attrs, dtype, compute):
 
     g = _arr(args[0])
     name = attrs["view"]
-    if name in ("as_strided", "unfold"):  # elements of these views may share a position
-        raise LoweringError(f"the backward of {name}, whose view may repeat elements")
     out = eager.empty(tuple(attrs["shape"]), g.tdtype)
-    eager.write(out, 0)
-    views = eager.view(OPS[name], out, (), attrs.get("attrs", {}))
+    if out.size:
+        eager.write(out, 0)
+    overlapping = name in ("as_strided", "unfold")  # elements of these views may share a position
+    acc = _accumulator(out) if overlapping else out
+    views = eager.view(OPS[name], acc, (), attrs.get("attrs", {}))
     if views is None:
         raise LoweringError(f"{name} of the gradient's zeros is not a view")
-    eager.copy_into(views[0], g)
+    v = views[0]
+    if not overlapping:
+        eager.copy_into(v, g)
+        return [out]
+    # every element of the gradient is added at its position: those that share one sum there
+    _launch(f"{name}_backward", v.shape, [Load("g", g.tdtype, g.shape, g.estrides, g.offset)], (),
+            [Store("out", "g", acc.tdtype, v.shape, v.estrides, v.offset, (), True)], {"g": g, "out": acc})
+    _finish(out, acc)
     return [out]
 
 
