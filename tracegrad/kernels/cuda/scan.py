@@ -1,15 +1,20 @@
-"""Device kernels for the scans: cumsum and cumprod along any dim.
+"""Device kernels for the scans (cumsum, cumprod) and argsort, along any dim.
 
 The dim is permuted last by strides (no copy), so every scan is the row kernel of
 kernels/triton/reduction.py with one scan step: tl.cumsum / tl.cumprod over a
 row that fits one block, or block by block with a per-row carry when it does not.
 The result is row-major, as torch's (and the CPU's) is. Integer and bool inputs
 accumulate in int64 (the op's dtype rule); float16/bfloat16 in float32.
+
+argsort is the same row kernel with one sort step (a tl.sort of value-and-column keys,
+see reduction.py): rows of up to one block, values of at most 32 bits; longer rows and
+64-bit values go to the host. Its result keeps the input's memory order, as torch's.
 """
 from __future__ import annotations
 
 from typing import Callable
 
+from ... import dtypes as D
 from ..triton.spec import KernelSpec, Load, Step, Store
 from . import eager
 from .array import DeviceArray
@@ -40,4 +45,22 @@ def _scan(name: str):
     return run
 
 
-HANDLERS: dict[str, Callable] = {"cumsum": _scan("cumsum"), "cumprod": _scan("cumprod")}
+def argsort(args, attrs, dtype, compute):
+    from .composite import _like
+
+    x = args[0]._data
+    out = _like(x, D.int64)
+    if x.ndim == 0 or x.size == 0:  # the order of one element (or of none)
+        if out.size:
+            eager.write(out, 0)
+        return [out]
+    dim = attrs["dim"]
+    shape = _last(x.shape, dim)
+    step = Step("i", "argsort", ("x",), {"dim": len(shape) - 1, "descending": attrs["descending"]}, D.int64)
+    spec = KernelSpec("argsort", shape, (Load("x", x.tdtype, shape, _last(x.estrides, dim), x.offset),), (step,),
+                      (Store("out", "i", D.int64, shape, _last(out.estrides, dim), out.offset),), 1)
+    eager._launch(spec, {"x": x, "out": out})
+    return [out]
+
+
+HANDLERS: dict[str, Callable] = {"cumsum": _scan("cumsum"), "cumprod": _scan("cumprod"), "argsort": argsort}

@@ -36,6 +36,7 @@ from ... import dtypes as D
 from . import indexing as IX
 from .lowering import TL, LoweringError, _py
 from .render import Renderer, KernelSource, cdiv, next_pow2
+from .spec import SORTS, is_row_op
 
 
 class ReductionRenderer(Renderer):
@@ -87,6 +88,7 @@ class ReductionRenderer(Renderer):
         if self.rmask:
             body.append(f"rmask = rows < {R}")
         body += self.ridx.lines()
+        self._persistent_rows = persistent
         if persistent:
             body += self._persistent()
         else:
@@ -144,7 +146,7 @@ class ReductionRenderer(Renderer):
             if st.is_reduction:
                 self.full[st.out] = False
                 self.level[st.out] = lvl + 1
-            elif st.primitive.kind == "scan":
+            elif is_row_op(st):
                 self.full[st.out] = True
                 self.level[st.out] = lvl
             else:
@@ -174,9 +176,45 @@ class ReductionRenderer(Renderer):
             return [self.load_line(self.loads[name], self.offsets[key],
                                    self._mask(self.has_r[key], self.has_c[key]))]
         st = self.steps[name]
+        if st.op in SORTS:
+            return self._sort_lines(st, casts)
         if st.primitive.kind == "scan":
             return self._scan_lines(st, casts)
         return self.step_lines(st, casts)
+
+    def _sort_lines(self, st, casts: dict) -> list[str]:
+        """argsort along the row, stable, NaN above every number (torch's order), in one tl.sort.
+
+        Each element becomes a 64-bit key: 32 bits that order as its value does, then its
+        column. Sorting the keys sorts by value, ties by column (stable; also when descending,
+        as torch keeps ties in index order then); the low 32 bits of the sorted keys are the
+        order. Only values of at most 32 bits fit; the row must fit one block."""
+        if not self._persistent_rows:
+            raise LoweringError("argsort of a row longer than one block")
+        src_name = st.args[0]
+        dt = self.dtypes[src_name]
+        x = self.var[src_name]
+        if not self.full[src_name]:
+            x = f"tl.broadcast_to({x}, [ROWS, RBLOCK])"
+        out = self.var[st.out]
+        key, k64 = self._take(f"{out}_key"), self._take(f"{out}_k64")
+        if dt.category == D._FLOAT and dt is not D.float64:
+            u = self._take(f"{out}_bits")
+            xf = x if dt is D.float32 else f"{x}.to(tl.float32)"
+            lines = [f"{u} = {xf}.to(tl.uint32, bitcast=True)",
+                     # negative floats: every bit flipped; others: the sign bit set; NaN as one positive NaN
+                     f"{key} = tl.where(({u} >> 31) != 0, ~{u}, {u} | 0x80000000)",
+                     f"{key} = tl.where({xf} != {xf}, 0xFFC00000, {key})"]
+        elif dt.category != D._FLOAT and dt.itemsize <= 4:
+            lines = [f"{key} = ({x}.to(tl.int64) + 2147483648).to(tl.uint32)"]
+        else:
+            raise LoweringError(f"argsort of {dt.name}: keys of more than 32 bits")
+        if st.attrs.get("descending"):
+            lines.append(f"{key} = ~{key}")
+        if self.cmask:  # padding sorts after everything, NaN included
+            lines.append(f"{key} = tl.where(cmask, {key}, 0xFFFFFFFF)")
+        lines.append(f"{k64} = ({key}.to(tl.uint64) << 32) | cols.to(tl.uint64)")
+        return lines + [f"{out} = (tl.sort({k64}, 1) & 0xFFFFFFFF).to(tl.int64)"]
 
     # scan -> (combine helper, operator, identity); tl.associative_scan with our own combine
     # function, rather than tl.cumsum, so that the interpreter runs it as well

@@ -85,6 +85,15 @@ def _index_terms(terms) -> tuple[tuple[str, int], ...]:
     return tuple((str(v), int(s)) for v, s in terms)
 
 
+# Ops that map a row to a row of the same length, each element depending on the whole row:
+# scans (kind "scan") and argsort. They run in the row (reduction) template.
+SORTS = frozenset({"argsort"})
+
+
+def is_row_op(step) -> bool:
+    return step.primitive.kind == "scan" or step.op in SORTS
+
+
 @dataclass(frozen=True)
 class Load:
     """A buffer read by the kernel; its loaded values are the SSA value `name`.
@@ -210,7 +219,7 @@ class KernelSpec:
     def kind(self) -> str:
         if self.matmul is not None:
             return "matmul"
-        if any(s.is_reduction or s.primitive.kind == "scan" for s in self.body):  # (a scan is a row kernel)
+        if any(s.is_reduction or is_row_op(s) for s in self.body):  # (a scan or a sort is a row kernel)
             return "reduction"
         return "pointwise"
 
