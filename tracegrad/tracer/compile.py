@@ -142,6 +142,7 @@ class Entry:
         self.out_values = F.outputs[: cap.n_user]
         self.out_dtypes = [v.dtype for v in self.out_values]
         self.out_input = []  # per user output: the input source it *is* (returned unchanged), or None
+        self.out_alias = list(cap.out_alias)  # per user output: None, or it is x.detach()/x.data of that input
         self.out_base = []  # per user output: the input source whose memory it views, or None
         in_src = {id(v): s for v, s in zip(F.inputs, self.fwd_sources)}
         roots = _view_roots(F)
@@ -211,7 +212,14 @@ class Entry:
         for k in range(n_user):
             src = self.out_input[k]
             if src is not None:
-                results.append(resolve(src))
+                t = resolve(src)
+                share = self.out_alias[k]
+                if share is not None:  # x.detach() / x.data: a new tensor over x's memory, as eagerly
+                    a = Tensor._make(t._data, t.dtype)
+                    if share:
+                        a._vc = t._vc
+                    t = a
+                results.append(t)
                 continue
             arr = outs[k]
             if id(arr) in seen:

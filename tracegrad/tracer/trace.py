@@ -100,6 +100,7 @@ class Tracer:
         self.phase = "forward"
         self.cur_loc: str | None = None  # while a vjp runs: the forward op's line
         self.input_proxy: dict = {}  # index in self.inputs -> the proxy given to the function
+        self.own_proxy: dict = {}  # id(input Value) -> the proxy made for it (not an alias like x.detach())
         self.real_by_mem: dict = {}  # (address, shape, strides, dtype) of a real tensor's memory -> its proxy
 
     # ---- inputs -------------------------------------------------------------------------------
@@ -111,6 +112,7 @@ class Tracer:
             self.standin_roots.add(id(_root(arr)))
         st = Storage(value, arr, owner)
         p = make_symbolic(arr, t.dtype, Sym(value, st, True), requires_grad=t._requires_grad)
+        self.own_proxy[id(value)] = p
         self.symbolic.append(p)
         if owner is not None:
             self.storages.append(st)
@@ -450,6 +452,9 @@ class Capture:
         self.outputs: list = []
         self.n_user = 0
         self.out_requires_grad: list = []
+        # per output value: None, or for an alias of an input (x.detach(), x.data) whether it shares the
+        # input's version counter: the call returns a new tensor over the input's memory, not the input
+        self.out_alias: list = []
         self.effects: list = []
         self.n_effect_values = 0
         self.grad_inputs: list[int] = []  # indices into graph.inputs
@@ -535,8 +540,11 @@ def _run_forward(tr: Tracer, cap: Capture, fn, args, kwargs, arg_names):
             p = tr.proxy(x)
             if id(p) not in index_of:
                 index_of[id(p)] = len(out_vals)
-                out_vals.append(tr.value_of(p))
+                v = tr.value_of(p)
+                out_vals.append(v)
                 out_tensors.append(p)
+                own = tr.own_proxy.get(id(v)) if v.kind == "input" else None
+                cap.out_alias.append(None if own is None or own is p else p._vc is own._vc)
             cap.outputs.append(("value", index_of[id(p)]))
         else:
             cap.outputs.append(("object", x))
