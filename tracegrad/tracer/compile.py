@@ -124,6 +124,48 @@ def _edge(t: Tensor):
 
 
 # ---- one compiled signature ------------------------------------------------------------------------
+class EagerFallback(RuntimeError):
+    """A call the generated programs cannot reproduce; compile() runs the function eagerly for
+    that signature instead (and says why, once), explain() raises it."""
+
+
+class _EagerEntry:
+    """The cache entry of a signature that runs eagerly (see EagerFallback)."""
+
+    guards = ()
+
+    def __init__(self, reason: str):
+        self.reason = reason
+
+
+def _overlapping(t) -> bool:
+    """Whether several elements of t share one memory location (an expand()ed tensor)."""
+    d = t._data
+    return d.size > 1 and any(s == 0 and n > 1 for n, s in zip(d.shape, d.strides))
+
+
+def _eager_reason(cap, args, kwargs) -> str | None:
+    """Why the programs for this capture would give other results than eager mode, if they would."""
+    leaves = None
+    for kind, target, _ in cap.effects:
+        if kind != "write":
+            continue
+        if target[0] == "capture":
+            t = target[1]
+        elif target[0] == "arg":
+            if leaves is None:
+                leaves = pytree.flatten((tuple(args), dict(kwargs)))[0]
+            t = leaves[target[1]]
+        else:
+            continue
+        if _overlapping(t):
+            # tracing sees each element of an expanded input as its own value; a write into part of it
+            # changes every element over that memory location eagerly, which the write-back cannot
+            return (f"it writes in place into an input whose elements share memory (shape {tuple(t.shape)}, "
+                    f"strides {t.stride()}: an expand()ed tensor)")
+    return None
+
+
 class Entry:
     """The programs and bookkeeping for one input signature."""
 
@@ -381,6 +423,8 @@ class CompiledFunction:
                     break
         if entry is None:
             entry = self._build(args, kwargs, key)
+        if type(entry) is _EagerEntry:
+            return self.fn(*args, **kwargs)
         if not kwargs and all(type(a) is not list and type(a) is not tuple and type(a) is not dict for a in args):
             leaves = args
         else:
@@ -406,8 +450,17 @@ class CompiledFunction:
         elif lvl >= 1:
             debug.log(f"compiling {name}")
         self._last_key = key
-        entry = build_entry(self.fn, args, kwargs, backend=self.backend, capture_names=self.capture_names,
-                            debug_level=lvl, name=name)
+        try:
+            entry = build_entry(self.fn, args, kwargs, backend=self.backend, capture_names=self.capture_names,
+                                debug_level=lvl, name=name)
+        except EagerFallback as e:
+            # the trace ran the function's Python once on symbolic tensors only (its writes were undone),
+            # so running it eagerly now is its one real run
+            warnings.warn(f"tracegrad.compile: {name} runs eagerly for this input signature: {e}", UserWarning,
+                          stacklevel=3)
+            entry = _EagerEntry(str(e))
+            self.cache.setdefault(key, []).append(entry)
+            return entry
         if entry.cap.cacheable:
             self.cache.setdefault(key, []).append(entry)
         return entry
@@ -417,6 +470,9 @@ def build_entry(fn, args, kwargs, *, backend: str = "numpy", capture_names=None,
                 name: str = "fn") -> Entry:
     """Trace, optimise, partition, fuse and generate the programs for one call."""
     cap = capture(fn, args, kwargs, backward=True, capture_names=capture_names, name=name)
+    reason = _eager_reason(cap, args, kwargs)
+    if reason is not None:
+        raise EagerFallback(f"the compiled program would not match eager mode: {reason}")
     split = partition(cap)
     be = get_backend(backend)
     F = split.forward
