@@ -100,7 +100,9 @@ class Tracer:
         self.phase = "forward"
         self.cur_loc: str | None = None  # while a vjp runs: the forward op's line
         self.input_proxy: dict = {}  # index in self.inputs -> the proxy given to the function
-        self.own_proxy: dict = {}  # id(input Value) -> the proxy made for it (not an alias like x.detach())
+        # id(input Value) -> (id, version counter) of the proxy made for it, to tell it from an alias like
+        # x.detach(); not the proxy itself, which would keep it alive past the trace (a "leak", see _find_leaks)
+        self.own_proxy: dict = {}
         self.real_by_mem: dict = {}  # (address, shape, strides, dtype) of a real tensor's memory -> its proxy
 
     # ---- inputs -------------------------------------------------------------------------------
@@ -112,7 +114,7 @@ class Tracer:
             self.standin_roots.add(id(_root(arr)))
         st = Storage(value, arr, owner)
         p = make_symbolic(arr, t.dtype, Sym(value, st, True), requires_grad=t._requires_grad)
-        self.own_proxy[id(value)] = p
+        self.own_proxy[id(value)] = (id(p), p._vc)
         self.symbolic.append(p)
         if owner is not None:
             self.storages.append(st)
@@ -544,7 +546,7 @@ def _run_forward(tr: Tracer, cap: Capture, fn, args, kwargs, arg_names):
                 out_vals.append(v)
                 out_tensors.append(p)
                 own = tr.own_proxy.get(id(v)) if v.kind == "input" else None
-                cap.out_alias.append(None if own is None or own is p else p._vc is own._vc)
+                cap.out_alias.append(None if own is None or own[0] == id(p) else p._vc is own[1])
             cap.outputs.append(("value", index_of[id(p)]))
         else:
             cap.outputs.append(("object", x))
