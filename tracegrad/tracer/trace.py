@@ -690,6 +690,9 @@ def _find_leaks(tr: Tracer, out_tensors, tangents) -> list:
         t._grad = None
         t._base = None
         refs.append(weakref.ref(t))
+    # the loop variable would keep the last symbolic tensor alive (a false leak, when that is an input
+    # returned as is: `lambda x: x` was traced again at every call)
+    t = None
     tr.symbolic.clear()
     tr.real.clear()
     tr.input_proxy.clear()
