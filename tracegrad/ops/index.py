@@ -775,6 +775,8 @@ def masked_fill(input, mask, value):
     if input.dtype.category == D._INT and not isinstance(value, Tensor):
         D.check_int_fits(value, input.dtype)
     r = apply(MASKED_FILL, (input, mask, value), dtype=input.dtype)
+    if _TRACER[0] is not None:  # traced: the layout is the graph value's, so row-major is an op there
+        return r if r.is_contiguous() else r.contiguous()
     d = r._data  # torch's out-of-place masked_fill is row-major (r is brand new, so relaying it out is safe)
     if type(d) is np.ndarray:
         if not d.flags.c_contiguous:
