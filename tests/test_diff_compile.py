@@ -465,3 +465,44 @@ def test_layer_norm_of_an_empty_normalized_shape_raises_like_torch():
     with pytest.raises(RuntimeError) as got:
         tracegrad.nn.functional.layer_norm(tracegrad.tensor(1.0), ())
     assert str(got.value) == str(want.value)
+
+
+def test_rebinding_a_closure_or_global_tensor_is_seen():
+    """compile kept using the tensor its first trace captured after the name was rebound
+    (w = w * 2 between calls), where the Python function reads the new one."""
+    results = {}
+    for L in (torch, tracegrad):
+        w = L.ones(3)
+
+        def f(x):
+            return x + w
+
+        g = tracegrad.compile(f) if L is tracegrad else f
+        outs = []
+        for _ in range(3):
+            outs.append(g(L.zeros(3)))
+            w = w * 2
+        results[L] = outs
+        if L is tracegrad:
+            assert len(g.cache) == 1  # (entries for rebound tensors are dropped, not kept alive)
+    for a, b in zip(results[tracegrad], results[torch]):
+        assert_same(a, b)
+
+
+GLOBAL_W = tracegrad.ones(2)
+
+
+def _reads_global(x):
+    return x * GLOBAL_W
+
+
+def test_rebinding_a_global_tensor_is_seen():
+    global GLOBAL_W
+    cf = tracegrad.compile(_reads_global)
+    old = GLOBAL_W
+    try:
+        assert cf(tracegrad.ones(2)).tolist() == [1.0, 1.0]
+        GLOBAL_W = tracegrad.full((2,), 3.0)
+        assert cf(tracegrad.ones(2)).tolist() == [3.0, 3.0]
+    finally:
+        GLOBAL_W = old

@@ -383,6 +383,7 @@ class CompiledFunction:
         self.cache: dict = {}
         self.recompiles = 0
         self._last_key = None
+        self._free = _free_variables(fn)
         self._warned = False
         functools.update_wrapper(self, fn, updated=())
 
@@ -408,6 +409,10 @@ class CompiledFunction:
             key.append(("same", tuple(ids.index(i) for i in ids)))
         if self.module is not None:
             key.append(("training", getattr(self.module, "training", None)))
+        if self._free:
+            # the tensors the function's closure cells and globals name now: rebinding one (w = w - lr * g)
+            # is another signature, not the tensor captured by the last trace
+            key.append(("free", tuple(id(v) if isinstance(v, Tensor) else None for v in _free_values(self._free))))
         return tuple(key)
 
     def __call__(self, *args, **kwargs):
@@ -462,8 +467,36 @@ class CompiledFunction:
             self.cache.setdefault(key, []).append(entry)
             return entry
         if entry.cap.cacheable:
+            if self._free:  # entries for tensors since rebound would only keep them alive: drop them
+                for k in [k for k in self.cache if k[:-1] == key[:-1]]:
+                    del self.cache[k]
             self.cache.setdefault(key, []).append(entry)
         return entry
+
+
+def _free_variables(fn) -> list:
+    """Where fn's code looks up names outside its arguments: (closure cell) or (globals dict, name)."""
+    code = getattr(fn, "__code__", None)
+    if code is None:
+        return []
+    out = [("cell", c) for c in (getattr(fn, "__closure__", None) or ())]
+    g = getattr(fn, "__globals__", None)
+    if g is not None:
+        out += [("global", g, n) for n in code.co_names]  # (attribute names too: they hold no tensor)
+    return out
+
+
+def _free_values(free) -> list:
+    vals = []
+    for f in free:
+        if f[0] == "cell":
+            try:
+                vals.append(f[1].cell_contents)
+            except ValueError:  # an empty cell (a name assigned later)
+                vals.append(None)
+        else:
+            vals.append(f[1].get(f[2]))
+    return vals
 
 
 def build_entry(fn, args, kwargs, *, backend: str = "numpy", capture_names=None, debug_level: int = 0,
