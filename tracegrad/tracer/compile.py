@@ -209,10 +209,16 @@ class Entry:
             self.grad_sources = [cap.sources[i] for i in present]
             # saved values that are (views of) inputs: the node checks those inputs' versions
             saved_in = []
-            for v in split.saved:
+            written = {_source_key(t) for kind, t, _ in cap.effects if kind == "write"}
+            self.saved_copy = []  # saved values over the memory of an input this very call writes into
+            for j, v in enumerate(split.saved):
                 r = roots.get(id(v), v)
                 s = in_src.get(id(r))
-                if s is not None and s not in saved_in:
+                if s is not None and _source_key(s) in written:
+                    # the write-back replaces that memory after the forward: keep a copy of the value read
+                    # (eagerly nothing saved it, so this call's own write must not fail the backward)
+                    self.saved_copy.append(j)
+                elif s is not None and s not in saved_in:
                     saved_in.append(s)
             self.saved_inputs = saved_in
             # outputs whose memory is saved too: an in-place change to one must fail at backward, as eagerly
@@ -225,6 +231,7 @@ class Entry:
             self.grad_sources = []
             self.saved_inputs = []
             self.saved_outputs = []
+            self.saved_copy = []
             self.n_saved = 0
 
     def guards_ok(self) -> bool:
@@ -277,7 +284,12 @@ class Entry:
         if self.requires_grad and _grad["enabled"] and any(self.requires_grad):
             # before the effects: the node records the versions of the inputs it reads, so a write
             # into one of them (an effect of this very call) is caught at backward, as eagerly
-            self._attach(results, outs[n_user + n_eff:], resolve)
+            saved = outs[n_user + n_eff:]
+            if self.saved_copy:
+                saved = list(saved)
+                for j in self.saved_copy:
+                    saved[j] = np.array(saved[j], copy=True)
+            self._attach(results, saved, resolve)
         if self.effects:
             self._apply_effects(outs[n_user:n_user + n_eff], resolve)
         return results
