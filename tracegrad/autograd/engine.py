@@ -56,6 +56,10 @@ def _graph(start, capture):
     those need to run."""
     deps: dict = {}
     stack = list(start)
+    # a start node below another start node (autograd.grad([y, f(y)], ...)) is walked once: from
+    # the start list, not again when reached, or its edges would be counted twice and what lies
+    # below it would never become ready
+    walked = set(start)
     while stack:
         node = stack.pop()
         for nxt, _ in node._edges:
@@ -65,7 +69,9 @@ def _graph(start, capture):
                 deps[nxt] += 1
             else:  # first time seen (a start node has no count unless something points at it)
                 deps[nxt] = 1
-                stack.append(nxt)
+                if nxt not in walked:
+                    walked.add(nxt)
+                    stack.append(nxt)
     if capture is None:
         return deps, None
     # a topological order (Kahn's algorithm), then one pass from its far end: a node is

@@ -162,6 +162,8 @@ def leaky_relu(input: Tensor, negative_slope: float = 0.01, inplace: bool = Fals
 def gelu(input: Tensor, approximate: str = "none") -> Tensor:
     if approximate not in ("none", "tanh"):
         raise RuntimeError("approximate argument must be either none or tanh.")
+    if not input.dtype.is_floating_point:  # torch's kernel error
+        raise NotImplementedError(f'"GeluKernelImpl" not implemented for \'{input.dtype.short}\'')
     if _tracing():
         return K.gelu_decomposed(input, approximate)
     return K.gelu(input, approximate)
@@ -197,17 +199,20 @@ def _softmax_dim(name: str, ndim: int, dim):
     return 0 if ndim in (0, 1, 3) else 1
 
 
-def _softmax_input(input, dtype):
+def _softmax_input(input, dtype, name: str = "softmax", dim: int = -1):
     if dtype is not None:
         input = input.to(dtype)
     if not input.dtype.is_floating_point:
-        raise RuntimeError(f'"softmax_lastdim_kernel_impl" not implemented for \'{input.dtype.short}\'')
+        # torch's kernel error (a NotImplementedError), named after the kernel the dim picks
+        last = dim in (-1, input.ndim - 1) or input.ndim == 0
+        kernel = f"{name}_lastdim_kernel_impl" if last else f"{name}_kernel_impl"
+        raise NotImplementedError(f'"{kernel}" not implemented for \'{input.dtype.short}\'')
     return input
 
 
 def softmax(input: Tensor, dim: Optional[int] = None, _stacklevel: int = 3, dtype=None) -> Tensor:
     dim = _softmax_dim("softmax", input.ndim, dim)
-    input = _softmax_input(input, dtype)
+    input = _softmax_input(input, dtype, "softmax", dim)
     if input.ndim == 0:
         return K.softmax(input.reshape(1), 0).reshape(())
     if _tracing():
@@ -222,7 +227,7 @@ def softmin(input: Tensor, dim: Optional[int] = None, _stacklevel: int = 3, dtyp
 
 def log_softmax(input: Tensor, dim: Optional[int] = None, _stacklevel: int = 3, dtype=None) -> Tensor:
     dim = _softmax_dim("log_softmax", input.ndim, dim)
-    input = _softmax_input(input, dtype)
+    input = _softmax_input(input, dtype, "log_softmax", dim)
     if input.ndim == 0:
         return K.log_softmax(input.reshape(1), 0).reshape(())
     if _tracing():
@@ -388,6 +393,9 @@ def layer_norm(input: Tensor, normalized_shape, weight: Optional[Tensor] = None,
                eps: float = 1e-5) -> Tensor:
     shape = (normalized_shape,) if isinstance(normalized_shape, int) else tuple(normalized_shape)
     nd = len(shape)
+    if nd == 0:
+        raise RuntimeError("Expected normalized_shape to be at least 1-dimensional, i.e., containing at least one "
+                           "element, but got normalized_shape = []")
     if tuple(input.shape[input.ndim - nd:]) != shape or input.ndim < nd:
         raise RuntimeError(f"Given normalized_shape=[{', '.join(map(str, shape))}], expected input with shape "
                            f"[*, {', '.join(map(str, shape))}], but got input of size"
@@ -396,6 +404,8 @@ def layer_norm(input: Tensor, normalized_shape, weight: Optional[Tensor] = None,
         if t is not None and tuple(t.shape) != shape:
             raise RuntimeError(f"Expected {name} to be of same shape as normalized_shape, but got {name} of shape "
                                f"[{', '.join(map(str, t.shape))}] and normalized_shape = [{', '.join(map(str, shape))}]")
+    if not input.dtype.is_floating_point:  # torch's kernel error
+        raise NotImplementedError(f'"LayerNormKernelImpl" not implemented for \'{input.dtype.short}\'')
     if _tracing():
         return K.layer_norm_decomposed(input, weight, bias, nd, eps)
     return K.layer_norm(input, weight, bias, nd, eps)

@@ -316,8 +316,39 @@ def _advanced_get(self, idx):
     """Advanced indexing as torch does it: ints, slices and None first, as views (select,
     slice, unsqueeze), then one `index` op over the tensor/list/mask indices that remain.
     (This is also where torch and NumPy differ: x[0, :, [0, 1]] has shape (3, 2) in torch.)"""
+    if _TRACER[0] is not None:
+        e = _expand_ellipsis(idx, self.ndim)
+        adv = [j for j, i in enumerate(e) if _is_advanced(i)]
+        if len(adv) == 1 and _traced_int_index(e[adv[0]]):
+            k = adv[0]
+            r, _ = _split_basic(self, e[:k] + (slice(None),) + e[k + 1:])
+            d = sum(1 for i in e[:k] if i is None or isinstance(i, slice))
+            return _traced_take(r, d, e[k])
     r, rest = _split_basic(self, idx)
     return apply(INDEX, (r,), {"index": rest})
+
+
+def _traced_int_index(i) -> bool:
+    return isinstance(i, Tensor) and i._sym is not None and i.dtype.category == D._INT and i.dtype is not D.uint8
+
+
+def _traced_take(r, d: int, i):
+    """r indexed along dim d by a traced integer tensor i (x[i], x[:, i], index_select): tracing has no
+    index values to bake into an `index` op, so this is a gather, which takes its index as a graph input.
+    Negative indices count from the end, as in x[i]."""
+    from .pointwise import where
+
+    if r.ndim == 0:
+        raise IndexError("too many indices for tensor of dimension 0")
+    n = r.shape[d]
+    i = i.long()
+    i = where(i < 0, i + n, i)
+    flat = i.reshape(-1)
+    shape = list(r.shape)
+    shape[d] = flat.shape[0]
+    idx = flat.reshape([1] * d + [-1] + [1] * (r.ndim - d - 1)).expand(shape)
+    out = gather(r, d, idx)
+    return out.reshape(tuple(r.shape[:d]) + tuple(i.shape) + tuple(r.shape[d + 1:]))
 
 
 def _split_basic(self, idx):
@@ -568,9 +599,8 @@ GATHER = defop("gather", "index", _np_gather, dtype=lambda args, attrs: args[0].
 def gather(input, dim, index, *, sparse_grad=False, out=None):
     _check_index(index, "gather")
     if index.numel() == 0:  # nothing to gather: torch checks nothing else
-        from ..creation import zeros
-
-        return zeros(index.shape, dtype=input.dtype)
+        # an empty result that is still on input's graph (torch's has a GatherBackward0 too)
+        return input.reshape(-1)[:0].reshape(index.shape).clone()
     d = wrap_dim(dim, input.ndim)
     if input.ndim == 0 or index.ndim != input.ndim and index.ndim <= 1 and input.ndim <= 1:
         # a 0-d input (or index) gathers like a vector (the kernels reshape; one GatherBackward0 node)
@@ -682,6 +712,14 @@ def index_select(input, dim, index, *, out=None):
     if index.ndim > 1:
         raise IndexError("index_select(): Index is supposed to be a vector")
     d = wrap_dim(dim, input.ndim)
+    if _traced_int_index(index):  # traced: no values to check or to bake in (see _traced_take)
+        r = _traced_take(input.reshape(1) if input.ndim == 0 else input, d, index.reshape(-1))
+        r = r.reshape(()) if input.ndim == 0 else r
+        if out is not None:
+            from .inplace import write_out
+
+            return write_out(out, r)
+        return r
     n = input.shape[d] if input.ndim else 1
     iv = index._values().reshape(-1)  # (host values: a CUDA index is copied over for the checks)
     if n == 0 and iv.size and input.ndim > 1:
@@ -749,6 +787,8 @@ def masked_fill(input, mask, value):
     if input.dtype.category == D._INT and not isinstance(value, Tensor):
         D.check_int_fits(value, input.dtype)
     r = apply(MASKED_FILL, (input, mask, value), dtype=input.dtype)
+    if _TRACER[0] is not None:  # traced: the layout is the graph value's, so row-major is an op there
+        return r if r.is_contiguous() else r.contiguous()
     d = r._data  # torch's out-of-place masked_fill is row-major (r is brand new, so relaying it out is safe)
     if type(d) is np.ndarray:
         if not d.flags.c_contiguous:

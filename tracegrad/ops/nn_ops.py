@@ -291,13 +291,21 @@ def log_softmax(x, dim: int):
     return apply(LOG_SOFTMAX, (x,), {"dim": dim})
 
 
+def _shifted(x, dim: int):
+    """x minus its max along dim (for exp's range); an empty x as is: amax would raise over a size-0
+    dim, where softmax of an empty tensor is an empty tensor."""
+    if x.numel() == 0:
+        return x
+    return x - R.amax(x, dim, keepdim=True).detach()
+
+
 def softmax_decomposed(x, dim: int):
-    e = P.exp(x - R.amax(x, dim, keepdim=True).detach())
+    e = P.exp(_shifted(x, dim))
     return e / e.sum(dim, keepdim=True)
 
 
 def log_softmax_decomposed(x, dim: int):
-    s = x - R.amax(x, dim, keepdim=True).detach()
+    s = _shifted(x, dim)
     return s - P.log(P.exp(s).sum(dim, keepdim=True))
 
 

@@ -124,6 +124,48 @@ def _edge(t: Tensor):
 
 
 # ---- one compiled signature ------------------------------------------------------------------------
+class EagerFallback(RuntimeError):
+    """A call the generated programs cannot reproduce; compile() runs the function eagerly for
+    that signature instead (and says why, once), explain() raises it."""
+
+
+class _EagerEntry:
+    """The cache entry of a signature that runs eagerly (see EagerFallback)."""
+
+    guards = ()
+
+    def __init__(self, reason: str):
+        self.reason = reason
+
+
+def _overlapping(t) -> bool:
+    """Whether several elements of t share one memory location (an expand()ed tensor)."""
+    d = t._data
+    return d.size > 1 and any(s == 0 and n > 1 for n, s in zip(d.shape, d.strides))
+
+
+def _eager_reason(cap, args, kwargs) -> str | None:
+    """Why the programs for this capture would give other results than eager mode, if they would."""
+    leaves = None
+    for kind, target, _ in cap.effects:
+        if kind != "write":
+            continue
+        if target[0] == "capture":
+            t = target[1]
+        elif target[0] == "arg":
+            if leaves is None:
+                leaves = pytree.flatten((tuple(args), dict(kwargs)))[0]
+            t = leaves[target[1]]
+        else:
+            continue
+        if _overlapping(t):
+            # tracing sees each element of an expanded input as its own value; a write into part of it
+            # changes every element over that memory location eagerly, which the write-back cannot
+            return (f"it writes in place into an input whose elements share memory (shape {tuple(t.shape)}, "
+                    f"strides {t.stride()}: an expand()ed tensor)")
+    return None
+
+
 class Entry:
     """The programs and bookkeeping for one input signature."""
 
@@ -142,6 +184,7 @@ class Entry:
         self.out_values = F.outputs[: cap.n_user]
         self.out_dtypes = [v.dtype for v in self.out_values]
         self.out_input = []  # per user output: the input source it *is* (returned unchanged), or None
+        self.out_alias = list(cap.out_alias)  # per user output: None, or it is x.detach()/x.data of that input
         self.out_base = []  # per user output: the input source whose memory it views, or None
         in_src = {id(v): s for v, s in zip(F.inputs, self.fwd_sources)}
         roots = _view_roots(F)
@@ -166,10 +209,16 @@ class Entry:
             self.grad_sources = [cap.sources[i] for i in present]
             # saved values that are (views of) inputs: the node checks those inputs' versions
             saved_in = []
-            for v in split.saved:
+            written = {_source_key(t) for kind, t, _ in cap.effects if kind == "write"}
+            self.saved_copy = []  # saved values over the memory of an input this very call writes into
+            for j, v in enumerate(split.saved):
                 r = roots.get(id(v), v)
                 s = in_src.get(id(r))
-                if s is not None and s not in saved_in:
+                if s is not None and _source_key(s) in written:
+                    # the write-back replaces that memory after the forward: keep a copy of the value read
+                    # (eagerly nothing saved it, so this call's own write must not fail the backward)
+                    self.saved_copy.append(j)
+                elif s is not None and s not in saved_in:
                     saved_in.append(s)
             self.saved_inputs = saved_in
             # outputs whose memory is saved too: an in-place change to one must fail at backward, as eagerly
@@ -182,6 +231,7 @@ class Entry:
             self.grad_sources = []
             self.saved_inputs = []
             self.saved_outputs = []
+            self.saved_copy = []
             self.n_saved = 0
 
     def guards_ok(self) -> bool:
@@ -211,7 +261,14 @@ class Entry:
         for k in range(n_user):
             src = self.out_input[k]
             if src is not None:
-                results.append(resolve(src))
+                t = resolve(src)
+                share = self.out_alias[k]
+                if share is not None:  # x.detach() / x.data: a new tensor over x's memory, as eagerly
+                    a = Tensor._make(t._data, t.dtype)
+                    if share:
+                        a._vc = t._vc
+                    t = a
+                results.append(t)
                 continue
             arr = outs[k]
             if id(arr) in seen:
@@ -227,7 +284,12 @@ class Entry:
         if self.requires_grad and _grad["enabled"] and any(self.requires_grad):
             # before the effects: the node records the versions of the inputs it reads, so a write
             # into one of them (an effect of this very call) is caught at backward, as eagerly
-            self._attach(results, outs[n_user + n_eff:], resolve)
+            saved = outs[n_user + n_eff:]
+            if self.saved_copy:
+                saved = list(saved)
+                for j in self.saved_copy:
+                    saved[j] = np.array(saved[j], copy=True)
+            self._attach(results, saved, resolve)
         if self.effects:
             self._apply_effects(outs[n_user:n_user + n_eff], resolve)
         return results
@@ -333,6 +395,7 @@ class CompiledFunction:
         self.cache: dict = {}
         self.recompiles = 0
         self._last_key = None
+        self._free = _free_variables(fn)
         self._warned = False
         functools.update_wrapper(self, fn, updated=())
 
@@ -358,6 +421,10 @@ class CompiledFunction:
             key.append(("same", tuple(ids.index(i) for i in ids)))
         if self.module is not None:
             key.append(("training", getattr(self.module, "training", None)))
+        if self._free:
+            # the tensors the function's closure cells and globals name now: rebinding one (w = w - lr * g)
+            # is another signature, not the tensor captured by the last trace
+            key.append(("free", tuple(id(v) if isinstance(v, Tensor) else None for v in _free_values(self._free))))
         return tuple(key)
 
     def __call__(self, *args, **kwargs):
@@ -373,6 +440,8 @@ class CompiledFunction:
                     break
         if entry is None:
             entry = self._build(args, kwargs, key)
+        if type(entry) is _EagerEntry:
+            return self.fn(*args, **kwargs)
         if not kwargs and all(type(a) is not list and type(a) is not tuple and type(a) is not dict for a in args):
             leaves = args
         else:
@@ -398,17 +467,57 @@ class CompiledFunction:
         elif lvl >= 1:
             debug.log(f"compiling {name}")
         self._last_key = key
-        entry = build_entry(self.fn, args, kwargs, backend=self.backend, capture_names=self.capture_names,
-                            debug_level=lvl, name=name)
+        try:
+            entry = build_entry(self.fn, args, kwargs, backend=self.backend, capture_names=self.capture_names,
+                                debug_level=lvl, name=name)
+        except EagerFallback as e:
+            # the trace ran the function's Python once on symbolic tensors only (its writes were undone),
+            # so running it eagerly now is its one real run
+            warnings.warn(f"tracegrad.compile: {name} runs eagerly for this input signature: {e}", UserWarning,
+                          stacklevel=3)
+            entry = _EagerEntry(str(e))
+            self.cache.setdefault(key, []).append(entry)
+            return entry
         if entry.cap.cacheable:
+            if self._free:  # entries for tensors since rebound would only keep them alive: drop them
+                for k in [k for k in self.cache if k[:-1] == key[:-1]]:
+                    del self.cache[k]
             self.cache.setdefault(key, []).append(entry)
         return entry
+
+
+def _free_variables(fn) -> list:
+    """Where fn's code looks up names outside its arguments: (closure cell) or (globals dict, name)."""
+    code = getattr(fn, "__code__", None)
+    if code is None:
+        return []
+    out = [("cell", c) for c in (getattr(fn, "__closure__", None) or ())]
+    g = getattr(fn, "__globals__", None)
+    if g is not None:
+        out += [("global", g, n) for n in code.co_names]  # (attribute names too: they hold no tensor)
+    return out
+
+
+def _free_values(free) -> list:
+    vals = []
+    for f in free:
+        if f[0] == "cell":
+            try:
+                vals.append(f[1].cell_contents)
+            except ValueError:  # an empty cell (a name assigned later)
+                vals.append(None)
+        else:
+            vals.append(f[1].get(f[2]))
+    return vals
 
 
 def build_entry(fn, args, kwargs, *, backend: str = "numpy", capture_names=None, debug_level: int = 0,
                 name: str = "fn") -> Entry:
     """Trace, optimise, partition, fuse and generate the programs for one call."""
     cap = capture(fn, args, kwargs, backward=True, capture_names=capture_names, name=name)
+    reason = _eager_reason(cap, args, kwargs)
+    if reason is not None:
+        raise EagerFallback(f"the compiled program would not match eager mode: {reason}")
     split = partition(cap)
     be = get_backend(backend)
     F = split.forward

@@ -42,6 +42,9 @@ def describe_change(old_key: tuple | None, new_key: tuple, names: list) -> str:
     for i, (a, b) in enumerate(zip(olds, news)):
         if a == b:
             continue
+        if isinstance(a, tuple) and a[:1] == ("free",):
+            parts.append("a tensor named by the function's closure or globals was rebound")
+            continue
         name = names[i] if i < len(names) else f"argument {i}"
         parts.append(f"{name}: " + _diff(a, b))
     return "; ".join(parts) or "captured tensors changed"

@@ -100,6 +100,9 @@ class Tracer:
         self.phase = "forward"
         self.cur_loc: str | None = None  # while a vjp runs: the forward op's line
         self.input_proxy: dict = {}  # index in self.inputs -> the proxy given to the function
+        # id(input Value) -> (id, version counter) of the proxy made for it, to tell it from an alias like
+        # x.detach(); not the proxy itself, which would keep it alive past the trace (a "leak", see _find_leaks)
+        self.own_proxy: dict = {}
         self.real_by_mem: dict = {}  # (address, shape, strides, dtype) of a real tensor's memory -> its proxy
 
     # ---- inputs -------------------------------------------------------------------------------
@@ -111,6 +114,7 @@ class Tracer:
             self.standin_roots.add(id(_root(arr)))
         st = Storage(value, arr, owner)
         p = make_symbolic(arr, t.dtype, Sym(value, st, True), requires_grad=t._requires_grad)
+        self.own_proxy[id(value)] = (id(p), p._vc)
         self.symbolic.append(p)
         if owner is not None:
             self.storages.append(st)
@@ -450,6 +454,9 @@ class Capture:
         self.outputs: list = []
         self.n_user = 0
         self.out_requires_grad: list = []
+        # per output value: None, or for an alias of an input (x.detach(), x.data) whether it shares the
+        # input's version counter: the call returns a new tensor over the input's memory, not the input
+        self.out_alias: list = []
         self.effects: list = []
         self.n_effect_values = 0
         self.grad_inputs: list[int] = []  # indices into graph.inputs
@@ -535,8 +542,11 @@ def _run_forward(tr: Tracer, cap: Capture, fn, args, kwargs, arg_names):
             p = tr.proxy(x)
             if id(p) not in index_of:
                 index_of[id(p)] = len(out_vals)
-                out_vals.append(tr.value_of(p))
+                v = tr.value_of(p)
+                out_vals.append(v)
                 out_tensors.append(p)
+                own = tr.own_proxy.get(id(v)) if v.kind == "input" else None
+                cap.out_alias.append(None if own is None or own[0] == id(p) else p._vc is own[1])
             cap.outputs.append(("value", index_of[id(p)]))
         else:
             cap.outputs.append(("object", x))
@@ -680,6 +690,9 @@ def _find_leaks(tr: Tracer, out_tensors, tangents) -> list:
         t._grad = None
         t._base = None
         refs.append(weakref.ref(t))
+    # the loop variable would keep the last symbolic tensor alive (a false leak, when that is an input
+    # returned as is: `lambda x: x` was traced again at every call)
+    t = None
     tr.symbolic.clear()
     tr.real.clear()
     tr.input_proxy.clear()

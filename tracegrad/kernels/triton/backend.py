@@ -188,9 +188,13 @@ class TritonKernel:
             outs[st.name] = st
         run(self.triton, buffers)
         self.runs += 1
-        return {name: np.lib.stride_tricks.as_strided(
-            buffers[name][st.offset:], st.shape, tuple(s * st.dtype.itemsize for s in st.strides)).copy()
-            for name, st in outs.items()}
+        # each output keeps the strides the graph gave it (a transposed input gives a transposed result,
+        # as eagerly), not a row-major copy
+        from ..numpy_backend import _layout
+
+        return {name: _layout(np.lib.stride_tricks.as_strided(
+            buffers[name][st.offset:], st.shape, tuple(s * st.dtype.itemsize for s in st.strides)).copy(),
+            tuple(st.strides)) for name, st in outs.items()}
 
     def __repr__(self) -> str:
         return f"<TritonKernel {self.name}: {self.bytes} bytes, {self.flops} flops>"
