@@ -197,17 +197,20 @@ def _softmax_dim(name: str, ndim: int, dim):
     return 0 if ndim in (0, 1, 3) else 1
 
 
-def _softmax_input(input, dtype):
+def _softmax_input(input, dtype, dim=-1, name="softmax"):
     if dtype is not None:
         input = input.to(dtype)
     if not input.dtype.is_floating_point:
-        raise RuntimeError(f'"softmax_lastdim_kernel_impl" not implemented for \'{input.dtype.short}\'')
+        # torch's error names the kernel (the last-dim one or the general one) and is a NotImplementedError
+        # (a subclass of RuntimeError)
+        kernel = f"{name}_lastdim_kernel_impl" if dim in (-1, input.ndim - 1) or input.ndim <= 1 else f"{name}_kernel_impl"
+        raise NotImplementedError(f'"{kernel}" not implemented for \'{input.dtype.short}\'')
     return input
 
 
 def softmax(input: Tensor, dim: Optional[int] = None, _stacklevel: int = 3, dtype=None) -> Tensor:
     dim = _softmax_dim("softmax", input.ndim, dim)
-    input = _softmax_input(input, dtype)
+    input = _softmax_input(input, dtype, dim)
     if input.ndim == 0:
         return K.softmax(input.reshape(1), 0).reshape(())
     if _tracing():
@@ -217,12 +220,12 @@ def softmax(input: Tensor, dim: Optional[int] = None, _stacklevel: int = 3, dtyp
 
 def softmin(input: Tensor, dim: Optional[int] = None, _stacklevel: int = 3, dtype=None) -> Tensor:
     dim = _softmax_dim("softmin", input.ndim, dim)
-    return softmax(-_softmax_input(input, dtype), dim)
+    return softmax(-_softmax_input(input, dtype, dim), dim)
 
 
 def log_softmax(input: Tensor, dim: Optional[int] = None, _stacklevel: int = 3, dtype=None) -> Tensor:
     dim = _softmax_dim("log_softmax", input.ndim, dim)
-    input = _softmax_input(input, dtype)
+    input = _softmax_input(input, dtype, dim, "log_softmax")
     if input.ndim == 0:
         return K.log_softmax(input.reshape(1), 0).reshape(())
     if _tracing():
@@ -274,16 +277,22 @@ def conv2d(input: Tensor, weight: Tensor, bias: Optional[Tensor] = None, stride=
         raise RuntimeError(f"weight should have 4 dimensions, but got {weight.ndim}")
     stride, dilation = _pair(stride), _pair(dilation)
     kh, kw = weight.shape[2], weight.shape[3]
+    # torch's argument errors are RuntimeErrors (a zero stride or a negative padding must not reach the
+    # kernel, where they were a ZeroDivisionError or a NumPy broadcast error)
     if isinstance(padding, str):
-        if padding == "valid":
-            padding = (0, 0)
-        elif padding == "same":
-            if any(s != 1 for s in stride):
-                raise ValueError("padding='same' is not supported for strided convolutions")
-            return _conv_same(x, weight, bias, dilation, groups, unbatched)
-        else:
-            raise ValueError(f"Invalid padding string {padding!r}, should be one of ['valid', 'same']")
-    padding = _pair(padding)
+        if padding not in ("valid", "same"):
+            raise RuntimeError(f"Invalid padding string: '{padding}'")
+        if padding == "same" and any(s != 1 for s in stride):
+            raise RuntimeError("padding='same' is not supported for strided convolutions")
+    if not isinstance(padding, str) and any(p < 0 for p in _pair(padding)):
+        raise RuntimeError("negative padding is not supported")
+    if any(s <= 0 for s in stride):
+        raise RuntimeError("non-positive stride is not supported")
+    if any(d <= 0 for d in dilation):
+        raise RuntimeError("non-positive dilation is not supported")
+    if padding == "same":
+        return _conv_same(x, weight, bias, dilation, groups, unbatched)
+    padding = (0, 0) if padding == "valid" else _pair(padding)
     c = x.shape[1]
     if c != weight.shape[1] * groups:
         raise RuntimeError(
@@ -334,22 +343,35 @@ def _pool_input(input, name):
     return input
 
 
-def _check_pool_pad(k, p, d):
-    for kk, pp, dd in zip(k, p, d):
+def _check_pool(x, k, s, p, d, ceil_mode):
+    """torch's pooling shape checks, in its order (pooling_output_shape, then pool2d_shape_check), so that a
+    zero stride or a kernel larger than the input is torch's RuntimeError rather than a Python one."""
+    for kk, ss, pp, dd in zip(k, s, p, d):
+        if ss == 0:
+            raise RuntimeError("stride should not be zero")
+        if pp < 0:
+            raise RuntimeError(f"pad must be non-negative, but got pad: {pp}")
         if pp > ((kk - 1) * dd + 1) // 2:
             raise RuntimeError(f"pad should be at most half of effective kernel size, but got pad={pp}, "
                                f"kernel_size={kk} and dilation={dd}")
+    if k[0] <= 0 or k[1] <= 0:
+        raise RuntimeError(f"kernel size should be greater than zero, but got kH: {k[0]} kW: {k[1]}")
+    if s[0] <= 0 or s[1] <= 0:
+        raise RuntimeError(f"stride should be greater than zero, but got dH: {s[0]} dW: {s[1]}")
+    if d[0] <= 0 or d[1] <= 0:
+        raise RuntimeError(f"dilation should be greater than zero, but got dilationH: {d[0]} dilationW: {d[1]}")
+    out = [K._out_size(n, kk, ss, pp, dd, ceil_mode) for n, kk, ss, pp, dd in zip(x.shape[-2:], k, s, p, d)]
+    if out[0] < 1 or out[1] < 1:
+        c, h, w = x.shape[-3:]
+        raise RuntimeError(f"Given input size: ({c}x{h}x{w}). Calculated output size: ({c}x{out[0]}x{out[1]}). "
+                           "Output size is too small")
 
 
 def max_pool2d(input: Tensor, kernel_size, stride=None, padding=0, dilation=1, ceil_mode: bool = False,
                return_indices: bool = False):
     k, s, p, d = _pool_args(kernel_size, stride, padding, dilation)
-    _check_pool_pad(k, p, d)
     x = _pool_input(input, "max_pool2d")
-    for n, kk, pp, dd, ss in zip(x.shape[-2:], k, p, d, s):
-        if K._out_size(n, kk, ss, pp, dd, ceil_mode) <= 0:
-            raise RuntimeError(f"Given input size: ({'x'.join(map(str, x.shape[-3:]))}). Calculated output size is "
-                               "too small")
+    _check_pool(x, k, s, p, d, ceil_mode)
     out, idx = K.max_pool2d(x, k, s, p, d, ceil_mode)
     return (out, idx) if return_indices else out
 
@@ -361,11 +383,11 @@ def max_pool2d_with_indices(input, kernel_size, stride=None, padding=0, dilation
 
 def avg_pool2d(input: Tensor, kernel_size, stride=None, padding=0, ceil_mode: bool = False,
                count_include_pad: bool = True, divisor_override=None) -> Tensor:
-    k, s, p, _ = _pool_args(kernel_size, stride, padding)
-    _check_pool_pad(k, p, (1, 1))
+    k, s, p, d = _pool_args(kernel_size, stride, padding)
     if divisor_override is not None and divisor_override == 0:
         raise RuntimeError("divisor must be not zero")
     x = _pool_input(input, "avg_pool2d")
+    _check_pool(x, k, s, p, d, ceil_mode)
     return K.avg_pool2d(x, k, s, p, ceil_mode, count_include_pad, divisor_override)
 
 
@@ -715,6 +737,8 @@ def cross_entropy(input: Tensor, target: Tensor, weight: Optional[Tensor] = None
         if not target.dtype.is_floating_point:
             raise RuntimeError(f"Expected floating point type for target with class probabilities, got "
                                f"{target.dtype.short}")
+        if ignore_index >= 0:  # torch refuses a real class to ignore when targets are probabilities
+            raise RuntimeError("ignore_index is not supported for floating point target")
         return _soft_cross_entropy(logp, target, weight, reduction, label_smoothing, cdim, c)
     _check_class_target(input, target)
     _check_long_target(target)
