@@ -491,3 +491,61 @@ def test_optimizer_groups_state_and_zero_grad():
         return state, [grp["lr"] for grp in opt.param_groups], g, p.grad, repr(opt)
 
     same(f)
+
+
+# ---- activations and kl_div that were missing -------------------------------------------------------------
+XE = X.copy()
+XE[0, 0], XE[0, 1], XE[1, 1], XE[1, 2] = 3.0, -3.0, 25.0, -30.0  # hardsigmoid's corners, softplus's threshold
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("call", [
+    lambda m, x: F(m).logsigmoid(x), lambda m, x: F(m).hardsigmoid(x), lambda m, x: F(m).hardswish(x),
+    lambda m, x: F(m).mish(x), lambda m, x: F(m).selu(x), lambda m, x: F(m).celu(x),
+    lambda m, x: F(m).celu(x, alpha=0.5), lambda m, x: F(m).softsign(x), lambda m, x: F(m).tanhshrink(x),
+    lambda m, x: F(m).glu(x), lambda m, x: F(m).glu(x, 0), lambda m, x: F(m).threshold(x, 0.1, 20.0),
+], ids=["logsigmoid", "hardsigmoid", "hardswish", "mish", "selu", "celu", "celu_alpha", "softsign", "tanhshrink",
+        "glu", "glu0", "threshold"])
+def test_more_activations(call, dtype):
+    same(lambda m: grads(m, lambda x: call(m, x), XE.astype(dtype)))
+
+
+def test_more_activations_edges_and_modules():
+    for fn in ["logsigmoid", "hardsigmoid", "hardswish", "mish", "selu", "celu", "glu"]:
+        raises_same(lambda m: getattr(F(m), fn)(m.tensor([1, 2])))
+    for fn in ["softsign", "tanhshrink"]:
+        same(lambda m: getattr(F(m), fn)(m.tensor([1, 2])))
+    same(lambda m: F(m).threshold(m.tensor([1, 5, 3]), 2, 7))
+    same(lambda m: F(m).threshold(m.tensor([float("nan"), 5.0]), 2, 7))
+    raises_same(lambda m: F(m).celu(m.ones(2), alpha=0))
+    raises_same(lambda m: F(m).glu(m.ones(3, 3)))
+    same(lambda m: [(lambda x: (getattr(F(m), fn)(x, inplace=True) is x, x))(m.tensor(XE))
+                    for fn in ["hardsigmoid", "hardswish", "mish", "selu", "celu"]])
+    same(lambda m: (lambda x: (F(m).threshold(x, 0.0, -1.0, True) is x, x))(m.tensor(XE)))
+    nn = lambda m: [m.nn.LogSigmoid(), m.nn.Hardsigmoid(), m.nn.Hardswish(True), m.nn.Mish(), m.nn.Mish(True),
+                    m.nn.SELU(True), m.nn.CELU(0.5, True), m.nn.Softsign(), m.nn.Tanhshrink(),
+                    m.nn.Threshold(0.5, 2.0), m.nn.Threshold(1, 2, True), m.nn.GLU(1)]
+    same(lambda m: [repr(c) for c in nn(m)])
+    same(lambda m: [c(m.tensor(X4)) for c in nn(m) if not getattr(c, "inplace", False)])
+
+
+@pytest.mark.parametrize("log_target", [False, True])
+@pytest.mark.parametrize("reduction", ["mean", "sum", "none", "batchmean"])
+def test_kl_div(reduction, log_target):
+    p = P.copy()
+    p[0, 0] = 0.0  # xlogy: a zero target contributes 0 (and a NaN gradient w.r.t. the target, as torch's)
+    target = np.log(p + 0.1) if log_target else p
+    if reduction == "mean":
+        with pytest.warns(UserWarning, match="batchmean"):
+            F(tracegrad).kl_div(tracegrad.tensor(X), tracegrad.tensor(target))
+    same(lambda m: grads(m, lambda x, t: F(m).kl_div(F(m).log_softmax(x, 1), t, reduction=reduction,
+                                                     log_target=log_target), X, target, grad_args=(0, 1)))
+    same(lambda m: m.nn.KLDivLoss(reduction=reduction, log_target=log_target)(m.tensor(X), m.tensor(target)))
+
+
+def test_kl_div_edges():
+    raises_same(lambda m: F(m).kl_div(m.ones(2), m.ones(2), reduction="foo"))
+    same(lambda m: F(m).kl_div(m.tensor(0.5), m.tensor(0.3), reduction="batchmean"))
+    same(lambda m: F(m).kl_div(m.ones(3, 2), m.ones(2) * 0.5, reduction="sum"))
+    same(lambda m: F(m).kl_div(m.ones(3, 2), m.ones(3, 2) * 0.5, size_average=False))
+    same(lambda m: repr(m.nn.KLDivLoss(reduction="batchmean", log_target=True)))

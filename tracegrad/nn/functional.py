@@ -26,7 +26,8 @@ __all__ = [
     "sigmoid", "tanh", "softmax", "softmin", "log_softmax", "dropout", "conv2d", "max_pool2d", "avg_pool2d",
     "adaptive_avg_pool2d", "layer_norm", "batch_norm", "embedding", "one_hot", "pad", "normalize",
     "mse_loss", "l1_loss", "smooth_l1_loss", "huber_loss", "cross_entropy", "nll_loss", "binary_cross_entropy",
-    "binary_cross_entropy_with_logits", "cosine_similarity",
+    "binary_cross_entropy_with_logits", "cosine_similarity", "logsigmoid", "hardsigmoid", "hardswish", "mish",
+    "selu", "celu", "softsign", "tanhshrink", "threshold", "glu", "kl_div",
 ]
 
 
@@ -187,6 +188,87 @@ def sigmoid(input: Tensor) -> Tensor:
 
 def tanh(input: Tensor) -> Tensor:
     return P.tanh(input)
+
+
+# ---- more activations: compositions of the ops above (autograd differentiates them; the values and
+# gradients are torch's, the grad_fn names are those of the last op) --------------------------------------
+def _float_only(input: Tensor, name: str) -> None:
+    if not input.dtype.is_floating_point:
+        raise NotImplementedError(f'"{name}" not implemented for \'{input.dtype.short}\'')
+
+
+def logsigmoid(input: Tensor) -> Tensor:
+    """log(sigmoid(x)) = -softplus(-x), stable for large |x|."""
+    _float_only(input, "log_sigmoid_cpu")
+    return -K.softplus(-input, 1.0, 20.0)
+
+
+def hardsigmoid(input: Tensor, inplace: bool = False) -> Tensor:
+    """relu6(x + 3) / 6."""
+    _float_only(input, "hardsigmoid_cpu")
+    out = K.hardtanh(input + 3.0, 0.0, 6.0) / 6.0
+    return _inplace_result(input, out) if inplace else out
+
+
+def hardswish(input: Tensor, inplace: bool = False) -> Tensor:
+    """x * relu6(x + 3) / 6."""
+    _float_only(input, "hardswish_cpu")
+    out = input * (K.hardtanh(input + 3.0, 0.0, 6.0) / 6.0)
+    return _inplace_result(input, out) if inplace else out
+
+
+def mish(input: Tensor, inplace: bool = False) -> Tensor:
+    """x * tanh(softplus(x))."""
+    _float_only(input, "mish_cpu")
+    out = input * P.tanh(K.softplus(input, 1.0, 20.0))
+    return _inplace_result(input, out) if inplace else out
+
+
+_SELU_ALPHA = 1.6732632423543772848170429916717
+_SELU_SCALE = 1.0507009873554804934193349852946
+
+
+def selu(input: Tensor, inplace: bool = False) -> Tensor:
+    """scale * elu(x, alpha) with torch's constants."""
+    _float_only(input, "elu_cpu")
+    out = K.elu(input, _SELU_ALPHA) * _SELU_SCALE
+    return _inplace_result(input, out) if inplace else out
+
+
+def celu(input: Tensor, alpha: float = 1.0, inplace: bool = False) -> Tensor:
+    """max(0, x) + min(0, alpha * (exp(x / alpha) - 1))."""
+    if alpha == 0:
+        raise RuntimeError("ZeroDivisionError: alpha cannot be 0 for CELU")  # (torch's words)
+    _float_only(input, "elu_cpu")
+    out = K.elu(input / alpha, 1.0) * alpha
+    return _inplace_result(input, out) if inplace else out
+
+
+def softsign(input: Tensor) -> Tensor:
+    return input / (P.abs(input) + 1)
+
+
+def tanhshrink(input: Tensor) -> Tensor:
+    return input - P.tanh(input)
+
+
+def threshold(input: Tensor, threshold: float, value: float, inplace: bool = False) -> Tensor:
+    """x where x > threshold, else value."""
+    out = input.masked_fill(input <= threshold, value)  # (a NaN stays NaN, as torch's x <= t ? value : x)
+    return _inplace_result(input, out) if inplace else out
+
+
+def glu(input: Tensor, dim: int = -1) -> Tensor:
+    """a * sigmoid(b) for the two halves a, b of input along dim."""
+    if input.ndim == 0:
+        raise RuntimeError("glu does not support scalars because halving size must be even")
+    d = wrap_dim(dim, input.ndim)
+    n = input.shape[d]
+    if n % 2:
+        raise RuntimeError(f"Halving dimension must be even, but dimension {d} is size {n}")
+    _float_only(input, "glu_cpu")
+    a, b = input.split(n // 2, d)
+    return a * P.sigmoid(b)
 
 
 def _softmax_dim(name: str, ndim: int, dim):
@@ -790,6 +872,31 @@ def _smoothing_term(nll, logp, target, weight, reduction, ignore_index, eps, cdi
     elif reduction == "sum":
         smooth = smooth.sum()
     return nll * (1 - eps) + smooth * (eps / c)
+
+
+def kl_div(input: Tensor, target: Tensor, size_average=None, reduce=None, reduction: str = "mean",
+           log_target: bool = False) -> Tensor:
+    """Pointwise target * (log(target) - input) (0 where target is 0, as torch's xlogy), or with
+    log_target exp(target) * (target - input); 'batchmean' sums and divides by the batch size."""
+    if size_average is not None or reduce is not None:
+        reduction = _legacy_reduction(size_average, reduce, reduction)
+    elif reduction == "mean":
+        warnings.warn("reduction: 'mean' divides the total loss by both the batch size and the support size."
+                      "'batchmean' divides only by the batch size, and aligns with the KL div math definition."
+                      "'mean' will be changed to behave the same as 'batchmean' in the next major release.",
+                      UserWarning, stacklevel=2)
+    _check_reduction("sum" if reduction == "batchmean" else reduction)
+    if log_target:
+        out = P.exp(target) * (target - input)
+    else:
+        # xlogy(t, t): 0 where t == 0; its gradient w.r.t. t there is NaN (0 * log 0), as torch's is
+        out = P.where(target == 0, 0.0, target * P.log(target)) - target * input
+    if reduction == "none":
+        return out
+    if reduction == "mean":
+        return out.mean()
+    total = out.sum()
+    return total / input.shape[0] if reduction == "batchmean" and input.ndim else total
 
 
 def binary_cross_entropy(input: Tensor, target: Tensor, weight: Optional[Tensor] = None, size_average=None,
