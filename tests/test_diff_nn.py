@@ -449,7 +449,9 @@ def test_optimizers_20_steps(name, kw, mode):
 SCHEDS = [("StepLR", dict(step_size=3)), ("StepLR", dict(step_size=2, gamma=0.5)),
           ("MultiStepLR", dict(milestones=[2, 5, 11], gamma=0.3)), ("ExponentialLR", dict(gamma=0.9)),
           ("CosineAnnealingLR", dict(T_max=7)), ("CosineAnnealingLR", dict(T_max=5, eta_min=0.01)),
-          ("LambdaLR", dict(lr_lambda=lambda e: 1 / (e + 1)))]
+          ("LambdaLR", dict(lr_lambda=lambda e: 1 / (e + 1))), ("MultiplicativeLR", dict(lr_lambda=lambda e: 0.9)),
+          ("LinearLR", dict()), ("LinearLR", dict(start_factor=0.5, end_factor=0.1, total_iters=7)),
+          ("ConstantLR", dict()), ("ConstantLR", dict(factor=0.5, total_iters=3))]
 
 
 @pytest.mark.parametrize("sched", SCHEDS, ids=[s[0] + str(i) for i, s in enumerate(SCHEDS)])
@@ -549,3 +551,35 @@ def test_kl_div_edges():
     same(lambda m: F(m).kl_div(m.ones(3, 2), m.ones(2) * 0.5, reduction="sum"))
     same(lambda m: F(m).kl_div(m.ones(3, 2), m.ones(3, 2) * 0.5, size_average=False))
     same(lambda m: repr(m.nn.KLDivLoss(reduction="batchmean", log_target=True)))
+
+
+@pytest.mark.parametrize("kw", [dict(), dict(mode="max", factor=0.5, patience=1, cooldown=2),
+                                dict(patience=0, threshold=0.1, threshold_mode="abs", min_lr=[0.02, 0.01]),
+                                dict(patience=2, eps=0.05)], ids=str)
+def test_reduce_lr_on_plateau(kw):
+    metrics = [1.0, 0.9, 0.95, 0.95, 0.89, 0.9, 0.91, 0.92, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0, 0.3, 0.3, 0.3, 0.3]
+
+    def f(m):
+        opt = m.optim.SGD([{"params": _p(m)}, {"params": _p(m), "lr": 0.05}], lr=0.1)
+        sch = m.optim.lr_scheduler.ReduceLROnPlateau(opt, **kw)
+        out = []
+        for v in metrics:
+            sch.step(m.tensor(v) if len(out) % 2 else v)
+            out.append((sch.get_last_lr(), sch.num_bad_epochs, sch.cooldown_counter, sch.best))
+        return out
+
+    same(f)
+
+
+@pytest.mark.parametrize("make", [
+    lambda m: m.optim.lr_scheduler.ReduceLROnPlateau(m.optim.SGD(_p(m), lr=0.1), factor=1.0),
+    lambda m: m.optim.lr_scheduler.ReduceLROnPlateau(m.optim.SGD(_p(m), lr=0.1), mode="foo"),
+    lambda m: m.optim.lr_scheduler.ReduceLROnPlateau(m.optim.SGD(_p(m), lr=0.1), threshold_mode="foo"),
+    lambda m: m.optim.lr_scheduler.ReduceLROnPlateau(m.optim.SGD(_p(m), lr=0.1), min_lr=[0.1, 0.2]),
+    lambda m: m.optim.lr_scheduler.LinearLR(m.optim.SGD(_p(m), lr=0.1), start_factor=0),
+    lambda m: m.optim.lr_scheduler.LinearLR(m.optim.SGD(_p(m), lr=0.1), end_factor=1.5),
+    lambda m: m.optim.lr_scheduler.ConstantLR(m.optim.SGD(_p(m), lr=0.1), factor=2),
+    lambda m: m.optim.lr_scheduler.MultiplicativeLR(m.optim.SGD(_p(m), lr=0.1), lr_lambda=3),
+])
+def test_scheduler_errors(make):
+    raises_same(make)
