@@ -583,3 +583,24 @@ def test_reduce_lr_on_plateau(kw):
 ])
 def test_scheduler_errors(make):
     raises_same(make)
+
+
+@pytest.mark.parametrize("padding_idx", [None, 1])
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_embedding_scale_grad_by_freq(padding_idx, dtype):
+    """The weight gradient of each occurrence is divided by its index's count in the batch (the option was
+    accepted and ignored); double backward too."""
+    e0 = RNG.standard_normal((6, 3))
+
+    def f(m):
+        e = m.nn.Embedding(6, 3, padding_idx=padding_idx, scale_grad_by_freq=True, dtype=getattr(m, dtype))
+        with m.no_grad():
+            e.weight.copy_(m.tensor(e0))
+        out = e(m.tensor([[0, 2, 2], [5, 1, 0], [2, 2, 3]]))
+        gw, = m.autograd.grad((out * m.arange(27.0).reshape(3, 3, 3)).sum(), e.weight, create_graph=True)
+        (gw ** 2).sum().backward()
+        return out, gw, e.weight.grad
+
+    same(f)
+    same(lambda m: grads(m, lambda i, w: F(m).embedding(i, w, scale_grad_by_freq=True), np.array([1, 1, 4, 1]),
+                         e0, grad_args=(1,)))

@@ -581,7 +581,8 @@ def embedding(input: Tensor, weight: Tensor, padding_idx: Optional[int] = None, 
         raise IndexError("index out of range in self")
     if max_norm is not None:
         _embedding_renorm(weight, idx, max_norm, norm_type)
-    return K.embedding(weight, input if input.dtype is D.int64 else input.long(), padding_idx)
+    # scale_grad_by_freq was accepted and ignored: the weight gradient was not divided by the index counts
+    return K.embedding(weight, input if input.dtype is D.int64 else input.long(), padding_idx, scale_grad_by_freq)
 
 
 def _embedding_renorm(weight: Tensor, idx: np.ndarray, max_norm: float, norm_type: float) -> None:
