@@ -604,3 +604,23 @@ def test_embedding_scale_grad_by_freq(padding_idx, dtype):
     same(f)
     same(lambda m: grads(m, lambda i, w: F(m).embedding(i, w, scale_grad_by_freq=True), np.array([1, 1, 4, 1]),
                          e0, grad_args=(1,)))
+
+
+def _pad_layers(m):
+    nn = m.nn
+    return [nn.ZeroPad2d(2), nn.ZeroPad2d((1, 1, 2, 0)), nn.ConstantPad2d(2, 3.5), nn.ConstantPad1d((1, 2), 1),
+            nn.ReflectionPad2d(1), nn.ReplicationPad2d((1, 2, 3, 4)), nn.ReflectionPad1d(2), nn.ReplicationPad1d(1),
+            nn.ZeroPad1d(1), nn.CircularPad2d(1), nn.CircularPad1d((1, 2)), nn.ZeroPad2d((-1, 1, 0, 1))]
+
+
+@pytest.mark.parametrize("i", range(12))
+def test_padding_layers(i):
+    """The padding layers (missing before): repr, values and gradients on 3-d and 4-d inputs, and the errors."""
+    same(lambda m: repr(_pad_layers(m)[i]))
+    same(lambda m: grads(m, lambda x: _pad_layers(m)[i](x), X4))
+    same(lambda m: grads(m, lambda x: _pad_layers(m)[i](x), X4[0]))
+
+
+def test_padding_layer_errors():
+    raises_same(lambda m: m.nn.ReflectionPad2d(7)(m.tensor(X4)))
+    raises_same(lambda m: m.nn.CircularPad2d(1)(m.ones(2, 2)))
