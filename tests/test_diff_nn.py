@@ -624,3 +624,32 @@ def test_padding_layers(i):
 def test_padding_layer_errors():
     raises_same(lambda m: m.nn.ReflectionPad2d(7)(m.tensor(X4)))
     raises_same(lambda m: m.nn.CircularPad2d(1)(m.ones(2, 2)))
+
+
+@pytest.mark.parametrize("shape", [(64, 50, 3, 4), (64, 50, 6)], ids=["4d", "3d"])
+def test_dropout2d(shape):
+    """Channel dropout (missing before): every channel is all zeros or all scaled by 1/(1-p), about p of
+    them zeroed; identity in eval; the gradient is the mask. The random streams differ: statistics."""
+    import warnings
+
+    def f(m):
+        m.manual_seed(0)
+        x = m.ones(shape, requires_grad=True)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            y = F(m).dropout2d(x, 0.3)
+            same_in_eval = m.nn.Dropout2d(0.3).eval()(x) is x
+        y.sum().backward()
+        per_channel = y.detach().numpy().reshape(shape[0], shape[1], -1)
+        uniform = bool((per_channel == per_channel[..., :1]).all())
+        zeroed = float((per_channel[..., 0] == 0).mean())
+        return (uniform, round(zeroed, 1), sorted(np.round(np.unique(per_channel), 5).tolist()),
+                bool((x.grad.numpy() == y.detach().numpy()).all()), same_in_eval, repr(m.nn.Dropout2d(0.3)))
+
+    same(f)
+    if len(shape) == 3:
+        with pytest.warns(UserWarning, match="Received a 3D input to dropout2d"):
+            F(tracegrad).dropout2d(tracegrad.ones(shape))
+    raises_same(lambda m: F(m).dropout2d(m.ones(3), 1.5))
+    with pytest.warns(UserWarning, match="Received a 1-D input"):
+        raises_same(lambda m: F(m).dropout2d(m.ones(3), 0.5))

@@ -27,7 +27,7 @@ __all__ = [
     "adaptive_avg_pool2d", "layer_norm", "batch_norm", "embedding", "one_hot", "pad", "normalize",
     "mse_loss", "l1_loss", "smooth_l1_loss", "huber_loss", "cross_entropy", "nll_loss", "binary_cross_entropy",
     "binary_cross_entropy_with_logits", "cosine_similarity", "logsigmoid", "hardsigmoid", "hardswish", "mish",
-    "selu", "celu", "softsign", "tanhshrink", "threshold", "glu", "kl_div",
+    "selu", "celu", "softsign", "tanhshrink", "threshold", "glu", "kl_div", "dropout2d",
 ]
 
 
@@ -338,6 +338,44 @@ def dropout(input: Tensor, p: float = 0.5, training: bool = True, inplace: bool 
     keep = _rng(None).random(input.shape) >= p
     scale = 0.0 if p == 1.0 else 1.0 / (1.0 - p)
     mask = from_values(keep * np.float64(scale), input.dtype)
+    out = input * mask
+    return _inplace_result(input, out) if inplace else out
+
+
+def dropout2d(input: Tensor, p: float = 0.5, training: bool = True, inplace: bool = False) -> Tensor:
+    """Zero whole channels (input[n, c]) with probability p and scale the rest by 1/(1-p), as torch's
+    feature dropout: one draw per (N, C), broadcast over the spatial dims."""
+    if p < 0.0 or p > 1.0:
+        raise ValueError(f"dropout probability has to be between 0 and 1, but got {p}")
+    nd = input.ndim
+    if nd not in (3, 4):
+        warnings.warn(f"dropout2d: Received a {nd}-D input to dropout2d, which is deprecated and will result in an "
+                      "error in a future release. To retain the behavior and silence this warning, please use "
+                      "dropout instead. Note that dropout2d exists to provide channel-wise dropout on inputs with 2 "
+                      "spatial dimensions, a channel dimension, and an optional batch dimension (i.e. 3D or 4D "
+                      "inputs).", UserWarning, stacklevel=2)
+    if nd == 3:
+        warnings.warn("dropout2d: Received a 3D input to dropout2d and assuming that channel-wise 1D dropout "
+                      "behavior is desired - input is interpreted as shape (N, C, L), where C is the channel dim. "
+                      "This behavior will change in a future release to interpret the input as one without a batch "
+                      "dimension, i.e. shape (C, H, W). To maintain the 1D channel-wise dropout behavior, please "
+                      "switch to using dropout1d instead.", UserWarning, stacklevel=2)
+    if not training or p == 0.0:
+        return input
+    if nd < 2:  # (torch's feature dropout needs a channel dim)
+        raise RuntimeError("Feature dropout requires at least 2 dimensions in the input")
+    shape = tuple(input.shape[:2]) + (1,) * (nd - 2)
+    scale = 0.0 if p == 1.0 else 1.0 / (1.0 - p)
+    if _tracing():  # traced: the draw is an op of the graph, as in dropout (here on the (N, C) mask)
+        from ..tracer.random_ops import uniform
+
+        mask = ((uniform(shape, D.float64) >= p).to(D.float64) * scale).to(input.dtype)
+    else:  # the (N, C) mask is small: drawn on the host, moved to the input's device
+        from ..creation import _rng, from_values
+
+        mask = from_values((_rng(None).random(shape) >= p) * np.float64(scale), input.dtype)
+        if input.is_cuda:
+            mask = mask.to(input.device)
     out = input * mask
     return _inplace_result(input, out) if inplace else out
 

@@ -5,7 +5,7 @@ from .linear import Identity, Linear, Bilinear
 from .activation import (ReLU, ReLU6, LeakyReLU, GELU, SiLU, ELU, Softplus, Hardtanh, Sigmoid, Tanh, Softmax,
                          Softmin, LogSoftmax, LogSigmoid, Hardsigmoid, Hardswish, Mish, SELU, CELU, Softsign,
                          Tanhshrink, Threshold, GLU)
-from .dropout import Dropout
+from .dropout import Dropout, Dropout2d
 from .flatten import Flatten, Unflatten
 from .sparse import Embedding
 from .conv import Conv2d
