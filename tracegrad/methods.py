@@ -22,6 +22,8 @@ METHODS = {
         "logical_and logical_or logical_xor logical_not bitwise_and bitwise_or bitwise_xor bitwise_not isnan isinf "
         "isfinite equal atan2 arctan2 rsub").split()},
     "where": lambda self, condition, other: P.where(condition, self, other),
+    "softmax": lambda self, dim, dtype=None: softmax(self, dim, dtype),
+    "log_softmax": lambda self, dim, dtype=None: log_softmax(self, dim, dtype),
     # reductions
     **{n: getattr(R, n) for n in (
         "sum nansum mean prod max min amax amin argmax argmin var std norm logsumexp any all cumsum cumprod").split()},
@@ -47,6 +49,20 @@ INPLACE = (
     "masked_fill scatter scatter_add index_fill index_add index_put logical_not logical_and logical_or "
     "eq ne lt le gt ge erf exp2 log2 log10 atan2 frac bitwise_and bitwise_or bitwise_xor bitwise_not "
     "maximum minimum").split()
+
+
+def softmax(input, dim, dtype=None):
+    """torch.softmax / Tensor.softmax: nn.functional.softmax with a required dim."""
+    from .nn import functional as F  # (nn imports the tensor layer, so not at module load)
+
+    return F.softmax(input, dim, dtype=dtype)
+
+
+def log_softmax(input, dim, dtype=None):
+    """torch.log_softmax / Tensor.log_softmax: nn.functional.log_softmax with a required dim."""
+    from .nn import functional as F
+
+    return F.log_softmax(input, dim, dtype=dtype)
 
 
 def _t_(self):

@@ -26,7 +26,8 @@ __all__ = [
     "sigmoid", "tanh", "softmax", "softmin", "log_softmax", "dropout", "conv2d", "max_pool2d", "avg_pool2d",
     "adaptive_avg_pool2d", "layer_norm", "batch_norm", "embedding", "one_hot", "pad", "normalize",
     "mse_loss", "l1_loss", "smooth_l1_loss", "huber_loss", "cross_entropy", "nll_loss", "binary_cross_entropy",
-    "binary_cross_entropy_with_logits", "cosine_similarity",
+    "binary_cross_entropy_with_logits", "cosine_similarity", "logsigmoid", "hardsigmoid", "hardswish", "mish",
+    "selu", "celu", "softsign", "tanhshrink", "threshold", "glu", "kl_div", "dropout2d",
 ]
 
 
@@ -191,6 +192,87 @@ def tanh(input: Tensor) -> Tensor:
     return P.tanh(input)
 
 
+# ---- more activations: compositions of the ops above (autograd differentiates them; the values and
+# gradients are torch's, the grad_fn names are those of the last op) --------------------------------------
+def _float_only(input: Tensor, name: str) -> None:
+    if not input.dtype.is_floating_point:
+        raise NotImplementedError(f'"{name}" not implemented for \'{input.dtype.short}\'')
+
+
+def logsigmoid(input: Tensor) -> Tensor:
+    """log(sigmoid(x)) = -softplus(-x), stable for large |x|."""
+    _float_only(input, "log_sigmoid_cpu")
+    return -K.softplus(-input, 1.0, 20.0)
+
+
+def hardsigmoid(input: Tensor, inplace: bool = False) -> Tensor:
+    """relu6(x + 3) / 6."""
+    _float_only(input, "hardsigmoid_cpu")
+    out = K.hardtanh(input + 3.0, 0.0, 6.0) / 6.0
+    return _inplace_result(input, out) if inplace else out
+
+
+def hardswish(input: Tensor, inplace: bool = False) -> Tensor:
+    """x * relu6(x + 3) / 6."""
+    _float_only(input, "hardswish_cpu")
+    out = input * (K.hardtanh(input + 3.0, 0.0, 6.0) / 6.0)
+    return _inplace_result(input, out) if inplace else out
+
+
+def mish(input: Tensor, inplace: bool = False) -> Tensor:
+    """x * tanh(softplus(x))."""
+    _float_only(input, "mish_cpu")
+    out = input * P.tanh(K.softplus(input, 1.0, 20.0))
+    return _inplace_result(input, out) if inplace else out
+
+
+_SELU_ALPHA = 1.6732632423543772848170429916717
+_SELU_SCALE = 1.0507009873554804934193349852946
+
+
+def selu(input: Tensor, inplace: bool = False) -> Tensor:
+    """scale * elu(x, alpha) with torch's constants."""
+    _float_only(input, "elu_cpu")
+    out = K.elu(input, _SELU_ALPHA) * _SELU_SCALE
+    return _inplace_result(input, out) if inplace else out
+
+
+def celu(input: Tensor, alpha: float = 1.0, inplace: bool = False) -> Tensor:
+    """max(0, x) + min(0, alpha * (exp(x / alpha) - 1))."""
+    if alpha == 0:
+        raise RuntimeError("ZeroDivisionError: alpha cannot be 0 for CELU")  # (torch's words)
+    _float_only(input, "elu_cpu")
+    out = K.elu(input / alpha, 1.0) * alpha
+    return _inplace_result(input, out) if inplace else out
+
+
+def softsign(input: Tensor) -> Tensor:
+    return input / (P.abs(input) + 1)
+
+
+def tanhshrink(input: Tensor) -> Tensor:
+    return input - P.tanh(input)
+
+
+def threshold(input: Tensor, threshold: float, value: float, inplace: bool = False) -> Tensor:
+    """x where x > threshold, else value."""
+    out = input.masked_fill(input <= threshold, value)  # (a NaN stays NaN, as torch's x <= t ? value : x)
+    return _inplace_result(input, out) if inplace else out
+
+
+def glu(input: Tensor, dim: int = -1) -> Tensor:
+    """a * sigmoid(b) for the two halves a, b of input along dim."""
+    if input.ndim == 0:
+        raise RuntimeError("glu does not support scalars because halving size must be even")
+    d = wrap_dim(dim, input.ndim)
+    n = input.shape[d]
+    if n % 2:
+        raise RuntimeError(f"Halving dimension must be even, but dimension {d} is size {n}")
+    _float_only(input, "glu_cpu")
+    a, b = input.split(n // 2, d)
+    return a * P.sigmoid(b)
+
+
 def _softmax_dim(name: str, ndim: int, dim):
     if dim is not None:
         return wrap_dim(dim, ndim)
@@ -199,20 +281,20 @@ def _softmax_dim(name: str, ndim: int, dim):
     return 0 if ndim in (0, 1, 3) else 1
 
 
-def _softmax_input(input, dtype, name: str = "softmax", dim: int = -1):
+def _softmax_input(input, dtype, dim=-1, name="softmax"):
     if dtype is not None:
         input = input.to(dtype)
     if not input.dtype.is_floating_point:
-        # torch's kernel error (a NotImplementedError), named after the kernel the dim picks
-        last = dim in (-1, input.ndim - 1) or input.ndim == 0
-        kernel = f"{name}_lastdim_kernel_impl" if last else f"{name}_kernel_impl"
+        # torch's error names the kernel (the last-dim one or the general one) and is a NotImplementedError
+        # (a subclass of RuntimeError)
+        kernel = f"{name}_lastdim_kernel_impl" if dim in (-1, input.ndim - 1) or input.ndim <= 1 else f"{name}_kernel_impl"
         raise NotImplementedError(f'"{kernel}" not implemented for \'{input.dtype.short}\'')
     return input
 
 
 def softmax(input: Tensor, dim: Optional[int] = None, _stacklevel: int = 3, dtype=None) -> Tensor:
     dim = _softmax_dim("softmax", input.ndim, dim)
-    input = _softmax_input(input, dtype, "softmax", dim)
+    input = _softmax_input(input, dtype, dim)
     if input.ndim == 0:
         return K.softmax(input.reshape(1), 0).reshape(())
     if _tracing():
@@ -222,12 +304,12 @@ def softmax(input: Tensor, dim: Optional[int] = None, _stacklevel: int = 3, dtyp
 
 def softmin(input: Tensor, dim: Optional[int] = None, _stacklevel: int = 3, dtype=None) -> Tensor:
     dim = _softmax_dim("softmin", input.ndim, dim)
-    return softmax(-_softmax_input(input, dtype), dim)
+    return softmax(-_softmax_input(input, dtype, dim), dim)
 
 
 def log_softmax(input: Tensor, dim: Optional[int] = None, _stacklevel: int = 3, dtype=None) -> Tensor:
     dim = _softmax_dim("log_softmax", input.ndim, dim)
-    input = _softmax_input(input, dtype, "log_softmax", dim)
+    input = _softmax_input(input, dtype, dim, "log_softmax")
     if input.ndim == 0:
         return K.log_softmax(input.reshape(1), 0).reshape(())
     if _tracing():
@@ -262,6 +344,44 @@ def dropout(input: Tensor, p: float = 0.5, training: bool = True, inplace: bool 
     return _inplace_result(input, out) if inplace else out
 
 
+def dropout2d(input: Tensor, p: float = 0.5, training: bool = True, inplace: bool = False) -> Tensor:
+    """Zero whole channels (input[n, c]) with probability p and scale the rest by 1/(1-p), as torch's
+    feature dropout: one draw per (N, C), broadcast over the spatial dims."""
+    if p < 0.0 or p > 1.0:
+        raise ValueError(f"dropout probability has to be between 0 and 1, but got {p}")
+    nd = input.ndim
+    if nd not in (3, 4):
+        warnings.warn(f"dropout2d: Received a {nd}-D input to dropout2d, which is deprecated and will result in an "
+                      "error in a future release. To retain the behavior and silence this warning, please use "
+                      "dropout instead. Note that dropout2d exists to provide channel-wise dropout on inputs with 2 "
+                      "spatial dimensions, a channel dimension, and an optional batch dimension (i.e. 3D or 4D "
+                      "inputs).", UserWarning, stacklevel=2)
+    if nd == 3:
+        warnings.warn("dropout2d: Received a 3D input to dropout2d and assuming that channel-wise 1D dropout "
+                      "behavior is desired - input is interpreted as shape (N, C, L), where C is the channel dim. "
+                      "This behavior will change in a future release to interpret the input as one without a batch "
+                      "dimension, i.e. shape (C, H, W). To maintain the 1D channel-wise dropout behavior, please "
+                      "switch to using dropout1d instead.", UserWarning, stacklevel=2)
+    if not training or p == 0.0:
+        return input
+    if nd < 2:  # (torch's feature dropout needs a channel dim)
+        raise RuntimeError("Feature dropout requires at least 2 dimensions in the input")
+    shape = tuple(input.shape[:2]) + (1,) * (nd - 2)
+    scale = 0.0 if p == 1.0 else 1.0 / (1.0 - p)
+    if _tracing():  # traced: the draw is an op of the graph, as in dropout (here on the (N, C) mask)
+        from ..tracer.random_ops import uniform
+
+        mask = ((uniform(shape, D.float64) >= p).to(D.float64) * scale).to(input.dtype)
+    else:  # the (N, C) mask is small: drawn on the host, moved to the input's device
+        from ..creation import _rng, from_values
+
+        mask = from_values((_rng(None).random(shape) >= p) * np.float64(scale), input.dtype)
+        if input.is_cuda:
+            mask = mask.to(input.device)
+    out = input * mask
+    return _inplace_result(input, out) if inplace else out
+
+
 # ---- convolution and pooling -----------------------------------------------------------------------
 def _batched4(input: Tensor, what: str):
     if input.ndim == 3:
@@ -279,16 +399,22 @@ def conv2d(input: Tensor, weight: Tensor, bias: Optional[Tensor] = None, stride=
         raise RuntimeError(f"weight should have 4 dimensions, but got {weight.ndim}")
     stride, dilation = _pair(stride), _pair(dilation)
     kh, kw = weight.shape[2], weight.shape[3]
+    # torch's argument errors are RuntimeErrors (a zero stride or a negative padding must not reach the
+    # kernel, where they were a ZeroDivisionError or a NumPy broadcast error)
     if isinstance(padding, str):
-        if padding == "valid":
-            padding = (0, 0)
-        elif padding == "same":
-            if any(s != 1 for s in stride):
-                raise ValueError("padding='same' is not supported for strided convolutions")
-            return _conv_same(x, weight, bias, dilation, groups, unbatched)
-        else:
-            raise ValueError(f"Invalid padding string {padding!r}, should be one of ['valid', 'same']")
-    padding = _pair(padding)
+        if padding not in ("valid", "same"):
+            raise RuntimeError(f"Invalid padding string: '{padding}'")
+        if padding == "same" and any(s != 1 for s in stride):
+            raise RuntimeError("padding='same' is not supported for strided convolutions")
+    if not isinstance(padding, str) and any(p < 0 for p in _pair(padding)):
+        raise RuntimeError("negative padding is not supported")
+    if any(s <= 0 for s in stride):
+        raise RuntimeError("non-positive stride is not supported")
+    if any(d <= 0 for d in dilation):
+        raise RuntimeError("non-positive dilation is not supported")
+    if padding == "same":
+        return _conv_same(x, weight, bias, dilation, groups, unbatched)
+    padding = (0, 0) if padding == "valid" else _pair(padding)
     c = x.shape[1]
     if c != weight.shape[1] * groups:
         raise RuntimeError(
@@ -339,22 +465,35 @@ def _pool_input(input, name):
     return input
 
 
-def _check_pool_pad(k, p, d):
-    for kk, pp, dd in zip(k, p, d):
+def _check_pool(x, k, s, p, d, ceil_mode):
+    """torch's pooling shape checks, in its order (pooling_output_shape, then pool2d_shape_check), so that a
+    zero stride or a kernel larger than the input is torch's RuntimeError rather than a Python one."""
+    for kk, ss, pp, dd in zip(k, s, p, d):
+        if ss == 0:
+            raise RuntimeError("stride should not be zero")
+        if pp < 0:
+            raise RuntimeError(f"pad must be non-negative, but got pad: {pp}")
         if pp > ((kk - 1) * dd + 1) // 2:
             raise RuntimeError(f"pad should be at most half of effective kernel size, but got pad={pp}, "
                                f"kernel_size={kk} and dilation={dd}")
+    if k[0] <= 0 or k[1] <= 0:
+        raise RuntimeError(f"kernel size should be greater than zero, but got kH: {k[0]} kW: {k[1]}")
+    if s[0] <= 0 or s[1] <= 0:
+        raise RuntimeError(f"stride should be greater than zero, but got dH: {s[0]} dW: {s[1]}")
+    if d[0] <= 0 or d[1] <= 0:
+        raise RuntimeError(f"dilation should be greater than zero, but got dilationH: {d[0]} dilationW: {d[1]}")
+    out = [K._out_size(n, kk, ss, pp, dd, ceil_mode) for n, kk, ss, pp, dd in zip(x.shape[-2:], k, s, p, d)]
+    if out[0] < 1 or out[1] < 1:
+        c, h, w = x.shape[-3:]
+        raise RuntimeError(f"Given input size: ({c}x{h}x{w}). Calculated output size: ({c}x{out[0]}x{out[1]}). "
+                           "Output size is too small")
 
 
 def max_pool2d(input: Tensor, kernel_size, stride=None, padding=0, dilation=1, ceil_mode: bool = False,
                return_indices: bool = False):
     k, s, p, d = _pool_args(kernel_size, stride, padding, dilation)
-    _check_pool_pad(k, p, d)
     x = _pool_input(input, "max_pool2d")
-    for n, kk, pp, dd, ss in zip(x.shape[-2:], k, p, d, s):
-        if K._out_size(n, kk, ss, pp, dd, ceil_mode) <= 0:
-            raise RuntimeError(f"Given input size: ({'x'.join(map(str, x.shape[-3:]))}). Calculated output size is "
-                               "too small")
+    _check_pool(x, k, s, p, d, ceil_mode)
     out, idx = K.max_pool2d(x, k, s, p, d, ceil_mode)
     return (out, idx) if return_indices else out
 
@@ -366,11 +505,11 @@ def max_pool2d_with_indices(input, kernel_size, stride=None, padding=0, dilation
 
 def avg_pool2d(input: Tensor, kernel_size, stride=None, padding=0, ceil_mode: bool = False,
                count_include_pad: bool = True, divisor_override=None) -> Tensor:
-    k, s, p, _ = _pool_args(kernel_size, stride, padding)
-    _check_pool_pad(k, p, (1, 1))
+    k, s, p, d = _pool_args(kernel_size, stride, padding)
     if divisor_override is not None and divisor_override == 0:
         raise RuntimeError("divisor must be not zero")
     x = _pool_input(input, "avg_pool2d")
+    _check_pool(x, k, s, p, d, ceil_mode)
     return K.avg_pool2d(x, k, s, p, ceil_mode, count_include_pad, divisor_override)
 
 
@@ -487,7 +626,8 @@ def embedding(input: Tensor, weight: Tensor, padding_idx: Optional[int] = None, 
         raise IndexError("index out of range in self")
     if max_norm is not None:
         _embedding_renorm(weight, idx, max_norm, norm_type)
-    return K.embedding(weight, input if input.dtype is D.int64 else input.long(), padding_idx)
+    # scale_grad_by_freq was accepted and ignored: the weight gradient was not divided by the index counts
+    return K.embedding(weight, input if input.dtype is D.int64 else input.long(), padding_idx, scale_grad_by_freq)
 
 
 def _embedding_renorm(weight: Tensor, idx: np.ndarray, max_norm: float, norm_type: float) -> None:
@@ -725,6 +865,8 @@ def cross_entropy(input: Tensor, target: Tensor, weight: Optional[Tensor] = None
         if not target.dtype.is_floating_point:
             raise RuntimeError(f"Expected floating point type for target with class probabilities, got "
                                f"{target.dtype.short}")
+        if ignore_index >= 0:  # torch refuses a real class to ignore when targets are probabilities
+            raise RuntimeError("ignore_index is not supported for floating point target")
         return _soft_cross_entropy(logp, target, weight, reduction, label_smoothing, cdim, c)
     _check_class_target(input, target)
     _check_long_target(target)
@@ -776,6 +918,31 @@ def _smoothing_term(nll, logp, target, weight, reduction, ignore_index, eps, cdi
     elif reduction == "sum":
         smooth = smooth.sum()
     return nll * (1 - eps) + smooth * (eps / c)
+
+
+def kl_div(input: Tensor, target: Tensor, size_average=None, reduce=None, reduction: str = "mean",
+           log_target: bool = False) -> Tensor:
+    """Pointwise target * (log(target) - input) (0 where target is 0, as torch's xlogy), or with
+    log_target exp(target) * (target - input); 'batchmean' sums and divides by the batch size."""
+    if size_average is not None or reduce is not None:
+        reduction = _legacy_reduction(size_average, reduce, reduction)
+    elif reduction == "mean":
+        warnings.warn("reduction: 'mean' divides the total loss by both the batch size and the support size."
+                      "'batchmean' divides only by the batch size, and aligns with the KL div math definition."
+                      "'mean' will be changed to behave the same as 'batchmean' in the next major release.",
+                      UserWarning, stacklevel=2)
+    _check_reduction("sum" if reduction == "batchmean" else reduction)
+    if log_target:
+        out = P.exp(target) * (target - input)
+    else:
+        # xlogy(t, t): 0 where t == 0; its gradient w.r.t. t there is NaN (0 * log 0), as torch's is
+        out = P.where(target == 0, 0.0, target * P.log(target)) - target * input
+    if reduction == "none":
+        return out
+    if reduction == "mean":
+        return out.mean()
+    total = out.sum()
+    return total / input.shape[0] if reduction == "batchmean" and input.ndim else total
 
 
 def binary_cross_entropy(input: Tensor, target: Tensor, weight: Optional[Tensor] = None, size_average=None,

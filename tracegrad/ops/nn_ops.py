@@ -954,15 +954,24 @@ def batch_norm(x, weight, bias, running_mean, running_var, training: bool, eps: 
 # ================================================================================================
 # embedding
 # ================================================================================================
-def _np_embedding(w, idx, padding_idx=None):
+def _np_embedding(w, idx, padding_idx=None, scale_grad_by_freq=False):
     return w[idx]
 
 
-def _np_embedding_backward(g, idx, num_weights=0, padding_idx=None):
+def _freq_scale(flat, num_weights, dtype):
+    """scale_grad_by_freq: each occurrence's gradient times 1 / (how often its index occurs in the batch)."""
+    counts = np.bincount(flat, minlength=num_weights)
+    return (1.0 / counts[flat]).astype(dtype)
+
+
+def _np_embedding_backward(g, idx, num_weights=0, padding_idx=None, scale_grad_by_freq=False):
     dim = g.shape[-1]
     flat = idx.reshape(-1)
     gw = np.zeros((num_weights, dim), dtype=g.dtype)
-    np.add.at(gw, flat, g.reshape(-1, dim))
+    rows = g.reshape(-1, dim)
+    if scale_grad_by_freq:  # (torch scales each occurrence, then sums)
+        rows = rows * _freq_scale(flat, num_weights, g.dtype)[:, None]
+    np.add.at(gw, flat, rows)
     if padding_idx is not None:
         gw[padding_idx] = 0
     return gw
@@ -970,7 +979,10 @@ def _np_embedding_backward(g, idx, num_weights=0, padding_idx=None):
 
 def _vjp_embedding(ctx, saved, g):
     (idx,) = saved
-    gw = apply(EMBEDDING_BACKWARD, (g, idx), {"num_weights": ctx.shapes[0][0], "padding_idx": ctx.padding_idx})
+    attrs = {"num_weights": ctx.shapes[0][0], "padding_idx": ctx.padding_idx}
+    if getattr(ctx, "scale_grad_by_freq", False):  # (an attribute only when set: graphs and kernels stay as they were)
+        attrs["scale_grad_by_freq"] = True
+    gw = apply(EMBEDDING_BACKWARD, (g, idx), attrs)
     return gw, None
 
 
@@ -979,7 +991,12 @@ def _vjp_embedding_backward(ctx, saved, gg):
     if ctx.padding_idx is not None:
         keep = _from_np((np.arange(ctx.num_weights) != ctx.padding_idx)[:, None], D.bool_)
         gg = P.where(keep, gg, gg * 0.0)
-    return embedding(gg, idx, None), None
+    out = embedding(gg, idx, None)
+    if getattr(ctx, "scale_grad_by_freq", False):
+        flat = np.asarray(idx._values()).reshape(-1)
+        scale = _freq_scale(flat, ctx.num_weights, np.float64).reshape(tuple(idx.shape) + (1,))
+        out = out * _from_np(scale, out.dtype)
+    return out, None
 
 
 EMBEDDING = defop("embedding", "index", _np_embedding, dtype=_first_dtype, vjp=_vjp_embedding, save=(1,),
@@ -988,8 +1005,11 @@ EMBEDDING_BACKWARD = defop("embedding_backward", "index", _np_embedding_backward
                            vjp=_vjp_embedding_backward, save=(1,), grad_name="EmbeddingBackwardBackward0")
 
 
-def embedding(weight, idx, padding_idx=None):
-    return apply(EMBEDDING, (weight, idx), {"padding_idx": padding_idx})
+def embedding(weight, idx, padding_idx=None, scale_grad_by_freq=False):
+    attrs = {"padding_idx": padding_idx}
+    if scale_grad_by_freq:
+        attrs["scale_grad_by_freq"] = True
+    return apply(EMBEDDING, (weight, idx), attrs)
 
 
 # ================================================================================================

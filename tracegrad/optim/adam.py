@@ -12,7 +12,7 @@ __all__ = ["Adam", "AdamW"]
 
 
 def _check(lr, betas, eps, weight_decay) -> None:
-    if not 0.0 <= lr:
+    if not 0.0 <= float(lr):  # (float() for a tensor lr; the message shows lr as given, as torch's does)
         raise ValueError(f"Invalid learning rate: {lr}")
     if not 0.0 <= eps:
         raise ValueError(f"Invalid epsilon value: {eps}")
@@ -49,7 +49,7 @@ class Adam(Optimizer):
                  weight_decay: float = 0, amsgrad: bool = False, *, foreach=None, maximize: bool = False,
                  capturable: bool = False, differentiable: bool = False, fused=None,
                  decoupled_weight_decay: bool = False) -> None:
-        _check(float(lr), betas, eps, weight_decay)
+        _check(lr, betas, eps, weight_decay)
         defaults = dict(lr=lr, betas=tuple(betas), eps=eps, weight_decay=weight_decay, amsgrad=amsgrad,
                         maximize=maximize, foreach=foreach, capturable=capturable, differentiable=differentiable,
                         fused=fused, decoupled_weight_decay=decoupled_weight_decay)

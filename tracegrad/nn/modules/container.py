@@ -241,6 +241,17 @@ class ModuleDict(Module):
                 self[kv[0]] = kv[1]
 
 
+def _param_lines(items, type_name) -> str:
+    """torch's extra_repr lines of ParameterList/ParameterDict: '  (key): Parameter containing: [...]'."""
+    lines = []
+    for k, p in items:
+        size = "x".join(str(n) for n in p.size())
+        device = f" ({p.device})" if p.device.type == "cuda" else ""
+        kind = "Parameter" if isinstance(p, Parameter) else "Tensor"
+        lines.append(f"  ({k}): {kind} containing: [{type_name(p)} of size {size}{device}]")
+    return "\n".join(lines)
+
+
 class ParameterList(Module):
     """A list of Parameters registered on the owner (plain tensors are wrapped as Parameters)."""
 
@@ -277,15 +288,9 @@ class ParameterList(Module):
         return self
 
     def extra_repr(self) -> str:
-        lines = []
-        for k, p in enumerate(self):
-            size = "x".join(str(s) for s in p.size())
-            lines.append(f"  ({k}): Parameter containing: [{p.type()} of size {size}]")
-        return "\n".join(lines)
-
-    def __repr__(self) -> str:
-        body = self.extra_repr()
-        return self._get_name() + "(\n" + body + "\n)" if body else self._get_name() + "()"
+        # torch names a ParameterList entry by its dtype ("torch.float32") and lets Module.__repr__ lay
+        # the lines out (one entry stays on the header line, more are indented by four)
+        return _param_lines(((k, p) for k, p in enumerate(self)), lambda p: str(p.dtype))
 
 
 class ParameterDict(Module):
@@ -330,3 +335,7 @@ class ParameterDict(Module):
         items = parameters.items() if hasattr(parameters, "items") else parameters
         for k, v in items:
             self[k] = v
+
+    def extra_repr(self) -> str:
+        # unlike ParameterList, torch names a ParameterDict entry by its type name ("torch.FloatTensor")
+        return _param_lines(self.items(), lambda p: p.type())
