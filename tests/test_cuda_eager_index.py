@@ -117,10 +117,11 @@ def test_embedding_forward_and_backward(cuda, rng):
     w = rng.standard_normal((7, 5)).astype(np.float32)
     idx = np.array([[1, 3, 3, 0], [6, 1, 1, 2]])  # repeated rows: their gradients add
     for padding_idx in (None, 1):
-        x, tx = pair(w)
-        i, ti = ints(idx)
-        check(lambda w: F.embedding(i, w, padding_idx=padding_idx),
-              lambda w: TF.embedding(ti, w, padding_idx=padding_idx), [x], [tx], rng)
+        for freq in (False, True):  # scale_grad_by_freq: each row's gradient over its index's count
+            x, tx = pair(w)
+            i, ti = ints(idx)
+            check(lambda w: F.embedding(i, w, padding_idx=padding_idx, scale_grad_by_freq=freq),
+                  lambda w: TF.embedding(ti, w, padding_idx=padding_idx, scale_grad_by_freq=freq), [x], [tx], rng)
 
 
 def test_embedding_module_trains_on_the_device(cuda, rng):

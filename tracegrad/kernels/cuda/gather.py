@@ -225,16 +225,25 @@ def embedding_backward(args, attrs, dtype, compute):
     """The (V, D) weight gradient: each gradient row added into the row its index names; the
     padding row stays zero."""
     g, idx = _arr(args[0]), _arr(args[1])
-    if attrs.get("scale_grad_by_freq"):
-        raise LoweringError("embedding backward scaled by frequency")
     v, d = int(attrs["num_weights"]), g.shape[-1]
     out = eager.empty((v, d), g.tdtype)
     eager.write(out, 0)
     acc = _accumulator(out)
-    loads = [Load("i", idx.tdtype, idx.shape + (1,), idx.estrides + (0,), idx.offset),
-             Load("g", g.tdtype, g.shape, g.estrides, g.offset)]
-    store = Store("out", "g", acc.tdtype, g.shape, (0,) * idx.ndim + (1,), 0, (("i", d),), True)
-    _launch("embedding_backward", g.shape, loads, (), [store], {"i": idx, "g": g, "out": acc})
+    iload = Load("i", idx.tdtype, idx.shape + (1,), idx.estrides + (0,), idx.offset)
+    loads, body, arrays, value = [iload, Load("g", g.tdtype, g.shape, g.estrides, g.offset)], [], {}, "g"
+    if attrs.get("scale_grad_by_freq"):
+        # each occurrence's row divided by how often its index occurs: the counts first, by atomic adds
+        counts = eager.empty((v,), D.float32)
+        eager.write(counts, 0)
+        one, one_arr = _value_load("one", 1.0, D.float32)
+        _launch("embedding_counts", idx.shape, [Load("i", idx.tdtype, idx.shape, idx.estrides, idx.offset), one],
+                (), [Store("counts", "one", D.float32, idx.shape, (0,) * idx.ndim, 0, (("i", 1),), True)],
+                {"i": idx, "one": one_arr, "counts": counts})
+        loads.append(Load("c", D.float32, g.shape, (0,) * g.ndim, 0, (("i", 1),)))
+        body = [Step("gs", "div", ("g", "c"), {}, acc.tdtype)]
+        arrays, value = {"c": counts}, "gs"
+    store = Store("out", value, acc.tdtype, g.shape, (0,) * idx.ndim + (1,), 0, (("i", d),), True)
+    _launch("embedding_backward", g.shape, loads, body, [store], {"i": idx, "g": g, "out": acc, **arrays})
     _finish(out, acc)
     pad = attrs.get("padding_idx")
     if pad is not None:
