@@ -426,6 +426,10 @@ def setitem(self: Tensor, index, value) -> None:
     from .inplace import check_writable, commit
     from ..autograd import grad_mode
 
+    if not isinstance(value, Tensor) and self.dtype not in (D.float16, D.bfloat16):
+        # torch checks that a Python number fits the target (x[0] = 300 on int8 raises); it converts
+        # through float for half and bfloat16, which makes 1e5 inf there instead
+        D.check_scalar_fits(value, self.dtype)
     idx = index if isinstance(index, tuple) else (index,)
     # the write goes to the view the basic parts of the index make, so the leaf rules (and
     # autograd: CopySlices on the base) apply to that view; views are made with grad mode as it is
@@ -520,6 +524,8 @@ def fill_(self: Tensor, value) -> Tensor:
     if isinstance(value, Tensor) and value.ndim:
         raise RuntimeError(
             f"fill_ only supports 0-dimension value tensor but got tensor with {value.ndim} dimensions.")
+    if not isinstance(value, Tensor):
+        D.check_scalar_fits(value, self.dtype, self.numel())  # torch: fill_(300) on int8 is an overflow error, not a wrap
     return copy_(self, value, _grad_name="FillBackward3" if isinstance(value, Tensor) else "FillBackward2")
 
 
@@ -734,8 +740,8 @@ def masked_fill(input, mask, value):
     from .shape_util import broadcast_shapes
 
     broadcast_shapes(input.shape, mask.shape)
-    if input.dtype.category == D._INT and not isinstance(value, Tensor):
-        D.check_int_fits(value, input.dtype)
+    # the fill value must fit the tensor's dtype (a 0-d tensor value is checked by its item too)
+    D.check_scalar_fits(value.item() if isinstance(value, Tensor) else value, input.dtype)
     r = apply(MASKED_FILL, (input, mask, value), dtype=input.dtype)
     d = r._data  # torch's out-of-place masked_fill is row-major (r is brand new, so relaying it out is safe)
     if type(d) is np.ndarray:
@@ -844,6 +850,10 @@ def _np_preserve_copy(a):
 def index_fill(input, dim, index, value):
     d = wrap_dim(dim, input.ndim)
     idx = (slice(None),) * d + (_host(index).astype(np.int64).reshape(-1),)
+    if not isinstance(value, Tensor):
+        D.check_scalar_fits(value, input.dtype)
+        if input.dtype.category == D._INT and isinstance(value, int):
+            value = D.wrap_int(value, input.dtype)  # -2 into uint8 is 254, as torch (NumPy refuses it)
     if isinstance(value, Tensor) and value.dtype is not input.dtype:
         value = value.to(input.dtype)
     return apply(INDEX_FILL, (input, value), {"index": idx})
