@@ -259,3 +259,186 @@ def test_integer_arithmetic(case):
 ])
 def test_integer_arithmetic_errors(case):
     raises_same(case)
+
+
+# ---- shapes, dims and indices: torch's error type and message ------------------------------------
+SHAPE_ERRORS = [
+    # broadcasting: torch walks the dims from the last, and names the mask "a" in masked ops
+    lambda L: L.ones(2, 3) + L.ones(3, 2),
+    lambda L: L.ones(2, 3, 4) * L.ones(5, 1, 1),
+    lambda L: L.ones(2, 3) == L.ones(3, 3, 2),
+    lambda L: L.where(L.ones(2, 3, dtype=L.bool), L.ones(3, 2), 0.0),
+    lambda L: L.ones(2, 3).masked_fill(L.ones(3, 3, dtype=L.bool), 0.0),
+    lambda L: L.ones(2, 3).masked_select(L.ones(3, 3, dtype=L.bool)),
+    lambda L: L.ones(2, 3).masked_fill(L.ones(2, 3, dtype=L.uint8), 0.0),
+    lambda L: L.ones(1, 3).add_(L.ones(2, 3)),
+    # matrix products: shapes and dtypes, in the words of the kernel torch reaches
+    lambda L: L.bmm(L.ones(2, 3, 4), L.ones(2, 4, 6, dtype=L.float64)),
+    lambda L: L.bmm(L.ones(2, 3, 4, dtype=L.float64), L.ones(2, 4, 6)),
+    lambda L: L.ones(5, 2, 3, dtype=L.float64) @ L.ones(5, 3, 2),
+    lambda L: L.ones(2, 3) @ L.ones(5, 3, 2, dtype=L.float64),
+    lambda L: L.ones(5, 2, 3) @ L.ones(3, 2, dtype=L.float64),
+    lambda L: L.ones(5, 2, 3) @ L.ones(3, dtype=L.float64),
+    lambda L: L.mv(L.ones(3, 4), L.ones(4, dtype=L.float64)),
+    lambda L: L.mv(L.ones(3, 4, dtype=L.int64), L.ones(4)),
+    lambda L: L.ones(3, 4, dtype=L.float64) @ L.ones(4),
+    lambda L: L.ones(4) @ L.ones(4, 3, dtype=L.float64),
+    lambda L: L.mv(L.ones(3, 4), L.ones(4, 1)),
+    lambda L: L.mv(L.ones(4), L.ones(4)),
+    lambda L: L.mm(L.ones(2, 3, dtype=L.float64), L.ones(3, 2)),
+    lambda L: L.outer(L.ones(3), L.ones(2, 2)),
+    lambda L: L.outer(L.ones(3, 1), L.ones(2)),
+    # cat / stack / split / narrow / flip / diagonal / view
+    lambda L: L.cat(L.ones(2, 3)),
+    lambda L: L.stack(L.ones(2, 3)),
+    lambda L: L.ones(0).view(0, -1),
+    lambda L: L.ones(2, 3).narrow(1, 0, -1),
+    lambda L: L.ones(2, 3).split([-1, 4], 1),
+    lambda L: L.ones(2, 3).flip(0, 0),
+    lambda L: L.ones(2, 3).flip(-1, 1),
+    lambda L: L.ones(2, 3).diagonal(0, 0, 0),
+    lambda L: L.ones(2, 3).diagonal(0, -1, 1),
+    # integer indices: the dimension named is the entry's position in the index (`...` counts once),
+    # and for index tensors their position among the index tensors
+    lambda L: L.ones(2, 3)[0, 3],
+    lambda L: L.ones(2, 3)[:, -4],
+    lambda L: L.ones(2, 3, 4)[..., 5],
+    lambda L: L.ones(2, 3, 4)[None, 1, 5],
+    lambda L: L.ones(2, 3, 4)[1, :, 5],
+    lambda L: L.ones(2, 3, 4)[:, :, L.tensor([5])],
+    lambda L: L.ones(2, 3, 4)[:, [0], [7]],
+    lambda L: L.ones(2, 3, 4)[L.ones(2, 3, dtype=L.bool), [7]],
+    lambda L: L.ones(2, 3)[:, L.tensor([0, 3])],
+    lambda L: L.ones(2, 3)[1.5],
+    lambda L: L.ones(2, 3)[0, 1.0],
+    lambda L: L.ones(2, 3, 4).__setitem__((1, slice(None), 5), 1.0),
+    lambda L: L.ones(2, 3, 4).__setitem__((slice(None), slice(None), L.tensor([5])), 1.0),
+    lambda L: L.ones(2, 3).__setitem__((0, 3), 1.0),
+    # setitem expands the value (expand's message), after dropping its leading 1s
+    lambda L: L.ones(2, 3).__setitem__(0, L.ones(4)),
+    lambda L: L.ones(2, 3).__setitem__(slice(None), L.ones(3, 3)),
+    lambda L: L.ones(2, 3).__setitem__(0, L.ones(1, 1, 2)),
+    # scatter / gather / index_* argument checks
+    lambda L: L.ones(2, 3).scatter(1, L.tensor([0, 1]), L.ones(2)),
+    lambda L: L.ones(2, 3).scatter(1, L.tensor([[0], [1]]), L.ones(2)),
+    lambda L: L.ones(2, 3).scatter(1, L.tensor([[0, 1]]), L.ones(2, 1)),
+    lambda L: L.ones(2, 3).scatter(0, L.tensor([[1, 0, 1, 0]]), 2.0),
+    lambda L: L.ones(3).scatter(0, L.tensor([[0]]), 1.0),
+    lambda L: L.ones(2, 3).scatter_add(1, L.tensor([0, 1]), L.ones(2)),
+    lambda L: L.ones(2, 3).scatter_add(1, L.tensor([[0, 1]]), L.ones(2, 1)),
+    lambda L: L.ones(2, 3).scatter_add(1, L.tensor([[0], [1]]), L.ones(2, 1, dtype=L.float64)),
+    lambda L: L.ones(2, 3).scatter_add(1, L.tensor([[0], [1]], dtype=L.int16), L.ones(2, 1)),
+    lambda L: L.ones(2, 3).scatter(1, L.tensor([[0], [1]]), L.ones(2, 1, dtype=L.float64)),
+    lambda L: L.ones(2, 3).gather(1, L.tensor([[0], [1]], dtype=L.int16)),
+    lambda L: L.ones(2, 3).index_select(1, L.tensor([0], dtype=L.int16)),
+    lambda L: L.ones(2, 3).index_select(1, L.tensor([[0]])),
+    lambda L: L.ones(2, 3).index_add(1, L.tensor([0]), L.ones(2, 2)),
+    lambda L: L.ones(2, 3).index_add(1, L.tensor([0]), L.ones(3, 1)),
+    lambda L: L.ones(2, 3).index_add(1, L.tensor([0.0]), L.ones(2, 1)),
+    lambda L: L.ones(2, 3).index_add(1, L.tensor([[0]]), L.ones(2, 1)),
+    lambda L: L.ones(2, 3).index_add(1, L.tensor([-1]), L.ones(2, 1)),
+    lambda L: L.ones(2, 3).index_add(1, L.tensor([5]), L.ones(2, 1)),
+    lambda L: L.ones(2, 3).index_add(1, L.tensor([0]), L.ones(2)),
+    lambda L: L.ones(2, 3).index_add(1, L.tensor([0]), L.ones(2, 1, dtype=L.float64)),
+    lambda L: L.ones(2, 3).index_fill(1, L.tensor([5]), 0),
+    lambda L: L.ones(2, 3).index_fill(1, L.tensor([-4]), 0),
+    lambda L: L.ones(2, 3).index_fill(1, L.tensor([0.0]), 0),
+    lambda L: L.ones(2, 3).index_fill(1, L.tensor([0], dtype=L.int32), 0),
+    lambda L: L.ones(2, 3).index_fill(1, L.tensor([[0]]), 0),
+    lambda L: L.ones(2, 3).index_fill(1, L.tensor([0]), L.tensor([1.0])),
+]
+
+
+@pytest.mark.parametrize("i", range(len(SHAPE_ERRORS)))
+def test_shape_and_index_errors(i):
+    raises_same(SHAPE_ERRORS[i])
+
+
+SHAPE_OK = [
+    # the valid neighbours of the cases above: values, dtypes and shapes as torch
+    lambda L: L.ones(3).scatter(0, L.tensor(1), 5.0),
+    lambda L: L.ones(3).scatter(0, L.tensor(1), L.tensor(7.0)),
+    lambda L: L.tensor(1.0).scatter(0, L.tensor([0]), 7.0),
+    lambda L: L.tensor(1.0).scatter(0, L.tensor(0), L.tensor(7.0)),
+    lambda L: L.tensor(1.0).scatter_add(0, L.tensor([0]), L.tensor([7.0])),
+    lambda L: L.ones(3).scatter_add(0, L.tensor(1), L.tensor(7.0)),
+    lambda L: L.ones(2, 3).scatter(1, L.tensor([[2, 0], [1, 1]]), L.arange(6.0).reshape(2, 3)),
+    lambda L: L.ones(2, 3).scatter(1, L.zeros(0, 1, dtype=L.int64), 2.0),
+    lambda L: L.ones(2, 3).scatter_add(0, L.tensor([[1, 0]]), L.arange(6.0).reshape(2, 3)),
+    lambda L: L.ones(2, 3).index_add(0, L.tensor([1, 0, 1]), L.arange(9.0).reshape(3, 3), alpha=2),
+    lambda L: L.ones(2, 3).index_add(1, L.tensor(0), L.ones(2, 1)),
+    lambda L: L.ones(2, 3).index_add(1, L.tensor([0], dtype=L.int32), L.ones(2, 1)),
+    lambda L: L.tensor(1.0).index_add(0, L.tensor([0]), L.tensor(2.0)),
+    lambda L: L.ones(3).index_add(0, L.tensor([0]), L.tensor(2.0)),
+    lambda L: L.ones(2, 3).index_fill(1, L.tensor([-1]), 0),
+    lambda L: L.ones(2, 3).index_fill(0, L.tensor(1), L.tensor(3.0)),
+    lambda L: L.ones(2, 3, dtype=L.uint8).index_fill(1, L.tensor([0]), -2),
+    lambda L: L.ones(2, 3).index_select(1, L.tensor([2, 0], dtype=L.int32)),
+    lambda L: L.ones(2, 3, 4)[..., 2, :],
+    lambda L: (lambda x: (x.__setitem__(0, L.ones(1, 1, 3)), x)[1])(L.zeros(2, 3)),
+    lambda L: (lambda x: (x.__setitem__(slice(None), L.ones(1, 3)), x)[1])(L.zeros(2, 3)),
+    lambda L: L.ones(2, 3).split([0, 3], 1),
+    lambda L: L.ones(2, 3).narrow(1, 3, 0),
+    lambda L: L.arange(6.0).reshape(2, 3).flip(0, 1),
+    lambda L: L.arange(6.0).reshape(2, 3).diagonal(0, -1, 0),
+    lambda L: L.outer(L.ones(3), L.ones(2, dtype=L.float64)),
+    lambda L: L.ones(0, 3).view(-1, 3),
+]
+
+
+@pytest.mark.parametrize("i", range(len(SHAPE_OK)))
+def test_shape_and_index_ok(i):
+    same(SHAPE_OK[i])
+
+
+# ---- views and copies -------------------------------------------------------------------------------
+def _shares(a, b):
+    return a.untyped_storage().data_ptr() == b.untyped_storage().data_ptr()
+
+
+VIEW_CASES = [
+    "x.view(6, 4)", "x.reshape(4, 6)", "x.transpose(0, 1).reshape(-1)", "x.transpose(1, 2).reshape(2, 12)",
+    "x[:, 1:].reshape(-1)", "x[:, :, ::2].reshape(2, 6)", "x[:, 0].reshape(8)", "x.expand(2, 2, 3, 4)",
+    "x[:, :1].expand(2, 3, 4)", "x[:, :1].expand(2, 3, 4).reshape(-1)", "x.flatten(1)",
+    "x.transpose(1, 2).flatten(0, 1)", "x.unflatten(2, (2, 2))", "x[:, :1].squeeze(1)", "x.narrow(2, 1, 2)",
+    "x.select(1, 2)", "x.chunk(2, 2)[1]", "x.split(1, 1)[2]", "x.unbind(0)[1]", "x.diagonal(0, 1, 2)", "x.detach()",
+    "x.mT", "x.movedim(0, 2)", "x.contiguous()", "x.transpose(0, 1).contiguous()", "x[..., None]", "x[...]",
+    "x[[0, 1]]", "x[x > 0]", "x[0, [0, 2]]", "x.clone()", "x.flip(0)", "x.as_strided((2, 2), (1, 2), 1)",
+    "x.swapaxes(0, 1)", "x.data", "x.view(x.dtype)", "x.view(L.int32)", "x.view(L.int16)", "x[:, 1:].view(L.int16)",
+    "x.view(L.float64)", "x.reshape(6, 4)[::2].view(L.float64)", "x.view(L.uint8)",
+]
+
+
+@pytest.mark.parametrize("src", VIEW_CASES)
+def test_views_share_and_write_through(src):
+    """Whether the result shares the input's storage, its strides, offset and contiguity, what an
+    in-place write through it does to the input, and both version counters, as torch."""
+    def scenario(L):
+        x = L.arange(24.0).reshape(2, 3, 4)
+        y = eval(src, {"L": L, "x": x})
+        meta = (_shares(y, x), y.is_contiguous(), list(y.stride()), y.storage_offset(), str(y.dtype))
+        v0 = x._version
+        y.add_(1)
+        return meta, x.clone(), x._version - v0, y._version
+    same(scenario)
+
+
+@pytest.mark.parametrize("case", [
+    lambda L: L.ones(2, 3).t().view(L.int16),
+    lambda L: L.tensor(1.0).view(L.int16),
+    lambda L: L.arange(6.0).reshape(2, 3)[:, 1:].view(L.float64),
+    lambda L: L.arange(6.0).reshape(2, 3)[:, :2].view(L.float64),
+    lambda L: L.arange(6.0).reshape(2, 3).view(L.float64),
+    lambda L: L.ones(3, 1).expand(3, 4).add_(1),
+    lambda L: L.ones(3, 1).expand(3, 4).mul_(L.ones(3, 4)),
+    lambda L: L.ones(3, 1).expand(3, 4).copy_(L.ones(3, 4)),
+    lambda L: L.ones(3, 1).expand(3, 4).__setitem__(0, 2.0),
+    lambda L: L.ones(1).expand(4).__iadd__(1),
+])
+def test_view_errors(case):
+    raises_same(case)
+
+
+def test_fill_of_expanded_view():
+    """fill_ writes one value, so torch allows it on an expanded view (the base sees it)."""
+    same(lambda L: (lambda b: (b.expand(3, 4).fill_(2.0), b)[1])(L.ones(3, 1)))

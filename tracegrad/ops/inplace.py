@@ -21,13 +21,17 @@ from ..tensor import Tensor
 _grad = grad_mode._state
 
 
-def check_writable(self: Tensor) -> None:
+def check_writable(self: Tensor, allow_overlap: bool = False) -> None:
+    """`allow_overlap`: fill_ and zero_ write one value everywhere, which torch allows into an
+    expanded tensor (no element's result depends on which alias is written last)."""
     if _grad["enabled"] and self._requires_grad:
         if self.grad_fn is None:
             raise RuntimeError("a leaf Variable that requires grad is being used in an in-place operation.")
         base = self._base
         if base is not None and base.grad_fn is None and base._requires_grad:
             raise RuntimeError("a view of a leaf Variable that requires grad is being used in an in-place operation.")
+    if allow_overlap:
+        return
     st = self._data.strides if self._data.size else ()  # (NumPy gives empty arrays zero strides)
     for n, s in zip(self._data.shape, st):
         if s == 0 and n > 1:
