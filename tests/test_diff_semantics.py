@@ -442,3 +442,30 @@ def test_view_errors(case):
 def test_fill_of_expanded_view():
     """fill_ writes one value, so torch allows it on an expanded view (the base sees it)."""
     same(lambda L: (lambda b: (b.expand(3, 4).fill_(2.0), b)[1])(L.ones(3, 1)))
+
+
+@pytest.mark.parametrize("case", [
+    lambda L: L.arange(6.0).reshape(2, 3).softmax(1),
+    lambda L: L.arange(6.0).reshape(2, 3).softmax(-2),
+    lambda L: L.arange(6.0).reshape(2, 3).log_softmax(0),
+    lambda L: L.softmax(L.arange(6.0).reshape(2, 3), 1),
+    lambda L: L.log_softmax(L.arange(6.0).reshape(2, 3), dim=-1, dtype=L.float64),
+    lambda L: L.ones(3, dtype=L.int64).softmax(0, dtype=L.float32),
+    lambda L: L.ones(2, requires_grad=True).softmax(0),
+])
+def test_softmax_methods(case):
+    """Tensor.softmax / log_softmax and torch.softmax: a torch user's everyday spelling."""
+    same(case)
+
+
+@pytest.mark.parametrize("case", [
+    lambda L: L.ones(2, 3).softmax(2),
+    lambda L: L.ones(2, 3).log_softmax(-3),
+    lambda L: L.ones(3, dtype=L.int64).softmax(0),
+    lambda L: L.ones(2, 3, dtype=L.int64).softmax(0),
+    lambda L: L.ones(2, 3, dtype=L.int64).log_softmax(0),
+    lambda L: L.ones(2, 3, dtype=L.int64).log_softmax(-1),
+    lambda L: L.nn.functional.softmin(L.ones(2, 3, dtype=L.int64), 0),
+])
+def test_softmax_errors(case):
+    raises_same(case)

@@ -173,6 +173,19 @@ def _clamp_scalar_(name):
     return method
 
 
+def _softmax(self, dim, dtype=None):
+    """Tensor.softmax(dim) / log_softmax(dim): torch's methods (dim is required, unlike F.softmax)."""
+    from .nn import functional as F
+
+    return F.softmax(self, dim, dtype=dtype)
+
+
+def _log_softmax(self, dim, dtype=None):
+    from .nn import functional as F
+
+    return F.log_softmax(self, dim, dtype=dtype)
+
+
 def install() -> None:
     for name, fn in METHODS.items():
         setattr(Tensor, name, fn)
@@ -188,6 +201,8 @@ def install() -> None:
     Tensor.resize_ = _resize_
     Tensor.T = property(_T)
     Tensor.mT = property(lambda self: M.transpose(self, -2, -1))
+    Tensor.softmax = _softmax
+    Tensor.log_softmax = _log_softmax
     Tensor.__getitem__ = _getitem
     Tensor.__setitem__ = _setitem
     ops = {

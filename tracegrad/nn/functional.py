@@ -197,17 +197,20 @@ def _softmax_dim(name: str, ndim: int, dim):
     return 0 if ndim in (0, 1, 3) else 1
 
 
-def _softmax_input(input, dtype):
+def _softmax_input(input, dtype, kind="softmax", dim=-1):
     if dtype is not None:
         input = input.to(dtype)
     if not input.dtype.is_floating_point:
-        raise RuntimeError(f'"softmax_lastdim_kernel_impl" not implemented for \'{input.dtype.short}\'')
+        # torch has no integer kernel; it names the one it reached (a last-dim one or the general one)
+        last = input.ndim <= 1 or dim is None or dim % input.ndim == input.ndim - 1
+        raise NotImplementedError(f'"{kind}{"_lastdim" if last else ""}_kernel_impl" not implemented for '
+                                  f'\'{input.dtype.short}\'')
     return input
 
 
 def softmax(input: Tensor, dim: Optional[int] = None, _stacklevel: int = 3, dtype=None) -> Tensor:
     dim = _softmax_dim("softmax", input.ndim, dim)
-    input = _softmax_input(input, dtype)
+    input = _softmax_input(input, dtype, "softmax", dim)
     if input.ndim == 0:
         return K.softmax(input.reshape(1), 0).reshape(())
     if _tracing():
@@ -217,12 +220,12 @@ def softmax(input: Tensor, dim: Optional[int] = None, _stacklevel: int = 3, dtyp
 
 def softmin(input: Tensor, dim: Optional[int] = None, _stacklevel: int = 3, dtype=None) -> Tensor:
     dim = _softmax_dim("softmin", input.ndim, dim)
-    return softmax(-_softmax_input(input, dtype), dim)
+    return softmax(-_softmax_input(input, dtype, "softmax", dim), dim)
 
 
 def log_softmax(input: Tensor, dim: Optional[int] = None, _stacklevel: int = 3, dtype=None) -> Tensor:
     dim = _softmax_dim("log_softmax", input.ndim, dim)
-    input = _softmax_input(input, dtype)
+    input = _softmax_input(input, dtype, "log_softmax", dim)
     if input.ndim == 0:
         return K.log_softmax(input.reshape(1), 0).reshape(())
     if _tracing():
