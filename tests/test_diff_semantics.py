@@ -405,7 +405,8 @@ VIEW_CASES = [
     "x.mT", "x.movedim(0, 2)", "x.contiguous()", "x.transpose(0, 1).contiguous()", "x[..., None]", "x[...]",
     "x[[0, 1]]", "x[x > 0]", "x[0, [0, 2]]", "x.clone()", "x.flip(0)", "x.as_strided((2, 2), (1, 2), 1)",
     "x.swapaxes(0, 1)", "x.data", "x.view(x.dtype)", "x.view(L.int32)", "x.view(L.int16)", "x[:, 1:].view(L.int16)",
-    "x.view(L.float64)", "x.reshape(6, 4)[::2].view(L.float64)", "x.view(L.uint8)",
+    "x.view(L.float64)", "x.reshape(6, 4)[::2].view(L.float64)", "x.view(L.uint8)", "x.ravel()",
+    "x.transpose(0, 1).ravel()", "x[:, :1].ravel()", "L.ravel(x[1:])",
 ]
 
 
@@ -452,9 +453,11 @@ def test_fill_of_expanded_view():
     lambda L: L.log_softmax(L.arange(6.0).reshape(2, 3), dim=-1, dtype=L.float64),
     lambda L: L.ones(3, dtype=L.int64).softmax(0, dtype=L.float32),
     lambda L: L.ones(2, requires_grad=True).softmax(0),
+    lambda L: str(L.ones(2, 3, requires_grad=True).t().ravel().grad_fn.next_functions[0][0].name()),
+    lambda L: str(L.ones(2, 3, requires_grad=True).ravel().grad_fn.name()),
 ])
-def test_softmax_methods(case):
-    """Tensor.softmax / log_softmax and torch.softmax: a torch user's everyday spelling."""
+def test_softmax_and_ravel_methods(case):
+    """Tensor.softmax / log_softmax, torch.softmax and ravel (a view of contiguous()): everyday spellings."""
     same(case)
 
 

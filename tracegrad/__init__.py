@@ -41,6 +41,7 @@ from .creation import (tensor, as_tensor, asarray, from_numpy, empty, zeros, one
 from .printing import set_printoptions
 from . import nn, optim, utils
 from .methods import _softmax as softmax, _log_softmax as log_softmax  # torch.softmax(x, dim, dtype=None)
+from .methods import _ravel as ravel
 from .serialization import save, load
 from .tracer import trace, compile, explain
 

@@ -186,6 +186,11 @@ def _log_softmax(self, dim, dtype=None):
     return F.log_softmax(self, dim, dtype=dtype)
 
 
+def _ravel(self):
+    """torch's ravel: contiguous().view(-1), so a copy (then a view of it) unless already contiguous."""
+    return M.view(self.contiguous(), -1)
+
+
 def install() -> None:
     for name, fn in METHODS.items():
         setattr(Tensor, name, fn)
@@ -201,6 +206,7 @@ def install() -> None:
     Tensor.resize_ = _resize_
     Tensor.T = property(_T)
     Tensor.mT = property(lambda self: M.transpose(self, -2, -1))
+    Tensor.ravel = _ravel
     Tensor.softmax = _softmax
     Tensor.log_softmax = _log_softmax
     Tensor.__getitem__ = _getitem
