@@ -327,10 +327,11 @@ def full(size, fill_value, *, dtype=None, device=None, requires_grad=False, out=
     if isinstance(fill_value, Tensor):
         fill_value = fill_value.item()
     dt = dtype or D.scalar_dtype(fill_value)
+    shape = _size((size,) if isinstance(size, int) else (tuple(size),))
+    D.check_scalar_fits(fill_value, dt, int(np.prod(shape)))  # torch refuses 300 or inf for uint8, but wraps -1 to 255
     if dt.category == D._INT and isinstance(fill_value, (int, np.integer)) and not isinstance(fill_value, bool):
-        D.check_int_fits(fill_value, dt)  # torch refuses 300 for uint8, but wraps -1 to 255
         fill_value = D.wrap_int(int(fill_value), dt)
-    arr = quiet_call(np.full, _size((size,) if isinstance(size, int) else (tuple(size),)), fill_value, D.compute_np(dt))
+    arr = quiet_call(np.full, shape, fill_value, D.compute_np(dt))
     return _write_out(out, _finish(to_storage(arr, dt), dt, device, requires_grad))
 
 

@@ -177,7 +177,10 @@ def can_cast(src: DType, dst: DType) -> bool:
 
 # --- Python ints meeting integer tensors ---
 _INT_BOUNDS = {d: (int(np.iinfo(d.np).min), int(np.iinfo(d.np).max)) for d in (uint8, int8, int16, int32, int64)}
-_CTYPE = {uint8: "uint8_t", int8: "int8_t", int16: "int16_t", int32: "int32_t", int64: "int64_t"}
+# the C++ type names torch's "value cannot be converted to type ... without overflow" uses
+_CTYPE = {uint8: "uint8_t", int8: "int8_t", int16: "int16_t", int32: "int", int64: "int64_t",
+          float16: "c10::Half", bfloat16: "c10::BFloat16", float32: "float", float64: "double"}
+_FLOAT_MAX = {float16: 65504.0, bfloat16: 3.3895313892515355e38, float32: 3.4028234663852886e38}
 
 
 def wrap_int(value: int, dt: DType):
@@ -189,15 +192,29 @@ def wrap_int(value: int, dt: DType):
     return np.array(value % (1 << 64), dtype=np.uint64).astype(dt.np)[()]
 
 
-def check_int_fits(value, dt: DType) -> None:
-    """torch's check for scalars that fill or clamp an integer tensor: in range, or (for unsigned
-    types) a negative value whose magnitude is in range, which then wraps."""
+def check_scalar_fits(value, dt: DType, numel: int | None = None) -> None:
+    """torch's checked conversion of a Python scalar into dtype `dt` (c10's `overflows`), which fill_,
+    masked_fill, full, clamp, where and friends apply to their scalar argument (binary arithmetic wraps
+    instead). Integers: in range, or for unsigned types a negative value whose magnitude is in range
+    (it wraps: -1 fills a uint8 with 255). Floats into integers: the real value in range (127.5 does
+    not fit int8), never inf or nan. Into float16/bfloat16/float32: within the largest finite value,
+    inf and nan always fit. `numel`: the size of the tensor a fill writes; torch fills a one-element
+    tensor through a path that converts to float16/bfloat16 unchecked (1e5 becomes inf there)."""
+    if numel == 1 and dt in (float16, bfloat16):
+        return
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.number)) or dt is bool_:
+        return
     bounds = _INT_BOUNDS.get(dt)
-    if bounds is None or isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.number)):
+    if bounds is not None:
+        lo, hi = bounds
+        if isinstance(value, (float, np.floating)):
+            bad = not np.isfinite(value) or value < lo or value > hi
+        else:
+            v = int(value)
+            bad = v > hi or (v < -hi if lo == 0 else v < lo)
+    elif dt in _FLOAT_MAX:
+        bad = not (isinstance(value, (float, np.floating)) and not np.isfinite(value)) and abs(value) > _FLOAT_MAX[dt]
+    else:
         return
-    if isinstance(value, (float, np.floating)) and not np.isfinite(value):
-        return
-    lo, hi = bounds
-    v = int(value)  # (a float counts by its integer part)
-    if v > hi or (v < lo and (lo == 0 and -v > hi or lo != 0)):
+    if bad:
         raise RuntimeError(f"value cannot be converted to type {_CTYPE[dt]} without overflow")

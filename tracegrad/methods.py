@@ -164,11 +164,43 @@ def _T(self):
     return M.permute(self, tuple(reversed(range(self.ndim))))
 
 
+# in-place ops whose result dtype is the promotion of self and the other operand (checked up front;
+# not sub, whose bool check comes first in torch)
+_PROMOTING = frozenset("add mul floor_divide remainder fmod bitwise_and bitwise_or bitwise_xor".split())
+
+
+def _clamp_scalar_(name):
+    """clamp_/clip_/clamp_min_/clamp_max_: with Python-number bounds torch names the output type the
+    C++ way in its cast error ("... desired output type signed char"), unlike other in-place ops."""
+    generic = inplace(METHODS[name])
+
+    def method(self, *args, **kwargs):
+        bounds = [v for v in (*args, *kwargs.values()) if v is not None]
+        if bounds and not any(isinstance(v, Tensor) for v in bounds):
+            from . import dtypes as D
+
+            dt = D.result_type(self, *bounds)
+            if dt.category > self.dtype.category:
+                raise RuntimeError(f"result type {dt.short} can't be cast to the desired output type "
+                                   f"{P._c_name(self.dtype)}")
+        return generic(self, *args, **kwargs)
+
+    method.__name__ = name + "_"
+    return method
+
+
+def _ravel(self):
+    """torch's ravel: contiguous().view(-1), so a copy (then a view of it) unless already contiguous."""
+    return M.view(self.contiguous(), -1)
+
+
 def install() -> None:
     for name, fn in METHODS.items():
         setattr(Tensor, name, fn)
     for name in INPLACE:
-        setattr(Tensor, name + "_", inplace(METHODS[name]))
+        setattr(Tensor, name + "_", inplace(METHODS[name], promotes=name in _PROMOTING))
+    for name in ("clamp", "clip", "clamp_min", "clamp_max"):
+        setattr(Tensor, name + "_", _clamp_scalar_(name))
     Tensor.t_ = _t_
     Tensor.transpose_ = _transpose_
     Tensor.swapaxes_ = _transpose_
@@ -177,24 +209,25 @@ def install() -> None:
     Tensor.resize_ = _resize_
     Tensor.T = property(_T)
     Tensor.mT = property(lambda self: M.transpose(self, -2, -1))
+    Tensor.ravel = _ravel
     Tensor.__getitem__ = _getitem
     Tensor.__setitem__ = _setitem
     ops = {
         "__add__": P.fast_binary_method(P.ADD), "__radd__": P.fast_binary_method(P.ADD),
-        "__iadd__": inplace(P.add),
+        "__iadd__": inplace(P.add, promotes=True),
         "__sub__": P.fast_binary_method(P.SUB), "__rsub__": _rsub, "__isub__": inplace(P.sub),
         "__mul__": P.fast_binary_method(P.MUL), "__rmul__": P.fast_binary_method(P.MUL),
-        "__imul__": inplace(P.mul),
+        "__imul__": inplace(P.mul, promotes=True),
         "__truediv__": P.fast_binary_method(P.DIV, P.div), "__rtruediv__": _rtruediv, "__itruediv__": inplace(P.div),
         "__floordiv__": P.floor_divide, "__rfloordiv__": _binop(P.floor_divide, True),
-        "__ifloordiv__": inplace(P.floor_divide),
-        "__mod__": P.remainder, "__rmod__": _binop(P.remainder, True), "__imod__": inplace(P.remainder),
+        "__ifloordiv__": inplace(P.floor_divide, promotes=True),
+        "__mod__": P.remainder, "__rmod__": _binop(P.remainder, True), "__imod__": inplace(P.remainder, promotes=True),
         "__pow__": P.pow, "__rpow__": _rpow, "__ipow__": inplace(P.pow),
         "__matmul__": L.matmul, "__rmatmul__": _rmatmul,
         "__neg__": P.neg, "__pos__": lambda self: self, "__abs__": P.abs, "__invert__": _invert,
-        "__and__": P.bitwise_and, "__rand__": _binop(P.bitwise_and, True), "__iand__": inplace(P.bitwise_and),
-        "__or__": P.bitwise_or, "__ror__": _binop(P.bitwise_or, True), "__ior__": inplace(P.bitwise_or),
-        "__xor__": P.bitwise_xor, "__rxor__": _binop(P.bitwise_xor, True), "__ixor__": inplace(P.bitwise_xor),
+        "__and__": P.bitwise_and, "__rand__": _binop(P.bitwise_and, True), "__iand__": inplace(P.bitwise_and, promotes=True),
+        "__or__": P.bitwise_or, "__ror__": _binop(P.bitwise_or, True), "__ior__": inplace(P.bitwise_or, promotes=True),
+        "__xor__": P.bitwise_xor, "__rxor__": _binop(P.bitwise_xor, True), "__ixor__": inplace(P.bitwise_xor, promotes=True),
         **{f"__{n}__": P.fast_binary_method(P._CMP[n], getattr(P, n)) for n in ("eq", "ne", "lt", "le", "gt", "ge")},
     }
     for name, fn in ops.items():

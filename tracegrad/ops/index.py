@@ -58,6 +58,26 @@ def _to_np_index(i):
     return i
 
 
+def _index_positions(idx: tuple, ndim: int) -> list:
+    """For each entry of the ellipsis-expanded `idx`, its position in `idx` as written: torch's
+    "index 3 is out of bounds for dimension 1" counts index entries (`...` as one), not tensor dims."""
+    e = next((j for j, i in enumerate(idx) if i is Ellipsis), None)
+    if e is None:
+        return list(range(len(idx)))
+    k = len(_expand_ellipsis(idx, ndim)) - len(idx) + 1  # how many slices the ellipsis became
+    return [j if j < e else e if j < e + k else j - k + 1 for j in range(len(idx) - 1 + k)]
+
+
+def _int_index(i) -> int:
+    """An index entry that selects: an int (or something with __index__); torch refuses floats."""
+    if isinstance(i, float):
+        raise IndexError("only integers, slices (`:`), ellipsis (`...`), None and long or byte Variables are "
+                         "valid indices (got float)")
+    if isinstance(i, str):
+        raise TypeError("new(): invalid data type 'str'")
+    return int(i)
+
+
 def _expand_ellipsis(idx: tuple, ndim: int) -> tuple:
     if not any(i is Ellipsis for i in idx):  # (`in` would call Tensor.__eq__)
         return idx
@@ -137,13 +157,14 @@ def getitem(self: Tensor, index):
             and idx[0] is not Ellipsis:
         raise IndexError("invalid index of a 0-dim tensor. Use `tensor.item()` in Python or `tensor.item<T>()` "
                          "in C++ to convert a 0-dim tensor to a number")
+    pos = _index_positions(idx, self.ndim)
     idx = _expand_ellipsis(idx, self.ndim)
     n_real = sum(1 for i in idx if i is not None)
     if n_real > self.ndim:
         raise IndexError(f"too many indices for tensor of dimension {self.ndim}")
     r = self
     d = 0
-    for i in idx:
+    for j, i in enumerate(idx):
         if i is None:
             r = M.unsqueeze(r, d)
             d += 1
@@ -156,9 +177,9 @@ def getitem(self: Tensor, index):
             d += 1
         else:
             n = r.shape[d]
-            k = int(i)
+            k = _int_index(i)
             if not -n <= k < n:
-                raise IndexError(f"index {k} is out of bounds for dimension {d} with size {n}")
+                raise IndexError(f"index {k} is out of bounds for dimension {pos[j]} with size {n}")
             r = M.select(r, d, k)
     if r is self:
         return apply(ALIAS, (self,))
@@ -185,7 +206,7 @@ def indexed(a, index):
         return a[index]
     except IndexError as e:
         if a.size:
-            raise _torch_index_error(e, a.shape) from None
+            raise _torch_index_error(e, a.shape, index) from None
         return a[_empty_input_index(a.shape, index)]
 
 
@@ -247,13 +268,25 @@ def index_result_strides(strides, index, shape):
     return pointwise_strides(shape, operands)
 
 
-def _torch_index_error(e, shape):
+def _torch_index_error(e, shape, index=None):
     msg = str(e)
     import re
 
     m = re.match(r"index (-?\d+) is out of bounds for axis (\d+) with size (\d+)", msg)
     if m:
-        return IndexError(f"index {m.group(1)} is out of bounds for dimension {m.group(2)} with size {m.group(3)}")
+        dim = int(m.group(2))
+        if isinstance(index, tuple):
+            # torch counts the index tensors, not the dims: x[:, :, [5]] is out of bounds "for dimension 0"
+            axis, dim = 0, None
+            for k, i in enumerate(index):
+                nd = i.ndim if isinstance(i, np.ndarray) and i.dtype == np.bool_ else 1
+                if axis <= int(m.group(2)) < axis + nd:
+                    dim = sum(x.ndim if isinstance(x, np.ndarray) and x.dtype == np.bool_ else 1
+                              for x in index[:k] if not isinstance(x, slice))  # (a mask counts its dims)
+                    break
+                axis += nd
+            dim = int(m.group(2)) if dim is None else dim
+        return IndexError(f"index {m.group(1)} is out of bounds for dimension {dim} with size {m.group(3)}")
     m = re.match(r"boolean index did not match indexed array along (?:axis|dimension) (\d+); size of (?:axis|dimension) is (\d+) but size of corresponding boolean (?:axis|dimension) is (\d+)", msg)
     if m:
         return IndexError(f"The shape of the mask [{m.group(3)}] at index {m.group(1)} does not match the shape of "
@@ -354,11 +387,12 @@ def _traced_take(r, d: int, i):
 def _split_basic(self, idx):
     """(view, rest): the view after the basic parts of `idx` (ints, slices, None) and the index
     the advanced step gets (full slices where the basic parts were)."""
+    pos = _index_positions(idx, self.ndim)
     idx = _expand_ellipsis(idx, self.ndim)
     r = self
     d = 0
     rest = []  # the index the `index` op gets: full slices where the basic parts were
-    for i in idx:
+    for j, i in enumerate(idx):
         if i is None:
             r = M.unsqueeze(r, d)
             rest.append(slice(None))
@@ -381,9 +415,9 @@ def _split_basic(self, idx):
             if d >= r.ndim:
                 raise IndexError(f"too many indices for tensor of dimension {self.ndim}")
             n = r.shape[d]
-            k = int(i)
+            k = _int_index(i)
             if not -n <= k < n:
-                raise IndexError(f"index {k} is out of bounds for dimension {d} with size {n}")
+                raise IndexError(f"index {k} is out of bounds for dimension {pos[j]} with size {n}")
             r = M.select(r, d, k)
     while rest and type(rest[-1]) is slice:
         rest.pop()
@@ -400,7 +434,7 @@ def _np_index_put(a, v, index, accumulate, contiguous=False):
         else:
             out[index] = v
     except IndexError as e:
-        raise _torch_index_error(e, a.shape) from None
+        raise _torch_index_error(e, a.shape, index) from None
     except ValueError as e:
         raise RuntimeError(f"shape mismatch: value tensor of shape {list(np.shape(v))} cannot be broadcast to "
                            f"indexing result of shape {list(a[index].shape)}") from None
@@ -457,6 +491,10 @@ def setitem(self: Tensor, index, value) -> None:
     from .inplace import check_writable, commit
     from ..autograd import grad_mode
 
+    if not isinstance(value, Tensor) and self.dtype not in (D.float16, D.bfloat16):
+        # torch checks that a Python number fits the target (x[0] = 300 on int8 raises); it converts
+        # through float for half and bfloat16, which makes 1e5 inf there instead
+        D.check_scalar_fits(value, self.dtype)
     idx = index if isinstance(index, tuple) else (index,)
     # the write goes to the view the basic parts of the index make, so the leaf rules (and
     # autograd: CopySlices on the base) apply to that view; views are made with grad mode as it is
@@ -491,6 +529,10 @@ def setitem(self: Tensor, index, value) -> None:
     target, _ = _split_basic(self, idx)  # full slices and `...` leave the tensor itself
     if isinstance(value, Tensor) and value.shape != target.shape:
         value = _strip_ones(value)
+        if value.ndim <= target.ndim and value.shape != target.shape:
+            # torch expands the value to the target: its error is expand's ("The expanded size of the
+            # tensor (3) must match the existing size (4) ..."), not a broadcast error
+            M.expand(value, tuple(target.shape))
     copy_(target, value)
 
 
@@ -526,7 +568,8 @@ def copy_(self: Tensor, src, non_blocking=False, *, _grad_name=None) -> Tensor:
     from .inplace import check_writable, commit
     from .shape_util import broadcast_shapes
 
-    check_writable(self)
+    # fill_ and zero_ (which come here with a Python number or a 0-d tensor) may write an expanded tensor
+    check_writable(self, allow_overlap=_grad_name is not None and _grad_name.startswith(("Fill", "Zero")))
     if isinstance(src, Tensor):
         if src.shape != self.shape:  # src must broadcast to self's shape: torch's two errors
             b = broadcast_shapes(self.shape, src.shape)
@@ -551,6 +594,8 @@ def fill_(self: Tensor, value) -> Tensor:
     if isinstance(value, Tensor) and value.ndim:
         raise RuntimeError(
             f"fill_ only supports 0-dimension value tensor but got tensor with {value.ndim} dimensions.")
+    if not isinstance(value, Tensor):
+        D.check_scalar_fits(value, self.dtype, self.numel())  # torch: fill_(300) on int8 is an overflow error, not a wrap
     return copy_(self, value, _grad_name="FillBackward3" if isinstance(value, Tensor) else "FillBackward2")
 
 
@@ -682,21 +727,57 @@ SCATTER_ADD = defop("scatter_add", "index", _np_scatter, dtype=lambda args, attr
                     vjp=_vjp_scatter_add, save=(1,))
 
 
+def _scatter_shape_check(input, d, index, src):
+    """torch's scatter_shape_check: index has self's dims (a 0-d counts as 1-d) and is no larger than
+    self apart from `d`, nor than a tensor src anywhere (NumPy would silently write a part or fail)."""
+    if index.numel() == 0:
+        return
+    if max(input.ndim, 1) != max(index.ndim, 1):
+        raise RuntimeError("Index tensor must have the same number of dimensions as self tensor")
+
+    def size(t, k):
+        if t.ndim == 0:
+            wrap_dim(k, 0)
+            return 1
+        return t.shape[wrap_dim(k, t.ndim)]
+
+    n = max(input.ndim, 1)
+    wrong = any(k != d and size(index, k) > size(input, k) for k in range(n))
+    if not wrong and isinstance(src, Tensor):
+        wrong = any(size(index, k) > size(src, k) for k in range(n))
+    if wrong:
+        msg = (f"Expected index {list(index.shape)} to be no larger than self {list(input.shape)} apart from "
+               f"dimension {d}")
+        if isinstance(src, Tensor):
+            msg += f" and to be no larger size than src {list(src.shape)}"
+        raise RuntimeError(msg)
+
+
 def scatter(input, dim, index, src=None, *, value=None, reduce=None):
     _check_index(index, "scatter")
-    d = wrap_dim(dim, input.ndim)  # (0-d tensors scatter as one-element vectors: the kernels reshape)
+    if isinstance(src, Tensor) and src.dtype is not input.dtype:
+        raise RuntimeError("scatter(): Expected self.dtype to be equal to src.dtype")
+    if input.ndim == 1 and index.ndim == 0:  # a 0-d index scatters as a one-element vector
+        index = index.reshape(1)
+        src = src.reshape(1) if isinstance(src, Tensor) and src.ndim == 0 else src
+    d = wrap_dim(dim, input.ndim)  # (a 0-d input scatters as a one-element vector: the kernels reshape)
     if src is None:
         src = value
+    _scatter_shape_check(input, d, index, src)
     if isinstance(src, Tensor):
-        if src.dtype is not input.dtype:
-            raise RuntimeError(f"scatter(): Expected self.dtype to be equal to src.dtype")
         return apply(SCATTER, (input, index, src), {"dim": d, "reduce": reduce})
     return apply(SCATTER, (input, index, src), {"dim": d, "reduce": reduce, "scalar": True})
 
 
 def scatter_add(input, dim, index, src):
-    _check_index(index, "scatter_add")
+    _check_index(index, "scatter")  # (torch words scatter_add's checks as scatter's)
+    if src.dtype is not input.dtype:
+        raise RuntimeError("scatter(): Expected self.dtype to be equal to src.dtype")
+    if input.ndim == 1 and index.ndim == 0:  # a 0-d index scatters as a one-element vector
+        index = index.reshape(1)
+        src = src.reshape(1) if src.ndim == 0 else src
     d = wrap_dim(dim, input.ndim)
+    _scatter_shape_check(input, d, index, src)
     return apply(SCATTER_ADD, (input, index, src), {"dim": d, "reduce": "add"})
 
 
@@ -707,7 +788,7 @@ def scatter_reduce(input, dim, index, src, reduce, *, include_self=True):
 
 
 def index_select(input, dim, index, *, out=None):
-    if not isinstance(index, Tensor) or index.dtype.category != D._INT:
+    if not isinstance(index, Tensor) or index.dtype not in (D.int32, D.int64):
         raise RuntimeError("index_select(): Expected dtype int32 or int64 for index")
     if index.ndim > 1:
         raise IndexError("index_select(): Index is supposed to be a vector")
@@ -783,9 +864,9 @@ def masked_fill(input, mask, value):
             f"masked_fill_ only supports a 0-dimensional value tensor, but got tensor with {value.ndim} dimension(s).")
     from .shape_util import broadcast_shapes
 
-    broadcast_shapes(input.shape, mask.shape)
-    if input.dtype.category == D._INT and not isinstance(value, Tensor):
-        D.check_int_fits(value, input.dtype)
+    broadcast_shapes(mask.shape, input.shape)  # (torch names the mask "a")
+    # the fill value must fit the tensor's dtype (a 0-d tensor value is checked by its item too)
+    D.check_scalar_fits(value.item() if isinstance(value, Tensor) else value, input.dtype)
     r = apply(MASKED_FILL, (input, mask, value), dtype=input.dtype)
     if _TRACER[0] is not None:  # traced: the layout is the graph value's, so row-major is an op there
         return r if r.is_contiguous() else r.contiguous()
@@ -847,7 +928,7 @@ def masked_select(input, mask):
         raise RuntimeError(f"masked_select: expected BoolTensor for mask")
     from .shape_util import broadcast_shapes
 
-    broadcast_shapes(input.shape, mask.shape)
+    broadcast_shapes(mask.shape, input.shape)  # (torch names the mask "a")
     return apply(MASKED_SELECT, (input, mask))
 
 
@@ -894,8 +975,25 @@ def _np_preserve_copy(a):
 
 
 def index_fill(input, dim, index, value):
+    # torch's checks, in its order (NumPy would take a float index or word the bounds error its own way)
+    if not isinstance(index, Tensor) or index.dtype is not D.int64:
+        raise IndexError("index_fill_(): Expected dtype int64 for index.")
+    if isinstance(value, Tensor) and value.ndim:
+        raise RuntimeError(f"index_fill_ only supports a 0-dimensional value tensor, but got tensor with "
+                           f"{value.ndim} dimension(s).")
+    if index.ndim > 1:
+        raise RuntimeError("Index has to be a vector/scalar")
     d = wrap_dim(dim, input.ndim)
-    idx = (slice(None),) * d + (_host(index).astype(np.int64).reshape(-1),)
+    iv = _host(index).astype(np.int64).reshape(-1)
+    n = input.shape[d] if input.ndim else 1
+    bad = iv[(iv < -n) | (iv >= n)]
+    if bad.size:
+        raise IndexError(f"index {bad[0]} is out of bounds for dimension {d} with size {n}")
+    idx = (slice(None),) * d + (iv,)
+    if not isinstance(value, Tensor):
+        D.check_scalar_fits(value, input.dtype)
+        if input.dtype.category == D._INT and isinstance(value, int):
+            value = D.wrap_int(value, input.dtype)  # -2 into uint8 is 254, as torch (NumPy refuses it)
     if isinstance(value, Tensor) and value.dtype is not input.dtype:
         value = value.to(input.dtype)
     return apply(INDEX_FILL, (input, value), {"index": idx})
@@ -922,11 +1020,39 @@ INDEX_ADD = defop("index_add", "index", _np_index_add, dtype=lambda args, attrs:
 
 
 def index_add(input, dim, index, source, *, alpha=1):
+    # torch's index_func_meta_impl checks, in its order (NumPy would broadcast, or fail in its own words)
+    if index.ndim > 1:
+        raise IndexError(f"index_add_(): Index is supposed to be a vector, but got dim: {index.ndim} with type: "
+                         f"{index.dtype.short} and size: {list(index.shape)}")
+    if index.dtype not in (D.int32, D.int64):
+        raise RuntimeError(f"index_add_(): Expected dtype int32/int64 for index but got: {index.dtype.short}")
     if source.dtype is not input.dtype:
         raise RuntimeError(f"index_add_(): self ({input.dtype.short}) and source ({source.dtype.short}) must have "
                            "the same scalar type")
+    if input.ndim == 0:  # a 0-d tensor adds as a one-element vector
+        wrap_dim(dim, 0)
+        return index_add(input.reshape(1), 0, index, source.reshape(1) if source.ndim == 0 else source,
+                         alpha=alpha).reshape(())
     d = wrap_dim(dim, input.ndim)
-    idx = (slice(None),) * d + (_host(index).astype(np.int64).reshape(-1),)
+    if d != 0 and d >= source.ndim:
+        raise RuntimeError(f"index_add_(): Indexing dim {d} is out of bounds of the source tensor with dim "
+                           f"{source.ndim}")
+    ns = source.shape[d] if source.ndim else 1
+    if index.numel() != ns:
+        raise RuntimeError(f"index_add_(): Number of indices ({index.numel()}) should be equal to source.size(dim): "
+                           f"({ns}), for dim: {d}")
+    ss, xs = list(input.shape), list(source.shape)
+    if source.ndim and input.ndim:
+        del ss[d], xs[d]
+    if ss != xs:
+        raise RuntimeError(f"source tensor shape must match self tensor shape, excluding the specified dimension. "
+                           f"Got self.shape = {list(input.shape)} source.shape = {list(source.shape)}")
+    iv = _host(index).astype(np.int64).reshape(-1)
+    n = input.shape[d] if input.ndim else 1
+    bad = iv[(iv < 0) | (iv >= n)]  # (index_add does not wrap negative indices)
+    if bad.size:
+        raise RuntimeError(f"index {bad[0]} is out of bounds for dimension {d} with size {n}")
+    idx = (slice(None),) * d + (iv,)
     return apply(INDEX_ADD, (input, source), {"index": idx, "alpha": alpha})
 
 

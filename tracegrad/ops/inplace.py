@@ -21,13 +21,17 @@ from ..tensor import Tensor
 _grad = grad_mode._state
 
 
-def check_writable(self: Tensor) -> None:
+def check_writable(self: Tensor, allow_overlap: bool = False) -> None:
+    """`allow_overlap`: fill_ and zero_ write one value everywhere, which torch allows into an
+    expanded tensor (no element's result depends on which alias is written last)."""
     if _grad["enabled"] and self._requires_grad:
         if self.grad_fn is None:
             raise RuntimeError("a leaf Variable that requires grad is being used in an in-place operation.")
         base = self._base
         if base is not None and base.grad_fn is None and base._requires_grad:
             raise RuntimeError("a view of a leaf Variable that requires grad is being used in an in-place operation.")
+    if allow_overlap:
+        return
     st = self._data.strides if self._data.size else ()  # (NumPy gives empty arrays zero strides)
     for n, s in zip(self._data.shape, st):
         if s == 0 and n > 1:
@@ -37,8 +41,12 @@ def check_writable(self: Tensor) -> None:
 
 
 def _check_cast(r: Tensor, self: Tensor) -> None:
-    if r.dtype.category > self.dtype.category:
-        raise RuntimeError(f"result type {r.dtype.short} can't be cast to the desired output type {self.dtype.short}")
+    _check_cast_dtype(r.dtype, self)
+
+
+def _check_cast_dtype(dt: D.DType, self: Tensor) -> None:
+    if dt.category > self.dtype.category:
+        raise RuntimeError(f"result type {dt.short} can't be cast to the desired output type {self.dtype.short}")
 
 
 def commit(self: Tensor, r: Tensor) -> Tensor:
@@ -184,11 +192,16 @@ def copy_slices_vjp(ctx, saved, g):
     return (flat.reshape(base_shape),) + tuple(grads[1:])
 
 
-def inplace(fn):
-    """Make the in-place method `x.op_(...)` from the out-of-place `op(x, ...)`."""
+def inplace(fn, promotes: bool = False):
+    """Make the in-place method `x.op_(...)` from the out-of-place `op(x, ...)`. `promotes`: the op's
+    result dtype is the promotion of self and its first argument, which is checked before computing,
+    as torch settles the dtype before its kernel runs (a bool `x //= int_tensor` is a cast error even
+    where the division would fail, and `int_x &= float_tensor` is not a missing bitwise kernel)."""
 
     def method(self, *args, **kwargs):
         check_writable(self)
+        if promotes and args and isinstance(args[0], (Tensor, bool, int, float)):
+            _check_cast_dtype(D.result_type(self, args[0]), self)
         return commit(self, fn(self, *args, **kwargs))
 
     method.__name__ = fn.__name__ + "_"

@@ -128,17 +128,25 @@ def bmm(input, mat2, *, out=None):
         raise RuntimeError(
             f"Expected size for first two dimensions of batch2 tensor to be: [{input.shape[0]}, {input.shape[2]}] "
             f"but got: [{mat2.shape[0]}, {mat2.shape[1]}].")
-    _check_dtypes(input, mat2, "mm")
+    _check_bmm_dtypes(input, mat2)
     return _out(out, _mm_apply(input, mat2, "BmmBackward0"))
 
 
+def _check_bmm_dtypes(a, b):
+    if a.dtype is not b.dtype:  # (bmm's own words, not mm's)
+        raise RuntimeError(f"expected scalar type {a.dtype.short} but found {b.dtype.short}")
+
+
 def mv(input, vec, *, out=None):
+    # torch computes mv as addmv into a result of vec's dtype: its messages count and name that too
     if input.ndim != 2 or vec.ndim != 1:
-        raise RuntimeError(f"vector + matrix @ vector expected, got {input.ndim}, {vec.ndim}")
+        raise RuntimeError(f"vector + matrix @ vector expected, got 1, {input.ndim}, {vec.ndim}")
     if input.shape[1] != vec.shape[0]:
         raise RuntimeError(
             f"size mismatch, got input ({input.shape[0]}), mat ({input.shape[0]}x{input.shape[1]}), vec ({vec.shape[0]})")
-    _check_dtypes(input, vec, "mm")
+    if input.dtype is not vec.dtype:
+        raise RuntimeError(f"addmv input tensors must have the same dtype, but got {vec.dtype.short}, "
+                           f"{input.dtype.short}, and {vec.dtype.short}")
     return _out(out, _mm_apply(input, vec, "MvBackward0"))
 
 
@@ -197,9 +205,9 @@ def matmul(input, other, *, out=None):
         nb = _prod(batch)
         raise RuntimeError(f"Expected size for first two dimensions of batch2 tensor to be: [{nb}, {ka}] but got: "
                            f"[{nb}, {kb}].")
-    _check_dtypes(input, other, "mm")
-    if _should_fold(input, other, out is not None):
+    if _should_fold(input, other, out is not None):  # (mm or mv then checks the dtypes, in its words)
         return _out(out, _folded(input, other))
+    _check_bmm_dtypes(input, other)
     # batched: broadcast the batch dims, flatten them into one, bmm, view back (as torch does)
     from .movement import UNSAFE_VIEW
 
@@ -258,6 +266,9 @@ def _prod(xs):
 
 
 def outer(input, vec2):
+    for name, v in (("self", input), ("vec2", vec2)):
+        if v.ndim != 1:
+            raise RuntimeError(f"outer: Expected 1-D argument {name}, but got {v.ndim}-D")
     return input.reshape(-1, 1) * vec2
 
 

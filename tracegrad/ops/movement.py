@@ -87,6 +87,9 @@ def infer_size(shape, numel: int) -> tuple:
             raise RuntimeError(f"invalid shape dimension {s} at index {i} of shape [{', '.join(map(str, shape))}]")
     known = _prod(s for s in shape if s != -1)
     if neg:
+        if known == 0 and numel == 0:
+            raise RuntimeError(f"cannot reshape tensor of 0 elements into shape [{', '.join(map(str, shape))}] because "
+                               "the unspecified dimension size -1 can be any value and is ambiguous")
         if known == 0 or numel % known:
             raise RuntimeError(f"shape '[{', '.join(map(str, shape))}]' is invalid for input of size {numel}")
         shape = shape[: neg[0]] + (numel // known,) + shape[neg[0] + 1:]
@@ -176,9 +179,46 @@ def view(self, *shape):
 
 
 def _view_dtype(self, dt):
-    if dt.itemsize != self.dtype.itemsize:
-        raise RuntimeError("view(dtype) with a different element size is not supported")
-    return Tensor._make(self._data.view(dt.np), dt)
+    """x.view(dtype): the same bytes read as another dtype, sharing storage and version counter.
+    A different element size rescales the last dim, with torch's checks in torch's order."""
+    a, b = self.dtype.itemsize, dt.itemsize
+    if a == b:
+        r = Tensor._make(self._data.view(dt.np), dt)
+        r._vc = self._vc  # (writes through either show in the other's _version, as in torch)
+        return r
+    what = f"to view {self.dtype.short} as {dt.short} (different element sizes)"
+    if self.ndim == 0:
+        raise RuntimeError(f"self.dim() cannot be 0 {what}")
+    st, shape, off = list(self.stride()), list(self.shape), self.storage_offset()
+    if st[-1] != 1:
+        raise RuntimeError(f"self.stride(-1) must be 1 {what}, but got {st[-1]}")
+    if a > b:
+        k = a // b
+        st = [s * k for s in st[:-1]] + [1]
+        shape[-1] *= k
+    else:
+        k = b // a
+        if shape[-1] % k:
+            raise RuntimeError(f"self.size(-1) must be divisible by {k} {what}, but got {shape[-1]}")
+        if off % k:
+            raise RuntimeError(f"self.storage_offset() must be divisible by {k} {what}, but got {off}")
+        for i, s in enumerate(st[:-1]):
+            if s % k:
+                raise RuntimeError(f"self.stride({i}) must be divisible by {k} {what}, but got {s}")
+        st = [s // k for s in st[:-1]] + [1]
+        shape[-1] //= k
+    data = self._data
+    if type(data) is not np.ndarray:
+        raise RuntimeError("view(dtype) with a different element size is only supported for CPU tensors")
+    # a NumPy view of the same bytes (over the array that owns them) with the new dtype, shape, strides
+    from ..tensor import _root
+
+    root = _root(data)
+    offset = data.__array_interface__["data"][0] - root.__array_interface__["data"][0]
+    r = Tensor._make(np.ndarray(tuple(shape), dtype=dt.np, buffer=root, offset=offset,
+                                strides=tuple(s * b for s in st)), dt)
+    r._vc = self._vc
+    return r
 
 
 def reshape(self, *shape):
@@ -519,7 +559,9 @@ def narrow(self, dim, start, length):
         raise IndexError(f"start out of range (expected to be in range of [{-n}, {n}], but got {start})")
     if start < 0:
         start += n
-    if length < 0 or start + length > n:
+    if length < 0:
+        raise RuntimeError("narrow(): length must be non-negative.")
+    if start + length > n:
         raise RuntimeError(f"start ({start}) + length ({length}) exceeds dimension size ({n}).")
     return apply(SLICE, (self,), {"dim": d, "start": start, "stop": start + length, "step": 1})
 
@@ -532,7 +574,10 @@ def as_strided(self, size, stride, storage_offset=None):
 
 
 def diagonal(self, offset=0, dim1=0, dim2=1):
-    return apply(DIAGONAL, (self,), {"offset": offset, "dim1": wrap_dim(dim1, self.ndim), "dim2": wrap_dim(dim2, self.ndim)})
+    d1, d2 = wrap_dim(dim1, self.ndim), wrap_dim(dim2, self.ndim)
+    if d1 == d2:  # (NumPy would read past the storage)
+        raise RuntimeError(f"diagonal dimensions cannot be identical {dim1}, {dim2}")
+    return apply(DIAGONAL, (self,), {"offset": offset, "dim1": d1, "dim2": d2})
 
 
 def _np_split(a, dim, bounds):
@@ -577,6 +622,9 @@ def split(self, split_size_or_sections, dim=0):
         bounds = [(i, min(i + s, n)) for i in range(0, n, s)] if s and n else [(0, 0)]
     else:
         sizes = list(split_size_or_sections)
+        if any(s < 0 for s in sizes):
+            raise RuntimeError(f"split_with_sizes expects split_sizes have only non-negative entries, but got "
+                               f"split_sizes={sizes}")
         if sum(sizes) != n:
             raise RuntimeError(
                 f"split_with_sizes expects split_sizes to sum exactly to {n} (input tensor's size at dimension {d}), "
@@ -671,6 +719,9 @@ def flip(self, *dims):
     if len(dims) == 1 and not isinstance(dims[0], int):
         dims = tuple(dims[0])
     dims = tuple(wrap_dim(d, self.ndim) for d in dims)
+    for i, d in enumerate(dims):
+        if d in dims[:i]:
+            raise RuntimeError(f"dim {d} appears multiple times in the list of dims")
     if not self.ndim:  # a 0-d tensor flips to (a copy of) itself
         dims = ()
     return apply(FLIP, (self,), {"dims": dims})
@@ -763,6 +814,8 @@ CAT = defop("cat", "movement", _np_cat, dtype=lambda args, attrs: D.result_type(
 
 
 def cat(tensors, dim=0, *, out=None):
+    if isinstance(tensors, Tensor):  # (list() would unbind it)
+        raise TypeError("cat(): argument 'tensors' (position 1) must be tuple of Tensors, not Tensor")
     tensors = list(tensors)
     if not tensors:
         raise ValueError("torch.cat(): expected a non-empty list of Tensors")
@@ -800,6 +853,8 @@ concat = concatenate = cat
 
 
 def stack(tensors, dim=0, *, out=None):
+    if isinstance(tensors, Tensor):  # (list() would unbind it)
+        raise TypeError("stack(): argument 'tensors' (position 1) must be tuple of Tensors, not Tensor")
     tensors = list(tensors)
     if not tensors:
         raise RuntimeError("stack expects a non-empty TensorList")

@@ -141,7 +141,8 @@ DIV = defop("div", "pointwise", np.true_divide, dtype=_float_result, cast_inputs
 # pow has three forms (x ** c, x ** y, c ** x) that save different things
 def _np_pow(a, b):
     bk = np.asarray(b).dtype.kind
-    if bk == "i" and np.asarray(a).dtype.kind in "iu" and np.any(np.asarray(b) < 0):
+    # (a is a Python bool in True ** int_tensor: NumPy treats it as an integer too)
+    if bk == "i" and np.asarray(a).dtype.kind in "biu" and np.any(np.asarray(b) < 0):
         # integer a ** -k truncates 1 / a**k: 1 for a == 1, +-1 for a == -1, else 0 (NumPy refuses)
         neg = np.asarray(b) < 0
         r = np.power(a, np.where(neg, 0, b))
@@ -181,7 +182,7 @@ def _np_trunc_div(a, b):
 
 def _np_remainder(a, b):
     if (isinstance(b, np.ndarray) and b.dtype.kind in "iu" or isinstance(b, int)) and np.any(np.asarray(b) == 0) \
-            and not (isinstance(a, np.ndarray) and a.dtype.kind == "f"):
+            and np.asarray(a).dtype.kind != "f":  # (a 0-d bfloat16 operand arrives as a NumPy scalar)
         raise RuntimeError("ZeroDivisionError")
     return np.remainder(a, b)
 
@@ -658,13 +659,15 @@ def pow(input, exponent, *, out=None):
         form = 0
         if input.dtype.category <= D._INT and isinstance(exponent, int) and exponent < 0:
             raise RuntimeError("Integers to negative integer powers are not allowed.")
+        if input.dtype.category == D._INT and isinstance(exponent, int):  # int8 ** 300: torch's overflow error
+            D.check_scalar_fits(exponent, input.dtype)
         if input.dtype.itemsize == 2 and input.dtype.is_floating_point and isinstance(exponent, (int, float)) \
                 and math.isfinite(exponent) and not -_HALF_MAX[input.dtype] <= exponent <= _HALF_MAX[input.dtype]:
             raise RuntimeError(f"value cannot be converted to type {_tn_half[input.dtype]} without overflow")
     else:
         form = 2 if not isinstance(input, Tensor) else 1
     _check(input, exponent)
-    if form == 1:
+    if form:  # (bool_tensor ** True stays bool in torch, but True ** bool_tensor has no kernel)
         _no_bool("pow", input, exponent)
     r = apply(POW, (input, exponent), {"form": form})
     if form == 2 and not r._data.flags.c_contiguous:
@@ -846,12 +849,15 @@ def clamp(input, min=None, max=None, *, out=None):
             return r
 
         return _out(out, composite("ClampBackward0", bounded, input, min, max, torch_args=(0, 1, 2)))
-    if input.dtype.category == D._INT:  # integer bounds must fit the tensor's dtype (floats promote)
-        for v in (min, max):
-            if v is not None:
-                D.check_int_fits(v, input.dtype)
     lo, hi = min, max
     dt = D.result_type(input, *(v for v in (min, max) if v is not None))
+    if dt is input.dtype:  # bounds that do not promote must fit the tensor's dtype (300 for int8, 1e5 for half)
+        if dt is D.bool_:  # torch has no bool clamp kernel
+            _refuse("clamp_scalar_cpu" if min is not None and max is not None else
+                    "clamp_min_scalar_cpu" if min is not None else "clamp_max_scalar_cpu", dt)
+        for v in (min, max):
+            if v is not None:
+                D.check_scalar_fits(v, dt)
     if dt.category == D._INT:  # bounds in range now; negative ones wrap for unsigned types, as in torch
         lo = None if min is None else D.wrap_int(int(min), dt)
         hi = None if max is None else D.wrap_int(int(max), dt)
@@ -887,6 +893,10 @@ def where(condition, input=None, other=None):
     shapes = [x._data.shape for x in (condition, input, other) if isinstance(x, Tensor)]
     broadcast_shapes(*shapes)
     dt = D.result_type(*(x for x in (input, other)))
+    if dt.category == D._INT:  # a Python number must fit an integer result (300 with int8); floats just round
+        for x in (input, other):
+            if not isinstance(x, Tensor):
+                D.check_scalar_fits(x, dt)
     return _where(condition, input, other, dt)
 
 
@@ -900,10 +910,18 @@ def lerp(input, end, weight, *, out=None):
     """input + weight * (end - input), with torch's two-sided formula (exact at weight 0 and 1)
     computed in float32 for half and bfloat16, rounding once."""
     wt = isinstance(weight, Tensor)
-    if not input.dtype.is_floating_point:
-        _refuse("lerp_kernel_tensor" if wt else "lerp_kernel_scalar", input.dtype)
+    # torch's order: the dtype checks, then the kernel's dtype refusal; a 0-d weight binds to the
+    # Scalar overload, so only a weight with dims must share the input's dtype
     if end.dtype is not input.dtype:
         raise RuntimeError(f"expected dtype {_c_name(input.dtype)} for `end` but got dtype {_c_name(end.dtype)}")
+    if wt and weight.ndim and weight.dtype is not input.dtype:
+        raise RuntimeError(f"expected dtype {_c_name(input.dtype)} for `weight` but got dtype {_c_name(weight.dtype)}")
+    if wt:  # the result dtype promotes over all three (a 0-d float64 weight lifts 0-d float32 ends to float64)
+        dt = D.result_type(input, end, weight)
+        if dt is not input.dtype:
+            input, end = input.to(dt), end.to(dt)
+    if not input.dtype.is_floating_point:
+        _refuse("lerp_kernel_tensor" if wt else "lerp_kernel_scalar", input.dtype)
     # one node, as torch's lerp kernel (LerpBackward0/1); its backward differentiates _lerp
     r = composite("LerpBackward1" if wt else "LerpBackward0", _lerp, input, end, weight)
     return _out(out, r)

@@ -8,7 +8,9 @@ def broadcast_shapes(*shapes) -> tuple:
     out = [1] * nd
     for s in shapes:
         off = nd - len(s)
-        for i, n in enumerate(s):
+        # torch's infer_size walks from the last dim, so the first mismatch from the right is named
+        for i in reversed(range(len(s))):
+            n = s[i]
             j = i + off
             if out[j] == 1:
                 out[j] = n
