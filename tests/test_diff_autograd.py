@@ -1,0 +1,125 @@
+"""Differential autograd checks against torch: subgradients at edge values (ties, zeros, NaN),
+double backward through them, and the engine's and grad modes' behaviour around them.
+
+Each scenario is written once as `fn(m)` and run with `m = torch` and `m = tracegrad`
+(tests/side_by_side.py compares values, dtypes, requires_grad and raised errors).
+torch is only the reference; tracegrad never imports it."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import given, settings, strategies as st
+
+import tracegrad
+from side_by_side import same, raises_same
+from util import make_pair, assert_same, describe
+
+NAN = float("nan")
+
+
+def _grads(m, out, inputs, create_graph=False):
+    """d(out weighted non-uniformly)/d(inputs); None where an input is unused."""
+    w = m.arange(1, out.numel() + 1, dtype=out.dtype).reshape(out.shape)
+    return m.autograd.grad((out * w).sum(), inputs, allow_unused=True, create_graph=create_graph)
+
+
+def _leaves(m, vals, dtype):
+    return [m.tensor(v, dtype=getattr(m, dtype), requires_grad=True) for v in vals]
+
+
+# ---- subgradients at edge values ------------------------------------------------------------
+EDGE = {
+    # std of a constant slice, and of one element with correction=0: torch masks 0/0 to 0
+    "std_constant": (lambda m, x: x.std(), [[1.0, 1.0, 1.0]]),
+    "std_dim_constant_row": (lambda m, x: x.std(1), [[[2.0, 2.0], [1.0, 3.0]]]),
+    "std_one_element_corr0": (lambda m, x: x.std(correction=0), [[1.5]]),
+    "std_mean_constant": (lambda m, x: m.std_mean(x, 0)[0], [[[1.0, 2.0], [1.0, 5.0]]]),
+    # atan2 at the origin: 0, not NaN
+    "atan2_origin": (lambda m, y, x: m.atan2(y, x), [[0.0, 1.0, 0.0], [0.0, 0.0, -2.0]]),
+    # fmax/fmin: the chosen side gets it all at ties, NaN loses to a number
+    "fmax_ties": (lambda m, x, y: m.fmax(x, y), [[1.0, 2.0, 3.0], [1.0, 3.0, 1.0]]),
+    "fmin_ties": (lambda m, x, y: m.fmin(x, y), [[1.0, 2.0, 3.0], [1.0, 3.0, 1.0]]),
+    "fmax_nan": (lambda m, x, y: m.fmax(x, y), [[NAN, 2.0, NAN], [1.0, NAN, NAN]]),
+    "fmin_nan": (lambda m, x, y: m.fmin(x, y), [[NAN, 2.0, NAN], [1.0, NAN, NAN]]),
+    # clamp with tensor bounds: no half-and-half at ties; with min > max the result is max
+    "clamp_tensor_ties": (lambda m, x, lo, hi: x.clamp(lo, hi),
+                          [[0.0, 1.0, 0.5, 2.0], [0.0, 0.0, 0.0, 2.0], [1.0, 1.0, 0.5, 2.0]]),
+    "clamp_tensor_crossed": (lambda m, x, lo, hi: x.clamp(lo, hi),
+                             [[0.0, 1.0, 3.0, 2.0], [2.0, 2.0, 2.0, 2.0], [1.0, 1.0, 1.0, 1.0]]),
+    "clamp_tensor_nan": (lambda m, x, lo, hi: x.clamp(lo, hi),
+                         [[NAN, 1.0, 5.0], [0.0, NAN, 0.0], [2.0, 2.0, NAN]]),
+    "clamp_tensor_min_only": (lambda m, x, lo: x.clamp(min=lo), [[0.0, 1.0, -1.0], [0.0, 0.0, 0.0]]),
+    "clamp_tensor_max_only": (lambda m, x, hi: m.clamp(x, max=hi), [[0.0, 1.0, -1.0], [0.0, 0.0, 0.0]]),
+    # the scalar forms torch defines at the boundary, kept here next to the tensor ones
+    "clamp_scalar_ties": (lambda m, x: x.clamp(0.0, 1.0), [[0.0, 1.0, 0.5, -1.0]]),
+    "maximum_ties": (lambda m, x, y: m.maximum(x, y), [[1.0, 2.0], [1.0, 3.0]]),
+    "amax_ties": (lambda m, x: x.amax(1), [[[1.0, 3.0, 3.0], [2.0, 2.0, 2.0]]]),
+    "max_ties": (lambda m, x: x.max(), [[3.0, 1.0, 3.0]]),
+    "abs_zero": (lambda m, x: x.abs(), [[0.0, -0.0, 1.0]]),
+    "sqrt_zero": (lambda m, x: x.sqrt(), [[0.0, 4.0]]),
+    "pow_zero_base": (lambda m, x, y: x ** y, [[0.0, 0.0, 0.0, 2.0], [0.0, 1.0, 2.0, 0.0]]),
+    "norm_zero": (lambda m, x: x.norm(), [[0.0, 0.0]]),
+    "where_nan_branch": (lambda m, x: m.where(x > 0, x, x.log()), [[1.0, -1.0]]),
+}
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+@pytest.mark.parametrize("name", sorted(EDGE))
+def test_edge_subgradients(name, dtype):
+    fn, vals = EDGE[name]
+
+    def run(m):
+        xs = _leaves(m, vals, dtype)
+        out = fn(m, *xs)
+        return [out] + [g if g is not None else "unused" for g in _grads(m, out, xs)]
+
+    same(run)
+
+
+# a few of them twice: the second derivative through the masked rules
+DOUBLE_EDGE = ["std_dim_constant_row", "atan2_origin", "fmax_ties", "clamp_tensor_ties", "clamp_tensor_crossed"]
+
+
+@pytest.mark.parametrize("name", DOUBLE_EDGE)
+def test_edge_double_backward(name):
+    fn, vals = EDGE[name]
+
+    def run(m):
+        xs = _leaves(m, vals, "float64")
+        gs = _grads(m, fn(m, *xs) ** 2, xs, create_graph=True)
+        total = sum((g ** 2).sum() for g in gs if g is not None and g.requires_grad)
+        if not isinstance(total, (torch.Tensor, tracegrad.Tensor)):
+            return gs
+        return list(gs) + [g if g is not None else "unused" for g in m.autograd.grad(total, xs, allow_unused=True)]
+
+    same(run)
+
+
+def test_fmax_fmin_graph_and_dtypes():
+    def run(m):
+        a = m.tensor([[NAN, 1.0, 2.0]], requires_grad=True)
+        b = m.tensor([[1.0], [NAN]], dtype=m.float64, requires_grad=True)
+        r, s = m.fmax(a, b), m.fmin(a, b)
+        return (r, s, type(r.grad_fn).__name__, type(s.grad_fn).__name__,
+                m.fmax(m.tensor([1, 5]), m.tensor([3, 2])), list(_grads(m, r + s, [a, b])))
+
+    same(run)
+    raises_same(lambda m: m.fmax(m.tensor([1.0]), 2.0))
+
+
+@settings(max_examples=15, deadline=None)
+@given(st.sampled_from(["contig", "transposed", "sliced", "expanded"]), st.sampled_from(["float32", "float64"]),
+       st.integers(0, 2**31 - 1))
+def test_clamp_tensor_bounds_layouts(layout, dtype, seed):
+    """x.clamp(lo, hi) with broadcast, strided bounds, on values rounded so ties happen."""
+    rng = np.random.default_rng(seed)
+    pairs = [make_pair((3, 4), dtype, layout, rng), make_pair((4,), dtype, "sliced", rng),
+             make_pair((3, 1), dtype, "contig", rng)]
+    got = {}
+    for k, m in ((0, tracegrad), (1, torch)):
+        xs = [p[k].detach().mul(2).round().div(2).requires_grad_(True) for p in pairs]
+        out = xs[0].clamp(xs[1], xs[2])
+        got[m] = [out] + list(_grads(m, out, xs))
+    assert_same(got[tracegrad], got[torch], describe("clamp(lo, hi)", [p[0] for p in pairs], seed, layout=layout),
+                strides=False)
