@@ -123,3 +123,82 @@ def test_clamp_tensor_bounds_layouts(layout, dtype, seed):
         got[m] = [out] + list(_grads(m, out, xs))
     assert_same(got[tracegrad], got[torch], describe("clamp(lo, hi)", [p[0] for p in pairs], seed, layout=layout),
                 strides=False)
+
+
+# ---- engine and grad-mode behaviour ------------------------------------------------------------
+def test_saved_input_sharing_the_written_version_counter():
+    """y.mul_(y.detach()) saves the detached alias at its version before the write: backward must
+    then find it modified, as torch does (a later in-place op too, with the same numbers)."""
+    def alias(m):
+        x = m.ones(2, requires_grad=True)
+        y = x * 2
+        y.add_(1)
+        y.mul_(y.detach())
+        y.sum().backward()
+
+    def later_write(m):
+        x = m.tensor([0.3, 1.0], requires_grad=True)
+        y = x * 2
+        y.add_(1)
+        y.mul_(y.detach() * 1)
+        z = y * y
+        y[0] = 0.0
+        z.sum().backward()
+
+    raises_same(alias)
+    raises_same(later_write)
+
+    def fine(m):  # a copy is not an alias: no error, torch's gradient
+        x = m.tensor([0.3, 1.0], requires_grad=True)
+        y = x * 2
+        y.mul_(y.detach().clone())
+        y.sigmoid_()
+        y.sum().backward()
+        return x.grad
+
+    same(fine)
+
+
+def test_requires_grad_and_grad_assignment_messages():
+    def nonleaf(flag):
+        def run(m):
+            x = m.ones(2, requires_grad=True)
+            (x * 2).requires_grad = flag
+        return run
+
+    raises_same(nonleaf(False))
+    raises_same(nonleaf(True))
+    raises_same(lambda m: setattr(m.ones(2, 3, requires_grad=True), "grad", m.ones(3, 2)))
+    for dt in ("float64", "float16", "int64"):
+        raises_same(lambda m: setattr(m.ones(2, requires_grad=True), "grad", m.ones(2, dtype=getattr(m, dt))))
+
+
+@pytest.mark.parametrize("mode", ["no_grad", "enable_grad", "inference_mode", "set_grad_enabled"])
+def test_grad_mode_decorates_generators(mode):
+    """A decorated generator runs its body in the mode at every resume, and the caller's mode is
+    back between yields (torch wraps generator functions specially)."""
+    def run(m):
+        deco = {"no_grad": m.no_grad(), "enable_grad": m.enable_grad(), "inference_mode": m.inference_mode(),
+                "set_grad_enabled": m.set_grad_enabled(False)}[mode]
+
+        @deco
+        def gen(a):
+            got = yield (a * 2).requires_grad, m.is_grad_enabled()
+            yield got, m.is_grad_enabled(), (a * 3).requires_grad
+            return "done"
+
+        x = m.ones(2, requires_grad=True)
+        seen = []
+        with m.set_grad_enabled(mode != "enable_grad"):
+            g = gen(x)
+            seen.append(next(g))
+            seen.append(m.is_grad_enabled())
+            seen.append(g.send("sent"))
+            try:
+                next(g)
+            except StopIteration as e:
+                seen.append(e.value)
+        seen.append(m.is_grad_enabled())
+        return seen
+
+    same(run)

@@ -54,6 +54,9 @@ def commit(self: Tensor, r: Tensor) -> Tensor:
         # a saved `self` (an input of the op) must keep the values from before the write: torch
         # saves a copy of the original then
         saved = [_snapshot(t) if t is self else t for t in saved]
+        # a saved input is recorded at its version from before the write: one that shares self's
+        # version counter (self.detach(), a view of self) is then caught as modified at backward
+        before = [t._vc[0] if t is not None else 0 for t in saved]
     _write(self, r)
     if node is not None:
         if saved:
@@ -63,7 +66,8 @@ def commit(self: Tensor, r: Tensor) -> Tensor:
             saved = tuple(standin(self) if out and out[i] is not None and t is not None else t
                           for i, t in enumerate(saved))
             node._saved = saved
-            node._versions = tuple(t._vc[0] if t is not None else 0 for t in saved)
+            node._versions = tuple(t._vc[0] if out and out[i] is not None and t is not None else before[i]
+                                   for i, t in enumerate(saved))
         _rebase(self, r)
     return self
 
