@@ -202,3 +202,58 @@ def test_grad_mode_decorates_generators(mode):
         return seen
 
     same(run)
+
+
+# ---- einsum has a gradient ------------------------------------------------------------------------
+EINSUM = [
+    ("ij,jk->ik", [(3, 4), (4, 5)]), ("bij,bjk->bik", [(2, 3, 4), (2, 4, 5)]), ("i,i->", [(4,), (4,)]),
+    ("ii->i", [(3, 3)]), ("ii", [(3, 3)]), ("ij->ji", [(2, 3)]), ("ji", [(2, 3)]), ("i,j->ij", [(2,), (3,)]),
+    ("...ij,...jk->...ik", [(2, 1, 3, 4), (5, 4, 2)]), ("...ij->...", [(2, 3, 4)]),
+    ("bn,anm,bm->ba", [(2, 3), (4, 3, 5), (2, 5)]), ("iij->j", [(2, 2, 3)]), ("ik,kj", [(2, 3), (3, 4)]),
+    ("a...,a...->...", [(2, 3), (2, 1)]),
+]
+
+
+@pytest.mark.parametrize("eq,shapes", EINSUM, ids=[e for e, _ in EINSUM])
+def test_einsum_gradients(eq, shapes):
+    """einsum on inputs that require grad: the result requires grad, and first and second
+    derivatives match torch's (it returned a detached result before)."""
+    arrs = [np.random.default_rng(len(eq)).standard_normal(s) for s in shapes]
+
+    def run(m):
+        xs = [m.tensor(a, requires_grad=True) for a in arrs]
+        r = m.einsum(eq, *xs)
+        gs = _grads(m, r, xs, create_graph=True)
+        g2 = m.autograd.grad(sum((g ** 2).sum() for g in gs), xs, allow_unused=True)
+        return [r, r.requires_grad] + list(gs) + [g if g is not None else "unused" for g in g2]
+
+    same(run)
+
+
+@settings(max_examples=10, deadline=None)
+@given(st.sampled_from(["contig", "transposed", "sliced", "expanded"]), st.integers(0, 2**31 - 1))
+def test_einsum_gradients_float32_layouts(layout, seed):
+    rng = np.random.default_rng(seed)
+    pairs = [make_pair((3, 4), "float32", layout, rng), make_pair((4, 2), "float32", "transposed", rng)]
+    got = {}
+    for k, m in ((0, tracegrad), (1, torch)):
+        xs = [p[k].detach().requires_grad_(True) for p in pairs]
+        out = m.einsum("ij,jk->ik", *xs)
+        # (the layout of a gradient autograd.grad returns is not a contract: values only)
+        got[m] = [out] + [g.contiguous() for g in _grads(m, out, xs)]
+    assert_same(got[tracegrad], got[torch], describe("einsum", [p[0] for p in pairs], seed, layout=layout),
+                strides=False)
+
+
+@pytest.mark.parametrize("requires_grad", [False, True])
+def test_einsum_errors_and_size_one_broadcast(requires_grad):
+    def op(eq, *shapes):
+        def run(m):
+            xs = [m.arange(float(np.prod(s))).reshape(s).requires_grad_(requires_grad) for s in shapes]
+            return m.einsum(eq, *xs)
+        return run
+
+    same(op("ij,jk", (2, 1), (3, 2)))  # a size-1 labelled dim broadcasts, as in torch
+    for case in [op("ij,jk", (2, 2), (3, 2)), op("ij,jk", (2, 2)), op("i", (2, 2), (2,)), op("ij", (2, 2, 2)),
+                 op("ij->k", (2, 2)), op("ij->ii", (2, 2))]:
+        raises_same(case)
