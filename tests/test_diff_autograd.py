@@ -257,3 +257,111 @@ def test_einsum_errors_and_size_one_broadcast(requires_grad):
     for case in [op("ij,jk", (2, 2), (3, 2)), op("ij,jk", (2, 2)), op("i", (2, 2), (2,)), op("ij", (2, 2, 2)),
                  op("ij->k", (2, 2)), op("ij->ii", (2, 2))]:
         raises_same(case)
+
+
+# ---- in-place rules for views, out=, anomaly mode, grad()'s inputs -------------------------------
+MULTI_VIEW = {
+    "unbind": lambda m, y: y.unbind()[0],
+    "unbind_dim1": lambda m, y: y.unbind(1)[1],
+    "chunk": lambda m, y: y.chunk(2)[1],
+    "split": lambda m, y: y.split(1)[0],
+    "split_sizes": lambda m, y: y.split([1, 1])[1],
+}
+
+
+@pytest.mark.parametrize("leaf", [False, True])
+@pytest.mark.parametrize("name", sorted(MULTI_VIEW))
+def test_inplace_on_multi_output_view(name, leaf):
+    """One of several views an op returned may not be written in place under grad mode."""
+    def run(m):
+        x = m.ones(2, 2, requires_grad=True)
+        MULTI_VIEW[name](m, x if leaf else x * 1).mul_(2)
+
+    raises_same(run)
+
+    def allowed(m):  # under no_grad, or after clone / tensor_split (slices), it is fine
+        x = m.ones(2, 2, requires_grad=True)
+        y = x * 1
+        with m.no_grad():
+            MULTI_VIEW[name](m, y).mul_(2)
+        v = MULTI_VIEW[name](m, y).clone()
+        v.mul_(3)
+        y.tensor_split(2)[0].mul_(5)
+        (y * v.sum()).sum().backward()
+        return y, x.grad
+
+    same(allowed)
+
+
+def test_inplace_on_view_made_under_no_grad():
+    def run(m):
+        x = m.ones(2, 2, requires_grad=True)
+        y = x * 1
+        with m.no_grad():
+            a = y[0]
+        a.mul_(2)
+
+    raises_same(run)
+
+    def inside(m):  # view and write both under no_grad: allowed, and the base sees the write
+        x = m.ones(2, 2, requires_grad=True)
+        y = x * 1
+        with m.no_grad():
+            y[0].mul_(2)
+        d = y.detach()
+        d[1].add_(1)  # a detached alias is not a view of y
+        return y
+
+    same(inside)
+
+
+@pytest.mark.parametrize("op", ["exp", "mm", "add", "sum", "clamp", "cumsum"])
+def test_out_argument_with_grad_names_the_function(op):
+    calls = {
+        "exp": lambda m, x: m.exp(x, out=m.empty(2, 2)),
+        "mm": lambda m, x: m.mm(x, x, out=m.empty(2, 2)),
+        "add": lambda m, x: m.add(x, 1, out=m.empty(2, 2)),
+        "sum": lambda m, x: m.sum(x, 0, out=m.empty(2)),
+        "clamp": lambda m, x: m.clamp(x, 0, out=m.empty(2, 2)),
+        "cumsum": lambda m, x: m.cumsum(x, 0, out=m.empty(2, 2)),
+    }
+    raises_same(lambda m: calls[op](m, m.ones(2, 2, requires_grad=True)))
+
+
+def test_detect_anomaly_reports_nan_gradients():
+    def nan_in_backward(ctx_name, check_nan=True, use_grad=False):
+        def run(m):
+            x = m.tensor([0.0, 2.0], requires_grad=True)
+            ctx = (m.autograd.detect_anomaly(check_nan=check_nan) if ctx_name == "detect"
+                   else m.autograd.set_detect_anomaly(True, check_nan=check_nan))
+            with ctx:
+                loss = (x.sqrt() * 0).exp().sum()
+                if use_grad:
+                    return m.autograd.grad(loss, x)
+                loss.backward()
+            return x.grad, m.is_anomaly_enabled()
+        return run
+
+    import warnings
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # torch warns that anomaly mode is slow, with a traceback
+        raises_same(nan_in_backward("detect"))
+        raises_same(nan_in_backward("set"))
+        raises_same(nan_in_backward("detect", use_grad=True))
+        same(nan_in_backward("detect", check_nan=False))
+
+        def nan_leaf(m):  # a NaN already in the input is not the backward's doing
+            y = m.tensor([NAN, 1.0], requires_grad=True)
+            with m.autograd.detect_anomaly():
+                (y * 2).sum().backward()
+            return y.grad
+
+        same(nan_leaf)
+
+
+def test_grad_inputs_must_be_tensors():
+    def run(m):
+        x = m.ones(1, requires_grad=True)
+        return m.autograd.grad((x * x).sum(), [x, 3])
+
+    raises_same(run)

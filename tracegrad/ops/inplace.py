@@ -22,7 +22,20 @@ _grad = grad_mode._state
 
 
 def check_writable(self: Tensor) -> None:
+    if _grad["enabled"] and not self._requires_grad and self._base is not None and self._base._requires_grad:
+        # a view that does not require grad of a base that does was made under no_grad
+        raise RuntimeError(
+            "A view was created in no_grad mode and is being modified inplace with grad mode enabled. Given that "
+            "this use case is ambiguous and error-prone, it is forbidden. You can clarify your code by moving both "
+            "the view and the inplace either both inside the no_grad block (if you don't want the inplace to be "
+            "tracked) or both outside (if you want the inplace to be tracked).")
     if _grad["enabled"] and self._requires_grad:
+        multi = self.__dict__.get("_multi_view")  # (op name, output number), set by split/unbind
+        if multi is not None:
+            raise RuntimeError(
+                f"Output {multi[1]} of {multi[0]} is a view and is being modified inplace. This view is the output "
+                "of a function that returns multiple views. Such functions do not allow the output views to be "
+                "modified inplace. You should replace the inplace operation by an out-of-place one.")
         if self.grad_fn is None:
             raise RuntimeError("a leaf Variable that requires grad is being used in an in-place operation.")
         base = self._base
@@ -203,8 +216,13 @@ def inplace(fn):
 def write_out(out: Tensor, r: Tensor) -> Tensor:
     """The `out=` argument: resize if needed, cast, write, and return `out`."""
     if _grad["enabled"] and (r._requires_grad or out._requires_grad):
+        # torch names the function: the op that made r, from its node's name (ExpBackward0 -> exp)
+        import re
+
+        fn = r.grad_fn.name() if r.grad_fn is not None else "AddBackward0"
+        name = re.sub(r"(?<!^)(?=[A-Z])", "_", re.sub(r"Backward\d*$", "", fn)).lower()
         raise RuntimeError(
-            f"{'add'}(): functions with out=... arguments don't support automatic differentiation, but one of "
+            f"{name}(): functions with out=... arguments don't support automatic differentiation, but one of "
             "the arguments requires grad.")
     _check_cast(r, out)
     if out.shape != r.shape:
