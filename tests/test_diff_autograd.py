@@ -365,3 +365,59 @@ def test_grad_inputs_must_be_tensors():
         return m.autograd.grad((x * x).sum(), [x, 3])
 
     raises_same(run)
+
+
+# ---- autograd.functional ------------------------------------------------------------------------
+def _t(m, v):
+    return m.tensor(v, dtype=m.float64)
+
+
+FUNCTIONAL = {
+    "jacobian": lambda m, F: F.jacobian(lambda x: x.exp() * x.sum(), _t(m, [1.0, 2.0])),
+    "jacobian_tuples": lambda m, F: F.jacobian(lambda x, y: (x * y, (x ** 2).sum()),
+                                               (_t(m, [1.0, 2.0]), _t(m, [[3.0], [4.0]]))),
+    "jacobian_unused_input": lambda m, F: F.jacobian(lambda x, y: x * 2, (_t(m, [1.0, 2.0]), _t(m, [3.0]))),
+    "jacobian_constant": lambda m, F: F.jacobian(lambda x: m.ones(3, dtype=m.float64), _t(m, [1.0, 2.0])),
+    "jacobian_scalar": lambda m, F: F.jacobian(lambda x: (x ** 3).sum(), _t(m, [1.0, 2.0])),
+    "hessian": lambda m, F: F.hessian(lambda x: (x.exp() * x.sum()).sum(), _t(m, [1.0, 2.0])),
+    "hessian_tuple": lambda m, F: F.hessian(lambda x, y: (x.exp() * y).sum(), (_t(m, [1.0, 2.0]), _t(m, [3.0, 1.0]))),
+    "vjp": lambda m, F: F.vjp(lambda x: x.exp() * x.sum(), _t(m, [1.0, 2.0]), _t(m, [1.0, 0.0])),
+    "vjp_scalar_no_v": lambda m, F: F.vjp(lambda x: x.exp().sum(), _t(m, [1.0, 2.0])),
+    "vjp_tuples": lambda m, F: F.vjp(lambda x, y: (x * y, x + y), (_t(m, [1.0, 2.0]), _t(m, [3.0, 4.0])),
+                                     (_t(m, [1.0, 1.0]), _t(m, [0.0, 2.0]))),
+    "jvp": lambda m, F: F.jvp(lambda x: x.exp() * x.sum(), _t(m, [1.0, 2.0]), _t(m, [1.0, 0.0])),
+    "jvp_tuples": lambda m, F: F.jvp(lambda x, y: (x * y, x + y), (_t(m, [1.0, 2.0]), _t(m, [3.0, 4.0])),
+                                     (_t(m, [1.0, 1.0]), _t(m, [0.0, 2.0]))),
+    "hvp": lambda m, F: F.hvp(lambda x: (x.exp() * x.sum()).sum(), _t(m, [1.0, 2.0]), _t(m, [1.0, -1.0])),
+    "vhp_tuple": lambda m, F: F.vhp(lambda x, y: (x.exp() * y).sum(), (_t(m, [1.0, 2.0]), _t(m, [3.0, 1.0])),
+                                    (_t(m, [1.0, -1.0]), _t(m, [2.0, 0.0]))),
+}
+FUNCTIONAL_ERRORS = {
+    "hessian_not_scalar": lambda m, F: F.hessian(lambda x: x.exp(), _t(m, [1.0, 2.0])),
+    "hessian_tuple_out": lambda m, F: F.hessian(lambda x: (x.sum(), x.sum()), _t(m, [1.0, 2.0])),
+    "vhp_not_scalar": lambda m, F: F.vhp(lambda x: x, _t(m, [1.0, 2.0]), _t(m, [1.0, 2.0])),
+    "vjp_no_v": lambda m, F: F.vjp(lambda x: x.exp(), _t(m, [1.0, 2.0])),
+    "list_inputs": lambda m, F: F.jacobian(lambda x, y: x, [_t(m, [1.0]), _t(m, [1.0])]),
+    "float_in_tuple": lambda m, F: F.jacobian(lambda x: x, (1.0,)),
+}
+
+
+@pytest.mark.parametrize("name", sorted(FUNCTIONAL))
+def test_autograd_functional(name):
+    same(lambda m: FUNCTIONAL[name](m, m.autograd.functional))
+
+
+@pytest.mark.parametrize("name", sorted(FUNCTIONAL_ERRORS))
+def test_autograd_functional_errors(name):
+    raises_same(lambda m: FUNCTIONAL_ERRORS[name](m, m.autograd.functional))
+
+
+def test_autograd_functional_create_graph_and_leaves():
+    def run(m):
+        x = _t(m, [1.0, 2.0]).requires_grad_()
+        j = m.autograd.functional.jacobian(lambda a: a.sin() * a, x, create_graph=True)
+        j.sum().backward()
+        plain = m.autograd.functional.jacobian(lambda a: a * 2, x)
+        return j, j.requires_grad, x.grad, plain.requires_grad, x.is_leaf
+
+    same(run)

@@ -20,7 +20,7 @@ from .grad_mode import (no_grad, enable_grad, set_grad_enabled, inference_mode, 
 from .function import Function, FunctionCtx, once_differentiable, InplaceFunction, NestedIOFunction
 from .node import Node
 from .gradcheck import gradcheck, gradgradcheck, GradcheckError
-from . import engine, function
+from . import engine, function, functional
 from .record import accumulator as _accumulator
 
 __all__ = ["backward", "grad", "Function", "Variable", "gradcheck", "gradgradcheck", "no_grad", "enable_grad",
