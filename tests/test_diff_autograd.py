@@ -421,3 +421,17 @@ def test_autograd_functional_create_graph_and_leaves():
         return j, j.requires_grad, x.grad, plain.requires_grad, x.is_leaf
 
     same(run)
+
+
+def test_softmax_methods_double_backward():
+    """Tensor.softmax / torch.log_softmax exist (as in torch), with torch's nodes and second derivatives."""
+    def run(m):
+        x = _t(m, [[0.3, 1.7, -1.0], [0.2, 0.1, 0.0]]).requires_grad_()
+        s, ls = x.softmax(1), m.log_softmax(x, 0)
+        y = (s * m.arange(3, dtype=m.float64)).sum() + ls.pow(2).sum() + m.softmax(x, -1, dtype=m.float32).sum()
+        g, = m.autograd.grad(y, x, create_graph=True)
+        return (s, ls, type(s.grad_fn).__name__, type(ls.grad_fn).__name__, g,
+                m.autograd.grad((g ** 2).sum(), x)[0], x.log_softmax(1))
+
+    same(run)
+    raises_same(lambda m: m.ones(2).softmax())

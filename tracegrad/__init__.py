@@ -41,6 +41,7 @@ from .creation import (tensor, as_tensor, asarray, from_numpy, empty, zeros, one
                        initial_seed, get_rng_state, set_rng_state, Generator, default_generator)
 from .printing import set_printoptions
 from . import nn, optim, utils
+from .methods import softmax, log_softmax  # torch.softmax(x, dim), as Tensor.softmax
 from .serialization import save, load
 from .tracer import trace, compile, explain
 
