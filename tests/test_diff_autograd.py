@@ -435,3 +435,27 @@ def test_softmax_methods_double_backward():
 
     same(run)
     raises_same(lambda m: m.ones(2).softmax(), phrase="softmax()")
+
+
+OVERLAP = {
+    "shifted": lambda m, y: y[1:].add_(y[:-1]),
+    "scalar_view": lambda m, y: y.mul_(y[0]),
+    "self": lambda m, y: y.add_(y),
+    "same_view_twice": lambda m, y: y.view(2, 2).add_(y.view(2, 2)),
+    "transposed_alias": lambda m, y: y.view(2, 2).t().add_(y.view(2, 2)),
+    "disjoint_halves": lambda m, y: y[:2].add_(y[2:]),
+    "step_slices": lambda m, y: y[::2].add_(y[1::2]),
+    "row_broadcast": lambda m, y: y.view(2, 2).add_(y[:2]),
+}
+
+
+@pytest.mark.parametrize("name", sorted(OVERLAP))
+def test_inplace_partial_overlap(name):
+    """An in-place op whose input covers part of the memory it writes is torch's error; the same
+    memory seen the same way, disjoint memory, or layouts torch calls too hard to tell, are not."""
+    def run(m):
+        y = m.arange(4.0)
+        OVERLAP[name](m, y)
+        return y
+
+    same(run)

@@ -201,11 +201,41 @@ def copy_slices_vjp(ctx, saved, g):
     return (flat.reshape(base_shape),) + tuple(grads[1:])
 
 
+def _check_partial_overlap(self: Tensor, a: Tensor) -> None:
+    """torch's assert_no_partial_overlap: an input that covers part of the written memory (y[1:] += y[:-1],
+    y.mul_(y[0])) is an error; the same memory seen the same way, or layouts too irregular to tell
+    (step slices), are not. Only dense tensors on one storage are compared, as torch does."""
+    da, ds = a._data, self._data
+    if type(da) is not np.ndarray or type(ds) is not np.ndarray or not da.size or not ds.size:
+        return
+    from ..tensor import _root
+    from .shape_util import is_non_overlapping_and_dense
+
+    if _root(da) is not _root(ds):
+        return
+    item = ds.itemsize
+    if da.itemsize != item or not is_non_overlapping_and_dense(da.shape, [x // item for x in da.strides]) \
+            or not is_non_overlapping_and_dense(ds.shape, [x // item for x in ds.strides]):
+        return
+    a0 = da.__array_interface__["data"][0] + min(0, *(st * (n - 1) for n, st in zip(da.shape, da.strides)), 0)
+    s0 = ds.__array_interface__["data"][0] + min(0, *(st * (n - 1) for n, st in zip(ds.shape, ds.strides)), 0)
+    a1, s1 = a0 + da.size * item, s0 + ds.size * item
+    if a0 == s0 and a1 == s1 and da.strides == ds.strides:
+        return  # the same elements, in the same order
+    if a0 < s1 and s0 < a1:
+        raise RuntimeError("unsupported operation: some elements of the input tensor and the written-to tensor "
+                           "refer to a single memory location. Please clone() the tensor before performing the "
+                           "operation.")
+
+
 def inplace(fn):
     """Make the in-place method `x.op_(...)` from the out-of-place `op(x, ...)`."""
 
     def method(self, *args, **kwargs):
         check_writable(self)
+        for a in args:
+            if isinstance(a, Tensor) and a is not self:
+                _check_partial_overlap(self, a)
         return commit(self, fn(self, *args, **kwargs))
 
     method.__name__ = fn.__name__ + "_"
