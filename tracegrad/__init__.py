@@ -15,6 +15,7 @@ from . import methods as _methods  # noqa: F401  (attaches Tensor methods)
 from .autograd.grad_mode import (no_grad, enable_grad, set_grad_enabled, inference_mode, is_grad_enabled,
                                  is_inference_mode_enabled)
 from . import autograd, cuda
+from .autograd import is_anomaly_enabled, is_anomaly_check_nan_enabled  # torch has them at the top level
 from .ops.pointwise import (
     add, sub, subtract, rsub, mul, multiply, div, divide, true_divide, floor_divide, remainder, fmod, pow, neg,
     negative, abs, absolute, exp, exp2, expm1, log, log2, log10, log1p, sqrt, rsqrt, sin, cos, tan, tanh, sigmoid,

@@ -42,6 +42,21 @@ METHODS = {
     **{n: getattr(C, n) for n in "uniform_ normal_ random_ bernoulli_ exponential_".split()},
 }
 
+def softmax(input, dim, dtype=None):
+    """torch.softmax / Tensor.softmax: nn.functional's, with `dim` required as torch's are."""
+    from .nn import functional as F
+
+    return F.softmax(input, dim, dtype=dtype)
+
+
+def log_softmax(input, dim, dtype=None):
+    from .nn import functional as F
+
+    return F.log_softmax(input, dim, dtype=dtype)
+
+
+METHODS.update(softmax=softmax, log_softmax=log_softmax)
+
 # in-place forms `op_` built from the out-of-place op
 INPLACE = (
     "add sub mul div true_divide floor_divide remainder fmod pow neg abs exp log log1p expm1 sqrt rsqrt sin cos "

@@ -55,6 +55,11 @@ def _tracer_slot() -> list:
     return _TRACER_SLOT[0]
 
 
+# the C++ type names torch's messages use for a dtype (where they differ from dtype.short)
+_CXX_TYPE_NAMES = {"Float": "float", "Double": "double", "Half": "c10::Half", "BFloat16": "c10::BFloat16",
+                   "Long": "long int", "Int": "int", "Short": "short int", "Char": "signed char",
+                   "Byte": "unsigned char", "Bool": "bool"}
+
 class Tensor:
     # Only what every tensor sets lives in slots: a tensor is made per op, and each attribute
     # set costs time. The autograd fields are class-level defaults until an op or the user
@@ -219,7 +224,11 @@ class Tensor:
     @requires_grad.setter
     def requires_grad(self, flag: bool) -> None:
         if self.grad_fn is not None:  # torch refuses any assignment on a non-leaf
-            raise RuntimeError("you can only change requires_grad flags of leaf variables.")
+            msg = "you can only change requires_grad flags of leaf variables."
+            if not flag:  # (torch adds the hint when the flag is being turned off)
+                msg += (" If you want to use a computed variable in a subgraph that doesn't require "
+                        "differentiation use var_no_grad = var.detach().")
+            raise RuntimeError(msg)
         if flag and not self.dtype.is_floating_point:
             raise RuntimeError("only Tensors of floating point and complex dtype can require gradients")
         self._requires_grad = bool(flag)
@@ -260,9 +269,18 @@ class Tensor:
             if not isinstance(value, Tensor):
                 raise TypeError(f"assigned grad expected to be a Tensor or None but got grad of type {type(value).__name__}")
             if value.shape != self.shape:
-                raise RuntimeError("assigned grad has data of a different size")
+                raise RuntimeError(f"attempting to assign a gradient of size '{list(value.shape)}' to a tensor "
+                                   f"of size '{list(self.shape)}'. Please ensure that the gradient and the "
+                                   "tensor are the same size")
             if value.dtype is not self.dtype:
-                raise RuntimeError("assigned grad has data of a different type")
+                # torch names the gradient's dtype by its C++ type and the tensor's by its scalar type
+                cxx = _CXX_TYPE_NAMES.get(value.dtype.short, value.dtype.short)
+                raise RuntimeError(
+                    f"attempting to assign a gradient with dtype '{cxx}' to a tensor with grad_dtype "
+                    f"'{self.dtype.short}'. The gradient must match the tensor's grad_dtype (defaults to the "
+                    "tensor's dtype). You can set the tensor's grad_dtype attribute with a specific dtype, or "
+                    "None to allow any dtype. Set grad_dtype with caution. Diverging the dtypes of a tensor "
+                    "and its gradient may break downstream systems that assume they match.")
         tracer = _tracer_slot()[0]
         if tracer is not None:  # traced: the tracer restores .grad afterwards and replays the change
             tracer.touch_grad(self)

@@ -20,7 +20,7 @@ from .grad_mode import (no_grad, enable_grad, set_grad_enabled, inference_mode, 
 from .function import Function, FunctionCtx, once_differentiable, InplaceFunction, NestedIOFunction
 from .node import Node
 from .gradcheck import gradcheck, gradgradcheck, GradcheckError
-from . import engine, function
+from . import engine, function, functional
 from .record import accumulator as _accumulator
 
 __all__ = ["backward", "grad", "Function", "Variable", "gradcheck", "gradgradcheck", "no_grad", "enable_grad",
@@ -165,7 +165,7 @@ def grad(outputs, inputs, grad_outputs=None, retain_graph: bool | None = None, c
     grads = _make_grads(outs, grad_outputs)
     for t in ins:
         if not isinstance(t, Tensor):
-            raise TypeError(f"grad(): argument 'inputs' must be a sequence of Tensors, not {type(t).__name__}")
+            raise RuntimeError(f"all inputs have to be Tensors or GradientEdges, but got {type(t).__name__}")
         if not t._requires_grad:
             raise RuntimeError("One of the differentiated Tensors does not require grad")
     if retain_graph is None:
@@ -206,16 +206,21 @@ class Variable(metaclass=_VariableMeta):
         return t
 
 
-_anomaly = {"enabled": False, "check_nan": True}
+_anomaly = engine.ANOMALY  # the engine reads it
 
 
 def set_detect_anomaly(mode: bool, check_nan: bool = True):
-    """Accepted for compatibility; tracegrad's errors already name the op that failed."""
+    """With check_nan, backward stops at the first node whose gradient has a NaN, naming it (as torch
+    does); tracegrad's other errors already name the op that failed."""
     return _AnomalyMode(mode, check_nan)
 
 
 def is_anomaly_enabled() -> bool:
     return _anomaly["enabled"]
+
+
+def is_anomaly_check_nan_enabled() -> bool:
+    return _anomaly["check_nan"]
 
 
 class _AnomalyMode:

@@ -19,10 +19,13 @@ from .record import edge_of, NO_EDGE
 _state = grad_mode._state
 
 
-def composite(name: str, fn: Callable, *args, torch_args: Sequence[int] | None = None):
+def composite(name: str, fn: Callable, *args, torch_args: Sequence[int] | None = None,
+              grads: Callable | None = None):
     """fn(*args), presented as one node named `name`. `torch_args`: the argument positions
     torch lists in next_functions (a Python number there shows as (None, 0)); default: every
-    tensor argument."""
+    tensor argument. `grads(saved, g)`, if given, is the backward rule instead of differentiating
+    fn (for ops whose torch gradient is not the decomposition's: clamp's bounds at ties); it gets
+    the tensor arguments and returns one gradient (or None) per tensor argument."""
     from ..tensor import Tensor
     from ..dispatch import TRACER
 
@@ -41,6 +44,8 @@ def composite(name: str, fn: Callable, *args, torch_args: Sequence[int] | None =
     edges = tuple(edge_of(t) for t in tensors)
 
     def vjp(ctx, saved, g):
+        if grads is not None:
+            return tuple(grads(saved, g))
         return _differentiate(fn, args, pos, saved, g)
 
     node = node_class(name)(vjp, edges, tensors, None, 1)

@@ -43,6 +43,19 @@ def _bind() -> None:
     _QUIET, _ERRSTATE, _IGNORE_ALL, _TRACER = dispatch.QUIET, dispatch._ERRSTATE, dispatch._IGNORE_ALL, dispatch.TRACER
 
 
+# anomaly mode (autograd.set_detect_anomaly / detect_anomaly): with check_nan, a node whose input
+# gradient has a NaN stops backward with torch's error naming it
+ANOMALY = {"enabled": False, "check_nan": True}
+
+
+def _check_nan(node, outs) -> None:
+    if outs is None:
+        return
+    for i, g in enumerate(outs):
+        if g is not None and g.dtype.is_floating_point and bool(np.isnan(g._values()).any()):
+            raise RuntimeError(f"Function '{node.name()}' returned nan values in its {i}th output.")
+
+
 def _zeros(meta):
     from .. import creation
 
@@ -336,6 +349,8 @@ def _apply_plain(node, vjp, g, create_graph, retain_graph):
         elif saved is None:
             raise RuntimeError(FREED_MSG)
         outs = vjp(node.ctx, live_saved(node, saved) if create_graph else saved, g)
+        if ANOMALY["enabled"] and ANOMALY["check_nan"]:
+            _check_nan(node, outs)
     if saved and not retain_graph:
         node._saved = None
     return outs
@@ -364,6 +379,8 @@ def _apply_special(node, grads, retain_graph):
             grads = [g if g is not None else _zeros(m) for g, m in zip(grads, node._out_meta)]
     if live:
         outs = node.apply(grads)
+        if ANOMALY["enabled"] and ANOMALY["check_nan"]:
+            _check_nan(node, outs)
         if node._hooks is not None:
             for h in node._hooks:
                 r = h(tuple(outs), tuple(grads))

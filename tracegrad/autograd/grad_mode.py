@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import functools
+import inspect
 from typing import Any, Callable
 
 _state = {"enabled": True, "inference": False}
@@ -55,16 +56,42 @@ class _Mode:
     def __call__(self, fn: Callable) -> Callable:
         target, inference = self._target, self._inference
 
-        @functools.wraps(fn)
-        def wrapper(*args: Any, **kwargs: Any):
+        def step(call, *a):
             prev = (_state["enabled"], _state["inference"])
             _state["enabled"] = target
             if inference is not None:
                 _state["inference"] = inference
             try:
-                return fn(*args, **kwargs)
+                return call(*a)
             finally:
                 _state["enabled"], _state["inference"] = prev
+
+        if inspect.isgeneratorfunction(fn):
+            # as torch does: the generator's body runs in the mode each time it is resumed, and the
+            # caller's mode is back between the yields (a plain wrapper would only cover creating it)
+            @functools.wraps(fn)
+            def gen_wrapper(*args: Any, **kwargs: Any):
+                gen = step(fn, *args, **kwargs)
+                try:
+                    response = step(gen.send, None)
+                    while True:
+                        try:
+                            request = yield response
+                        except GeneratorExit:
+                            step(gen.close)
+                            raise
+                        except BaseException as e:
+                            response = step(gen.throw, e)
+                        else:
+                            response = step(gen.send, request)
+                except StopIteration as e:
+                    return e.value
+
+            return gen_wrapper
+
+        @functools.wraps(fn)
+        def wrapper(*args: Any, **kwargs: Any):
+            return step(fn, *args, **kwargs)
 
         return wrapper
 

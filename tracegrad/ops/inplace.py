@@ -24,7 +24,20 @@ _grad = grad_mode._state
 def check_writable(self: Tensor, allow_overlap: bool = False) -> None:
     """`allow_overlap`: fill_ and zero_ write one value everywhere, which torch allows into an
     expanded tensor (no element's result depends on which alias is written last)."""
+    if _grad["enabled"] and not self._requires_grad and self._base is not None and self._base._requires_grad:
+        # a view that does not require grad of a base that does was made under no_grad
+        raise RuntimeError(
+            "A view was created in no_grad mode and is being modified inplace with grad mode enabled. Given that "
+            "this use case is ambiguous and error-prone, it is forbidden. You can clarify your code by moving both "
+            "the view and the inplace either both inside the no_grad block (if you don't want the inplace to be "
+            "tracked) or both outside (if you want the inplace to be tracked).")
     if _grad["enabled"] and self._requires_grad:
+        multi = self.__dict__.get("_multi_view")  # (op name, output number), set by split/unbind
+        if multi is not None:
+            raise RuntimeError(
+                f"Output {multi[1]} of {multi[0]} is a view and is being modified inplace. This view is the output "
+                "of a function that returns multiple views. Such functions do not allow the output views to be "
+                "modified inplace. You should replace the inplace operation by an out-of-place one.")
         if self.grad_fn is None:
             raise RuntimeError("a leaf Variable that requires grad is being used in an in-place operation.")
         base = self._base
@@ -62,6 +75,9 @@ def commit(self: Tensor, r: Tensor) -> Tensor:
         # a saved `self` (an input of the op) must keep the values from before the write: torch
         # saves a copy of the original then
         saved = [_snapshot(t) if t is self else t for t in saved]
+        # a saved input is recorded at its version from before the write: one that shares self's
+        # version counter (self.detach(), a view of self) is then caught as modified at backward
+        before = [t._vc[0] if t is not None else 0 for t in saved]
     _write(self, r)
     if node is not None:
         if saved:
@@ -71,7 +87,8 @@ def commit(self: Tensor, r: Tensor) -> Tensor:
             saved = tuple(standin(self) if out and out[i] is not None and t is not None else t
                           for i, t in enumerate(saved))
             node._saved = saved
-            node._versions = tuple(t._vc[0] if t is not None else 0 for t in saved)
+            node._versions = tuple(t._vc[0] if out and out[i] is not None and t is not None else before[i]
+                                   for i, t in enumerate(saved))
         _rebase(self, r)
     return self
 
@@ -192,6 +209,33 @@ def copy_slices_vjp(ctx, saved, g):
     return (flat.reshape(base_shape),) + tuple(grads[1:])
 
 
+def _check_partial_overlap(self: Tensor, a: Tensor) -> None:
+    """torch's assert_no_partial_overlap: an input that covers part of the written memory (y[1:] += y[:-1],
+    y.mul_(y[0])) is an error; the same memory seen the same way, or layouts too irregular to tell
+    (step slices), are not. Only dense tensors on one storage are compared, as torch does."""
+    da, ds = a._data, self._data
+    if type(da) is not np.ndarray or type(ds) is not np.ndarray or not da.size or not ds.size:
+        return
+    from ..tensor import _root
+    from .shape_util import is_non_overlapping_and_dense
+
+    if _root(da) is not _root(ds):
+        return
+    item = ds.itemsize
+    if da.itemsize != item or not is_non_overlapping_and_dense(da.shape, [x // item for x in da.strides]) \
+            or not is_non_overlapping_and_dense(ds.shape, [x // item for x in ds.strides]):
+        return
+    a0 = da.__array_interface__["data"][0] + min(0, *(st * (n - 1) for n, st in zip(da.shape, da.strides)), 0)
+    s0 = ds.__array_interface__["data"][0] + min(0, *(st * (n - 1) for n, st in zip(ds.shape, ds.strides)), 0)
+    a1, s1 = a0 + da.size * item, s0 + ds.size * item
+    if a0 == s0 and a1 == s1 and da.strides == ds.strides:
+        return  # the same elements, in the same order
+    if a0 < s1 and s0 < a1:
+        raise RuntimeError("unsupported operation: some elements of the input tensor and the written-to tensor "
+                           "refer to a single memory location. Please clone() the tensor before performing the "
+                           "operation.")
+
+
 def inplace(fn, promotes: bool = False):
     """Make the in-place method `x.op_(...)` from the out-of-place `op(x, ...)`. `promotes`: the op's
     result dtype is the promotion of self and its first argument, which is checked before computing,
@@ -202,6 +246,9 @@ def inplace(fn, promotes: bool = False):
         check_writable(self)
         if promotes and args and isinstance(args[0], (Tensor, bool, int, float)):
             _check_cast_dtype(D.result_type(self, args[0]), self)
+        for a in args:
+            if isinstance(a, Tensor) and a is not self:
+                _check_partial_overlap(self, a)
         return commit(self, fn(self, *args, **kwargs))
 
     method.__name__ = fn.__name__ + "_"
@@ -212,8 +259,13 @@ def inplace(fn, promotes: bool = False):
 def write_out(out: Tensor, r: Tensor) -> Tensor:
     """The `out=` argument: resize if needed, cast, write, and return `out`."""
     if _grad["enabled"] and (r._requires_grad or out._requires_grad):
+        # torch names the function: the op that made r, from its node's name (ExpBackward0 -> exp)
+        import re
+
+        fn = r.grad_fn.name() if r.grad_fn is not None else "AddBackward0"
+        name = re.sub(r"(?<!^)(?=[A-Z])", "_", re.sub(r"Backward\d*$", "", fn)).lower()
         raise RuntimeError(
-            f"{'add'}(): functions with out=... arguments don't support automatic differentiation, but one of "
+            f"{name}(): functions with out=... arguments don't support automatic differentiation, but one of "
             "the arguments requires grad.")
     _check_cast(r, out)
     if out.shape != r.shape:

@@ -313,8 +313,78 @@ def _out(out, r):
     return write_out(out, r)
 
 
+def _einsum_differentiable(equation, operands):
+    """einsum as diagonals, permutes, broadcast multiplies and a sum: all recorded ops, so the
+    result has a gradient (and a double backward). Used only when an operand needs a gradient."""
+    eq = equation.replace(" ", "")
+    lhs, arrow, rhs = eq.partition("->")
+    terms = lhs.split(",")
+    if len(terms) != len(operands):
+        raise RuntimeError("einsum(): more operands were provided than specified in the equation"
+                           if len(operands) > len(terms) else
+                           "einsum(): fewer operands were provided than specified in the equation")
+    ell = max((o.dim() - len(t.replace("...", "")) for t, o in zip(terms, operands) if "..." in t), default=0)
+    ell_labels = [chr(0x100 + k) for k in range(ell)]  # the broadcast dims, right-aligned
+
+    def labels(term, nd):
+        if "..." in term:
+            a, _, b = term.partition("...")
+            n = nd - len(a) - len(b)
+            return list(a) + ell_labels[ell - n:] + list(b)
+        return list(term)
+
+    labs = [labels(t, o.dim()) for t, o in zip(terms, operands)]
+    for lab, o in zip(labs, operands):
+        if len(lab) != o.dim():
+            raise RuntimeError(f"einsum(): the number of subscripts in the equation ({len(lab)}) does not match "
+                               f"the number of dimensions ({o.dim()}) for operand {labs.index(lab)}"
+                               + ("" if "..." in eq else " and no ellipsis was given"))
+    if arrow:
+        out = labels(rhs, len(rhs.replace("...", "")) + ell) if "..." in rhs else list(rhs)
+    else:  # implicit output: the broadcast dims, then the labels used once, in alphabetical order
+        flat = [c for lab in labs for c in lab if c not in ell_labels]
+        out = ell_labels + sorted(c for c in set(flat) if flat.count(c) == 1)
+    used = {c for lab in labs for c in lab}
+    for k, c in enumerate(out):
+        if c not in used:
+            raise RuntimeError(f"einsum(): output subscript {c} does not appear in the equation for any input operand")
+        if c in out[:k]:
+            raise RuntimeError(f"einsum(): output subscript {c} appears more than once in the output")
+    seen = {}
+    for n, (lab, o) in enumerate(zip(labs, operands)):
+        for c, size in zip(lab, o.shape):
+            if c in seen and size != seen[c] and 1 not in (size, seen[c]):
+                name = "..." if c in ell_labels else c
+                raise RuntimeError(f"einsum(): subscript {name} has size {size} for operand {n} which does not "
+                                   f"broadcast with previously seen size {seen[c]}")
+            seen[c] = size if seen.get(c, 1) == 1 else seen[c]
+    ops = []
+    for lab, o in zip(labs, operands):
+        lab = list(lab)
+        while len(set(lab)) < len(lab):  # a repeated label: its diagonal (moved to the end)
+            c = next(c for c in lab if lab.count(c) > 1)
+            i = lab.index(c)
+            j = lab.index(c, i + 1)
+            o = o.diagonal(0, i, j)
+            lab = [x for k, x in enumerate(lab) if k not in (i, j)] + [c]
+        ops.append((lab, o))
+    order = list(out) + [c for lab, _ in ops for c in lab if c not in out]
+    order = list(dict.fromkeys(order))
+    prod = None
+    for lab, o in ops:
+        present = [c for c in order if c in lab]
+        o = o.permute(*[lab.index(c) for c in present]) if present != lab else o
+        # a size-1 dim for every label this operand lacks, so the multiply lines them up
+        shape = [o.shape[present.index(c)] if c in present else 1 for c in order]
+        o = o.reshape(shape)
+        prod = o if prod is None else prod * o
+    red = [k for k in range(len(out), len(order))]
+    r = prod.sum(red) if red else prod
+    return r if r.dim() == len(out) else r.reshape([prod.shape[k] for k in range(len(out))])
+
+
 def einsum(equation, *operands):
-    """NumPy's einsum on values; no gradient (enough for inspection and tests)."""
+    """NumPy's einsum on values; with a gradient (composed of recorded ops) when an operand needs one."""
     if len(operands) == 1 and isinstance(operands[0], (list, tuple)):
         operands = operands[0]
     from ..creation import from_values
@@ -325,7 +395,12 @@ def einsum(equation, *operands):
             raise RuntimeError(f"expected scalar type {dt.short} but found {o.dtype.short}")
     if dt is D.bool_:
         raise NotImplementedError('"bmm" not implemented for \'Bool\'')
+    if _grad_state["enabled"] and any(o._requires_grad for o in operands):
+        return _einsum_differentiable(equation, operands)
     # float16 sums in float32 (as torch's kernels do); the result is row-major like torch's
     vals = [o._values().astype(np.float32) if dt is D.float16 else o._values() for o in operands]
-    r = np.einsum(equation, *vals)
+    try:
+        r = np.einsum(equation, *vals)
+    except ValueError:  # NumPy does not broadcast size-1 labelled dims (torch does) nor word torch's errors
+        return _einsum_differentiable(equation, operands)
     return from_values(np.ascontiguousarray(r) if np.ndim(r) else np.asarray(r), dt)

@@ -603,8 +603,14 @@ def _vjp_unbind(ctx, saved, *gs):
 UNBIND = defop("unbind", "view", _np_unbind, vjp=_vjp_unbind, nout=0, grad_name="UnbindBackward0")
 
 
-def _multi(op, self, attrs, n):
-    return apply(op, (self,), attrs)
+def _multi(op, self, attrs, n, name):
+    outs = apply(op, (self,), attrs)
+    if isinstance(outs, tuple) and outs and outs[0]._requires_grad:
+        # torch forbids writing in place into one of several views a single op returned (their
+        # gradients share one node): in-place ops check this mark
+        for i, t in enumerate(outs):
+            t._multi_view = (name, i)
+    return outs
 
 
 def split(self, split_size_or_sections, dim=0):
@@ -634,7 +640,8 @@ def split(self, split_size_or_sections, dim=0):
             bounds.append((acc, acc + s))
             acc += s
     outs = _multi(SPLIT, self, {"dim": d, "bounds": tuple(bounds),
-                                "sizes": not isinstance(split_size_or_sections, int)}, len(bounds))
+                                "sizes": not isinstance(split_size_or_sections, int)}, len(bounds),
+                "Split" if isinstance(split_size_or_sections, int) else "SplitWithSizes")
     return tuple(outs) if isinstance(outs, tuple) else (outs,)
 
 
@@ -671,7 +678,7 @@ def tensor_split(self, sections, dim=0):
 
 def unbind(self, dim=0):
     d = wrap_dim(dim, self.ndim)
-    r = _multi(UNBIND, self, {"dim": d}, self.shape[d])
+    r = _multi(UNBIND, self, {"dim": d}, self.shape[d], "Unbind")
     return r if isinstance(r, tuple) else (r,)
 
 

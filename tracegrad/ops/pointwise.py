@@ -239,9 +239,17 @@ def _np_fmod(a, b):
 
 FMOD = defop("fmod", "pointwise", _np_fmod, dtype=_promote, cast_inputs=True, vjp=_vjp_fmod, save=(0, 1),
              lowering={"float": "libdevice.fmod({0}, {1})", "int": "{0} % {1}"})
+def _vjp_atan2(ctx, s, g):
+    y, x = s
+    r2 = y * y + x * x
+    # at (0, 0) torch's gradient is 0 for both (its rule masks the 0 / 0 there), not NaN
+    recip = where(r2 == 0, r2 * 0.0, 1.0 / r2)
+    return (sum_to(g * x * recip, ctx.shapes[0]) if ctx.needs[0] else None,
+            sum_to(-g * y * recip, ctx.shapes[1]) if ctx.needs[1] else None)
+
+
 ATAN2 = defop("atan2", "pointwise", np.arctan2, dtype=_float_result, cast_inputs=True, save=(0, 1),
-              vjp=lambda ctx, s, g: (sum_to(g * s[1] / (s[0] * s[0] + s[1] * s[1]), ctx.shapes[0]),
-                                      sum_to(-g * s[0] / (s[0] * s[0] + s[1] * s[1]), ctx.shapes[1])),
+              vjp=_vjp_atan2,
               lowering="libdevice.atan2({0}, {1})")
 
 # comparisons and logic: bool results, no gradient
@@ -693,12 +701,24 @@ def minimum(input, other, *, out=None):
     return _out(out, _binary(MINIMUM, input, other, {"is_max": False}))
 
 
+def _fmaxmin(name, input, other, out, is_max):
+    # NaN loses to a number (maximum propagates it), and the gradient goes to input wherever it is
+    # chosen, ties included (torch's fmax/fmin rule; maximum splits ties): a where() gives both
+    _tensor_arg(name, other)
+
+    def pick(a, b):
+        return where(logical_or(a >= b if is_max else a <= b, isnan(b)), a, b)
+
+    _check(input, other)
+    return _out(out, composite(name.capitalize() + "Backward0", pick, input, other))
+
+
 def fmax(input, other, *, out=None):
-    return maximum(input, other, out=out)
+    return _fmaxmin("fmax", input, other, out, True)
 
 
 def fmin(input, other, *, out=None):
-    return minimum(input, other, out=out)
+    return _fmaxmin("fmin", input, other, out, False)
 
 
 def _cmp(name):
@@ -848,7 +868,26 @@ def clamp(input, min=None, max=None, *, out=None):
                 r = minimum(r, hi)
             return r
 
-        return _out(out, composite("ClampBackward0", bounded, input, min, max, torch_args=(0, 1, 2)))
+        def grads(saved, g):
+            # torch's rule (clamp_backward_min_max): x gets g where min <= x <= max, a bound where x is
+            # strictly past it; nothing is split at ties (maximum/minimum's half-and-half would be)
+            it = iter(saved)
+            x, lo, hi = (next(it) if isinstance(a, Tensor) else a for a in (input, min, max))
+            ge = None if lo is None else x >= lo
+            le = None if hi is None else x <= hi
+            keep = ge if le is None else le if ge is None else logical_and(ge, le)
+            res = [sum_to(where(keep, g, 0.0), x.shape)]
+            both_ = lo is not None and hi is not None
+            # (NaN is past neither bound; with min > max the result is max, so max gets the gradient)
+            past = {0: lambda: logical_and(x < lo, lo < hi) if both_ else x < lo,
+                    1: lambda: logical_or(x > hi, hi < lo) if both_ else x > hi}
+            for k, b in enumerate((lo, hi)):
+                if isinstance(b, Tensor):
+                    res.append(sum_to(where(past[k](), g, 0.0), b.shape) if b._requires_grad else None)
+            return res
+
+        return _out(out, composite("ClampBackward0", bounded, input, min, max, torch_args=(0, 1, 2),
+                                   grads=grads))
     lo, hi = min, max
     dt = D.result_type(input, *(v for v in (min, max) if v is not None))
     if dt is input.dtype:  # bounds that do not promote must fit the tensor's dtype (300 for int8, 1e5 for half)

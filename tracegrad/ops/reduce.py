@@ -468,7 +468,10 @@ def _vjp_var(ctx, saved, g):
     mu = x.mean(dims, keepdim=True)
     gv = _unreduce(g, ctx.shapes[0], dims, ctx.keepdim)
     if ctx.sqrt:
-        gv = gv / (2 * _unreduce(out, ctx.shapes[0], dims, ctx.keepdim))
+        # torch's std_backward masks the gradient to 0 where std is 0 (a constant slice, or one
+        # element with correction=0) instead of the 0 / 0 = NaN of the plain formula
+        sd = _unreduce(out, ctx.shapes[0], dims, ctx.keepdim)
+        gv = (gv / (2 * sd)).masked_fill(sd == 0, 0.0)
     dof = n - ctx.correction
     # no degrees of freedom: torch's 2 / 0 is inf (and the gradient NaN), not a Python error
     return (gv * (2.0 / dof if dof else float("inf")) * (x - mu),)
