@@ -7,7 +7,7 @@ one table every op is defined in."""
 from __future__ import annotations
 
 from . import dtypes as _D
-from .dtypes import (get_default_dtype, set_default_dtype, promote_types, result_type as _result_type,
+from .dtypes import (get_default_dtype, set_default_dtype, promote_types, result_type as _result_type, finfo, iinfo,
                      bool_ as bool, uint8, int8, int16, int32, int64, float16, bfloat16, float32, float64)
 from .device import device
 from .tensor import Tensor, Size, is_tensor
@@ -22,7 +22,7 @@ from .ops.pointwise import (
     reciprocal, square, frac, clamp, clip, clamp_min, clamp_max, maximum, minimum, fmax, fmin, where, lerp,
     eq, ne, lt, le, gt, ge, greater, greater_equal, less, less_equal, not_equal, logical_and, logical_or,
     logical_xor, logical_not, bitwise_and, bitwise_or, bitwise_xor, bitwise_not, isnan, isinf, isfinite, equal,
-    atan2, arctan2,
+    atan2, arctan2, isclose, allclose,
 )
 from .ops.reduce import (sum, nansum, mean, prod, max, min, amax, amin, argmax, argmin, var, std, var_mean,
                          std_mean, norm, logsumexp, any, all, cumsum, cumprod, return_types)

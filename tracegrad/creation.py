@@ -88,6 +88,8 @@ def _rng(generator):
 # ---- helpers --------------------------------------------------------------------------
 def _size(size) -> tuple:
     if len(size) == 1 and not isinstance(size[0], (int, np.integer)) and not isinstance(size[0], Tensor):
+        if not isinstance(size[0], (tuple, list)):  # zeros(2.0): torch's TypeError, not tuple()'s
+            raise TypeError(f"argument 'size' (position 1) must be tuple of ints, not {type(size[0]).__name__}")
         size = tuple(size[0])
     out = []
     for s in size:
@@ -202,7 +204,10 @@ def _to_array(data, dtype: D.DType) -> np.ndarray:
     try:
         return quiet_call(np.array, data, dtype=D.compute_np(dtype))
     except OverflowError:
-        wide = np.array(data, dtype=np.int64 if dtype.category == D._INT else np.float64)
+        try:
+            wide = np.array(data, dtype=np.int64 if dtype.category == D._INT else np.float64)
+        except OverflowError:  # a Python int past int64: torch's ValueError, not NumPy's OverflowError
+            raise ValueError("Overflow when unpacking long long") from None
         return quiet_call(wide.astype, D.compute_np(dtype))
 
 
@@ -226,6 +231,9 @@ def _untensor(data):
 
 def tensor(data, *, dtype=None, device=None, requires_grad=False, pin_memory=False) -> Tensor:
     """A new tensor holding a copy of `data` (nested lists, scalars, ndarrays or tensors)."""
+    if isinstance(data, range) or isinstance(data, (list, tuple)) and data and isinstance(data[0], range):
+        # torch takes any sequence; a range (or rows of ranges) becomes the list it stands for
+        data = list(data) if isinstance(data, range) else [list(r) if isinstance(r, range) else r for r in data]
     dt = dtype or _infer_dtype(data)
     arr = _to_array(data, dt)
     return _finish(to_storage(arr, dt), dt, device, requires_grad)

@@ -20,7 +20,7 @@ METHODS = {
         "arcsin arccos arctan erf relu sign floor ceil trunc fix round reciprocal square frac clamp clip clamp_min "
         "clamp_max maximum minimum fmax fmin lerp eq ne lt le gt ge greater greater_equal less less_equal not_equal "
         "logical_and logical_or logical_xor logical_not bitwise_and bitwise_or bitwise_xor bitwise_not isnan isinf "
-        "isfinite equal atan2 arctan2 rsub").split()},
+        "isfinite equal isclose allclose atan2 arctan2 rsub").split()},
     "where": lambda self, condition, other: P.where(condition, self, other),
     # reductions
     **{n: getattr(R, n) for n in (
@@ -161,6 +161,7 @@ def install() -> None:
     Tensor.resize_ = _resize_
     Tensor.T = property(_T)
     Tensor.mT = property(lambda self: M.transpose(self, -2, -1))
+    Tensor.mH = Tensor.mT  # (no complex dtypes: the conjugate transpose is the transpose)
     Tensor.__getitem__ = _getitem
     Tensor.__setitem__ = _setitem
     ops = {

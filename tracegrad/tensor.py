@@ -161,6 +161,9 @@ class Tensor:
     def is_complex(self) -> bool:
         return False
 
+    def is_signed(self) -> bool:
+        return self.dtype.is_signed
+
     @property
     def layout(self):
         return "strided"
@@ -395,9 +398,19 @@ class Tensor:
             from .tracer.symbolic import data_dependent
 
             data_dependent(self, "bool()")
+        if self._data.size == 0:  # torch words the empty case apart from the many-values case
+            raise RuntimeError("Boolean value of Tensor with no values is ambiguous")
         if self._data.size != 1:
-            raise RuntimeError(f"Boolean value of Tensor with more than one value is ambiguous")
+            raise RuntimeError("Boolean value of Tensor with more than one value is ambiguous")
         return bool(self._values().reshape(()))
+
+    def __contains__(self, element) -> bool:
+        # torch: `element in t` is (element == t).any(); without this Python falls back to iterating
+        # and calling bool() on each row, which raises for any tensor of 2+ dims
+        if isinstance(element, (Tensor, int, float, bool)):
+            return bool((self == element).any().item())
+        raise RuntimeError(f"Tensor.__contains__ only supports Tensor or scalar, but you passed in a "
+                           f"{type(element)}.")
 
     def __float__(self) -> float:
         if self._data.size != 1:

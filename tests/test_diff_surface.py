@@ -1,0 +1,146 @@
+"""The user-facing surface against torch: Python protocols on tensors (`in`, `bool`), tensor() from
+more kinds of data, factory argument errors, dtype limits (finfo/iinfo), closeness tests
+(isclose/allclose) and small Tensor attributes (mH, is_signed).
+
+Each case is one scenario run with torch and with tracegrad (`same` / `raises_same` from
+side_by_side.py) or one op compared with `check_op`."""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+import tracegrad
+from side_by_side import raises_same, same
+from util import DTYPES, FLOATS, check_op, make_pair
+
+X = [[1.5, -2.0, 3.0], [4.0, 5.25, -6.0]]
+
+
+# ---- Python protocols ----------------------------------------------------------------------------
+@pytest.mark.parametrize("element", [1.5, 7.0, -6, 3, True, "tensor_in", "tensor_out", "row"])
+def test_contains(element):
+    """`x in t` is (t == x).any() in torch; with no __contains__ Python iterated the rows and bool()
+    raised for any 2-d tensor."""
+    def fn(m):
+        t = m.tensor(X)
+        e = {"tensor_in": m.tensor(5.25), "tensor_out": m.tensor(0.5), "row": m.tensor([4.0, 0.0, 0.0])}
+        return e.get(element, element) in t
+    same(fn)
+
+
+def test_contains_refuses_other_types():
+    raises_same(lambda m: "a" in m.tensor(X), "__contains__ only supports Tensor or scalar")
+    raises_same(lambda m: None in m.tensor([1, 2]), "__contains__ only supports Tensor or scalar")
+
+
+@pytest.mark.parametrize("shape", [(0,), (2, 0), (2,), (2, 3)])
+def test_bool_of_ambiguous_tensor_message(shape):
+    """An empty tensor's truth value has its own message in torch ('with no values')."""
+    raises_same(lambda m: bool(m.zeros(shape)))
+
+
+# ---- tensor() from data and factory arguments --------------------------------------------------------
+@pytest.mark.parametrize("data", [range(4), range(5, 0, -2), range(0), [range(3), range(3)]],
+                         ids=["range", "range_step", "range_empty", "rows_of_ranges"])
+def test_tensor_from_range(data):
+    """torch.tensor takes any sequence; a range raised 'Could not infer dtype of range'."""
+    same(lambda m: m.tensor(data))
+    same(lambda m: m.tensor(data, dtype=m.float64))
+
+
+@pytest.mark.parametrize("data", [[2 ** 63], 2 ** 63, [-2 ** 63 - 1], [[1], [2 ** 64]]])
+def test_tensor_int_past_int64(data):
+    """A Python int past int64 is torch's ValueError (NumPy's OverflowError leaked out)."""
+    raises_same(lambda m: m.tensor(data), "Overflow when unpacking long long")
+    same(lambda m: m.tensor(data, dtype=m.float64))  # in a float dtype it is just a big number
+
+
+@pytest.mark.parametrize("factory", ["zeros", "ones", "empty", "rand", "randn"])
+@pytest.mark.parametrize("size", [2.0, "3", None])
+def test_factory_size_of_wrong_type(factory, size):
+    """zeros(2.0) raised Python's "'float' object is not iterable" instead of torch's TypeError."""
+    raises_same(lambda m: getattr(m, factory)(size), "must be tuple of ints")
+
+
+# ---- dtype limits ---------------------------------------------------------------------------------
+FINFO_FIELDS = "bits eps max min tiny smallest_normal resolution dtype".split()
+
+
+@pytest.mark.parametrize("name", FLOATS + [None])
+def test_finfo(name):
+    info = (lambda m: m.finfo(getattr(m, name))) if name else (lambda m: m.finfo())
+    same(lambda m: [getattr(info(m), f) for f in FINFO_FIELDS])
+    same(lambda m: repr(info(m)))
+
+
+@pytest.mark.parametrize("name", ["uint8", "int8", "int16", "int32", "int64"])
+def test_iinfo(name):
+    same(lambda m: [getattr(m.iinfo(getattr(m, name)), f) for f in ("bits", "min", "max", "dtype")])
+    same(lambda m: repr(m.iinfo(getattr(m, name))))
+
+
+def test_finfo_iinfo_refuse_the_other_category():
+    raises_same(lambda m: m.finfo(m.int32))
+    raises_same(lambda m: m.iinfo(m.float32))
+    raises_same(lambda m: m.iinfo(m.bool))
+    raises_same(lambda m: m.finfo(None))
+
+
+def test_finfo_follows_default_dtype():
+    def fn(m):
+        m.set_default_dtype(m.float64)
+        try:
+            return m.finfo().eps
+        finally:
+            m.set_default_dtype(m.float32)
+    same(fn)
+
+
+# ---- isclose / allclose -----------------------------------------------------------------------------
+@pytest.mark.parametrize("name", DTYPES)
+@pytest.mark.parametrize("tol", [{}, {"rtol": 0.1}, {"atol": 1.0}, {"rtol": 0.0, "atol": 0.0},
+                                 {"equal_nan": True}])
+def test_isclose(name, tol, rng):
+    a, b = make_pair((4, 5), name, rng=rng)
+    c, d = make_pair((4, 5), name, rng=rng)
+    # half of c equals a, the rest is a small or large step away
+    for x, y, L in ((a, c, tracegrad), (b, d, torch)):
+        y[0] = x[0]
+    check_op("isclose", lambda L, x, y: L.isclose(x, y, **tol), [(a, b), (c, d)])
+    check_op("Tensor.isclose", lambda L, x, y: x.isclose(y, **tol), [(a, b), (c, d)])
+    check_op("allclose", lambda L, x, y: L.allclose(x, y, **tol), [(a, b), (a, b)])
+    check_op("allclose", lambda L, x, y: L.allclose(x, y, **tol), [(a, b), (c, d)])
+
+
+def test_isclose_special_values():
+    vals = [0.0, 1.0, math.inf, -math.inf, math.nan, 1e-9, 1.0 + 1e-6]
+    other = [1e-9, 1.0 + 1e-7, math.inf, math.inf, math.nan, 0.0, 1.0]
+    for kw in ({}, {"equal_nan": True}, {"rtol": 0, "atol": 0}):
+        same(lambda m: m.isclose(m.tensor(vals), m.tensor(other), **kw))
+        same(lambda m: m.allclose(m.tensor(vals[:2]), m.tensor(other[:2]), **kw))
+    same(lambda m: m.isclose(m.tensor([[1.0], [2.0]]), m.tensor([1.0, 2.0, 2.0 + 1e-7])))  # broadcasts
+    # an unsigned difference does not wrap around (1 - 2 is not 255 here)
+    same(lambda m: m.isclose(m.tensor([1, 3, 0], dtype=m.uint8), m.tensor([2, 4, 2], dtype=m.uint8), atol=1))
+    same(lambda m: m.isclose(m.tensor([True, False]), m.tensor([False, False]), atol=1))
+
+
+def test_isclose_errors():
+    raises_same(lambda m: m.isclose(m.ones(2), m.ones(2, dtype=m.float64)))
+    raises_same(lambda m: m.isclose(m.ones(2), m.ones(2), rtol=-1))
+    raises_same(lambda m: m.isclose(m.ones(2), m.ones(2), atol=-0.5))
+    raises_same(lambda m: m.isclose(m.ones(2), 1.0))
+    raises_same(lambda m: m.allclose(m.ones(2), m.ones(3)), "must match the size")
+
+
+# ---- small Tensor attributes ------------------------------------------------------------------------
+@pytest.mark.parametrize("name", DTYPES)
+def test_is_signed(name):
+    same(lambda m: m.ones(2, dtype=getattr(m, name)).is_signed())
+
+
+def test_mH(rng):
+    a, b = make_pair((2, 3, 4), "float32", "transposed", rng)
+    check_op("mH", lambda L, x: x.mH, [(a, b)], sharing=0)
