@@ -13,7 +13,7 @@ import pytest
 import torch
 
 import tracegrad
-from side_by_side import raises_same, same
+from side_by_side import both, raises_same, same
 from util import DTYPES, FLOATS, check_op, make_pair
 
 X = [[1.5, -2.0, 3.0], [4.0, 5.25, -6.0]]
@@ -144,3 +144,107 @@ def test_is_signed(name):
 def test_mH(rng):
     a, b = make_pair((2, 3, 4), "float32", "transposed", rng)
     check_op("mH", lambda L, x: x.mH, [(a, b)], sharing=0)
+
+
+# ---- tensor() into integer dtypes, tensors inside lists, full()'s fill value ---------------------------
+@pytest.mark.parametrize("case", [
+    ([300], "uint8"), (300, "uint8"), ([-1, -255], "uint8"), ([-300], "uint8"), ([-1.5], "uint8"),
+    ([128], "int8"), ([-128, 127], "int8"), ([1e10], "int32"), ([math.nan], "int32"), ([math.inf], "int64"),
+    ([2 ** 63 - 1], "int32"), ([[1, 2 ** 40]], "int16"), ([True, 2], "uint8"), ([1.7, -2.7], "int8"),
+    ([2 ** 64], "uint8"), ([[]], "int8"), ([1e40], "float32"),
+], ids=str)
+def test_tensor_values_that_do_not_fit(case):
+    """torch refuses a number that does not fit an integer dtype; NumPy's cast wrapped 300 to 44."""
+    data, name = case
+    same(lambda m: m.tensor(data, dtype=getattr(m, name)))
+
+
+@pytest.mark.parametrize("data", ["one_elem", "mixed_0d_1elem", "two_elem", "nested_two_elem"])
+def test_tensor_of_tensors_reads_each_as_a_number(data):
+    """A tensor inside a list is one number in torch; a 2-element one is torch's ValueError (we
+    spliced its values in)."""
+    def fn(m):
+        return m.tensor({"one_elem": [m.tensor([1.0])], "mixed_0d_1elem": [m.tensor([[1.0]]), m.tensor(2.0)],
+                         "two_elem": [m.tensor([1.0, 2.0]), m.tensor([3.0, 4.0])],
+                         "nested_two_elem": [[m.tensor([1.0, 2.0])]]}[data])
+    same(fn)
+
+
+@pytest.mark.parametrize("fill", ["a", None, [1], "tensor_1d", "tensor_0d", 2, 2.5, True])
+def test_full_fill_value_types(fill):
+    """full() takes a number (or a 0-d tensor); others are torch's TypeError, not NumPy's ValueError."""
+    def fn(m):
+        v = {"tensor_1d": m.ones(2), "tensor_0d": m.tensor(3)}.get(fill, fill) if isinstance(fill, str) and \
+            fill.startswith("tensor") else fill
+        return m.full((2,), v)
+    same(fn)
+
+
+# ---- Size -------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("expr", [
+    lambda m: m.Size([2]) * 2, lambda m: 2 * m.Size([1, 3]), lambda m: (1,) + m.Size([2]),
+    lambda m: m.Size([2, 3]) + m.Size([4]), lambda m: m.ones(2, 3).shape + (4,), lambda m: m.ones(2, 3, 4).shape[1:],
+    lambda m: m.ones(2).shape[::-1], lambda m: m.Size([m.tensor(2), 3]), lambda m: m.Size([2.5]),
+    lambda m: m.Size([m.tensor(2.0)]), lambda m: m.Size(), lambda m: m.Size([2]) * 0,
+], ids=lambda f: "")
+def test_size_arithmetic_and_items(expr):
+    """tuple arithmetic on a Size keeps the Size type (repr 'Size([...])'); items must be ints."""
+    same(lambda m: repr(expr(m)))
+    same(lambda m: type(expr(m)).__name__)
+
+
+def test_size_concatenates_only_tuples():
+    raises_same(lambda m: m.Size([2]) + [3], "can only concatenate tuple (not list) to torch.Size")
+    raises_same(lambda m: [3] + m.Size([2]), "can only concatenate list")
+
+
+# ---- legacy constructors and types ----------------------------------------------------------------------
+@pytest.mark.parametrize("args", ["size_obj", 3.5, True, "float_tensor_size"])
+def test_legacy_constructor_arguments(args):
+    def fn(m):
+        if args == "size_obj":
+            return m.Tensor(m.ones(2, 3).shape).shape
+        if args == "float_tensor_size":
+            return m.FloatTensor(m.Size([2])).shape
+        return m.Tensor(args)
+    same(fn)
+
+
+@pytest.mark.parametrize("cls", ["FloatTensor", "DoubleTensor", "LongTensor", "IntTensor", "ByteTensor",
+                                 "BoolTensor", "HalfTensor"])
+@pytest.mark.parametrize("name", ["float32", "int64", "bool"])
+def test_legacy_types_in_isinstance_and_type(cls, name):
+    """isinstance(x, torch.FloatTensor) asks for the dtype; x.type(torch.DoubleTensor) converts."""
+    same(lambda m: isinstance(m.ones(2, dtype=getattr(m, name)), getattr(m, cls)))
+    same(lambda m: str(m.ones(2, dtype=getattr(m, name)).type(getattr(m, cls)).dtype))
+    same(lambda m: m.ones(2, dtype=getattr(m, name)).type(getattr(m, cls)).type())
+
+
+# ---- assigning .grad ------------------------------------------------------------------------------------
+def test_grad_assignment_errors():
+    raises_same(lambda m: setattr(m.ones(2, requires_grad=True), "grad", m.ones(2, 3)),
+                "attempting to assign a gradient of size '[2, 3]' to a tensor of size '[2]'")
+    raises_same(lambda m: setattr(m.ones(2, requires_grad=True), "grad", m.ones(2, dtype=m.float64)),
+                "attempting to assign a gradient with dtype 'double' to a tensor with grad_dtype 'Float'")
+
+
+# ---- NumPy on the left of an operator ----------------------------------------------------------------
+@pytest.mark.parametrize("op, left", [(op, left) for op in ["mul", "add", "sub", "truediv", "matmul", "pow"]
+                                      for left in ["np_f64_scalar", "np_i64_scalar"]]
+                         + [("mul", "np_array"), ("sub", "np_array"), ("matmul", "np_array")])
+def test_numpy_on_the_left(op, left):
+    """torch's __array_priority__ makes NumPy defer to the tensor: np.float64(2) * x is a tensor of
+    x's dtype (NumPy computed a float64 ndarray), and an ndarray on the left is a TypeError."""
+    import operator
+
+    def fn(m):
+        x = m.ones(2, 2)
+        a = {"np_f64_scalar": np.float64(2.0), "np_i64_scalar": np.int64(3),
+             "np_array": np.ones((2, 2), dtype=np.float32)}[left]
+        r = getattr(operator, op)(a, x)
+        return type(r).__name__, r
+    if left == "np_array" or op == "matmul":  # refused: the same error type (Python words the message)
+        ref, ours = both(fn)
+        assert ref[:2] == ours[:2] == ("raised", "TypeError"), (ours, ref)
+    else:
+        same(fn)

@@ -81,9 +81,18 @@ def square_(input):
     return input.square_()
 
 
+class _LegacyType(type):
+    """`isinstance(x, tracegrad.FloatTensor)` asks for x's dtype, as torch's legacy types do."""
+
+    def __instancecheck__(cls, obj) -> "builtins.bool":
+        return isinstance(obj, Tensor) and obj.dtype is cls._legacy_dtype
+
+
 def _legacy(dt):
-    class _Typed(Tensor):
+    class _Typed(Tensor, metaclass=_LegacyType):
         """Legacy typed constructors: `FloatTensor([1, 2])`, `LongTensor([0, 2])`."""
+
+        _legacy_dtype = dt
 
         def __new__(cls, *args, **kwargs):
             return Tensor(*args, dtype=dt)

@@ -14,7 +14,7 @@ import numpy as np
 from . import dtypes as D
 from .device import check_device
 from .dispatch import quiet_call, to_storage, TRACER as _TRACER
-from .tensor import Tensor
+from .tensor import Size, Tensor
 
 
 # ---- random state --------------------------------------------------------------------
@@ -201,6 +201,8 @@ def _to_array(data, dtype: D.DType) -> np.ndarray:
         _check_ragged(data, dtype)
         if any(isinstance(x, Tensor) for x in _flat(data)):
             data = _untensor(data)
+    if dtype.category == D._INT:
+        _check_int_data(data, dtype)
     try:
         return quiet_call(np.array, data, dtype=D.compute_np(dtype))
     except OverflowError:
@@ -209,6 +211,27 @@ def _to_array(data, dtype: D.DType) -> np.ndarray:
         except OverflowError:  # a Python int past int64: torch's ValueError, not NumPy's OverflowError
             raise ValueError("Overflow when unpacking long long") from None
         return quiet_call(wide.astype, D.compute_np(dtype))
+
+
+def _check_int_data(data, dtype: D.DType) -> None:
+    """torch refuses Python numbers that do not fit an integer dtype (NumPy would wrap them):
+    an int must fit (a negative one wraps into an unsigned type), a float must lie in range."""
+    try:
+        wide = np.array(data)
+    except (ValueError, TypeError, OverflowError):
+        return  # not numbers: the conversion below raises torch's error
+    if wide.size == 0 or wide.dtype.kind not in "iuf":
+        return  # (ints past int64 are an object array: the conversion below raises torch's ValueError)
+    if wide.dtype == np.uint64:  # a Python int past int64
+        raise ValueError("Overflow when unpacking long long")
+    lo, hi = wide.min(), wide.max()
+    blo, bhi = D._INT_BOUNDS[dtype]
+    if wide.dtype.kind == "f":
+        bad = not (np.isfinite(lo) and np.isfinite(hi) and blo <= lo and hi <= bhi)
+    else:
+        bad = int(hi) > bhi or int(lo) < blo and (blo != 0 or -int(lo) > bhi)
+    if bad:
+        raise RuntimeError(f"value cannot be converted to type {dtype.name} without overflow")
 
 
 def _flat(data):
@@ -221,8 +244,9 @@ def _flat(data):
 
 def _untensor(data):
     if isinstance(data, Tensor):
-        if data.ndim:
-            return data.tolist()
+        # torch reads a tensor inside a list as one number (item() raises for more than one element)
+        if data.numel() != 1:
+            raise ValueError("only one element tensors can be converted to Python scalars")
         return data.item()
     if isinstance(data, (list, tuple)):
         return [_untensor(x) for x in data]
@@ -278,9 +302,13 @@ def _legacy_tensor(args, dtype, device):
         if a.dtype == np.float32 and dtype is D.float32:
             return a, D.float32
         return a.astype(np.float32), D.float32
-    if all(isinstance(a, (int, np.integer)) for a in args):
+    if all(isinstance(a, (int, np.integer)) for a in args) and not any(isinstance(a, bool) for a in args):
         return np.zeros(_size(args), dtype.np), dtype
     if len(args) == 1:
+        if isinstance(args[0], Size):  # Tensor(x.shape) is a size, not data
+            return np.zeros(args[0], dtype.np), dtype
+        if isinstance(args[0], (bool, float, np.floating)):  # one number is neither a size nor data
+            raise TypeError(f"new(): data must be a sequence (got {type(args[0]).__name__})")
         return _to_array(args[0], dtype), dtype
     raise TypeError("new(): invalid data type")
 
@@ -321,8 +349,10 @@ def _write_out(out, r):
 
 
 def full(size, fill_value, *, dtype=None, device=None, requires_grad=False, out=None, **_) -> Tensor:
-    if isinstance(fill_value, Tensor):
+    if isinstance(fill_value, Tensor) and fill_value.ndim == 0:  # (a 0-d tensor counts as its number)
         fill_value = fill_value.item()
+    if not isinstance(fill_value, (int, float, np.number, np.bool_)):  # bool is an int
+        raise TypeError(f"full(): argument 'fill_value' (position 2) must be Number, not {type(fill_value).__name__}")
     dt = dtype or D.scalar_dtype(fill_value)
     if dt.category == D._INT and isinstance(fill_value, (int, np.integer)) and not isinstance(fill_value, bool):
         D.check_int_fits(fill_value, dt)  # torch refuses 300 for uint8, but wraps -1 to 255

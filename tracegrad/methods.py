@@ -115,6 +115,8 @@ def _rpow(self, other):
 
 
 def _rmatmul(self, other):
+    if not isinstance(other, Tensor):  # torch: `number @ x` is Python's TypeError for @, not matmul's 0-d error
+        return NotImplemented
     return L.matmul(other, self)
 
 

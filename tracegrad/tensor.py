@@ -24,6 +24,20 @@ _grad = grad_mode._state
 class Size(tuple):
     """A tuple of dims that prints as `tracegrad.Size([5, 3])`."""
 
+    def __new__(cls, seq=()):
+        items = tuple(seq)
+        if all(type(s) is int for s in items):
+            return tuple.__new__(cls, items)
+        dims = []
+        for i, s in enumerate(items):  # torch takes ints and one-element integer tensors, nothing else
+            if isinstance(s, (bool, int, np.integer)):
+                dims.append(int(s))
+            elif isinstance(s, Tensor) and s.numel() == 1 and not s.dtype.is_floating_point:
+                dims.append(int(s))
+            else:
+                raise TypeError(f"torch.Size() takes an iterable of 'int' (item {i} is '{type(s).__name__}')")
+        return tuple.__new__(cls, dims)
+
     def __repr__(self) -> str:
         return f"tracegrad.Size([{', '.join(str(int(s)) for s in self)}])"
 
@@ -37,10 +51,23 @@ class Size(tuple):
 
     def __getitem__(self, i):
         r = tuple.__getitem__(self, i)
-        return Size(r) if isinstance(i, slice) else r
+        return tuple.__new__(Size, r) if isinstance(i, slice) else r
 
+    # tuple arithmetic keeps the Size type, as torch.Size's does (`(1,) + x.shape`, `x.shape * 2`)
     def __add__(self, other):
-        return Size(tuple.__add__(self, tuple(other)))
+        if not isinstance(other, tuple):
+            raise TypeError(f"can only concatenate tuple (not {type(other).__name__}) to torch.Size")
+        return Size(tuple.__add__(self, other))
+
+    def __radd__(self, other):
+        if not isinstance(other, tuple):
+            return NotImplemented
+        return Size(tuple.__add__(other, self))
+
+    def __mul__(self, n):
+        return tuple.__new__(Size, tuple.__mul__(self, n))
+
+    __rmul__ = __mul__
 
 
 _TRACER_SLOT: list = []
@@ -69,6 +96,9 @@ class Tensor:
     _hooks = None
     _retains_grad = False
     _sym = None  # the tracer's node, while tracing
+    # NumPy defers binary operators to ours (as torch's 1000 makes it): `np.float64(2) * x` is a
+    # tensor of x's dtype, not a float64 ndarray
+    __array_priority__ = 1000
 
     # ---- construction -------------------------------------------------------
     def __new__(cls, *args, **kwargs):
@@ -107,11 +137,11 @@ class Tensor:
     # ---- metadata -------------------------------------------------------------
     @property
     def shape(self) -> Size:
-        return Size(self._data.shape)
+        return tuple.__new__(Size, self._data.shape)
 
     def size(self, dim: int | None = None):
         if dim is None:
-            return Size(self._data.shape)
+            return tuple.__new__(Size, self._data.shape)
         return self._data.shape[_wrap_dim(dim, self._data.ndim)]
 
     @property
@@ -262,10 +292,16 @@ class Tensor:
         if value is not None:
             if not isinstance(value, Tensor):
                 raise TypeError(f"assigned grad expected to be a Tensor or None but got grad of type {type(value).__name__}")
-            if value.shape != self.shape:
-                raise RuntimeError("assigned grad has data of a different size")
+            if value.shape != self.shape:  # (torch's current wording)
+                raise RuntimeError(f"attempting to assign a gradient of size '{list(value.shape)}' to a tensor of "
+                                   f"size '{list(self.shape)}'. Please ensure that the gradient and the tensor are "
+                                   "the same size")
             if value.dtype is not self.dtype:
-                raise RuntimeError("assigned grad has data of a different type")
+                ctype = {"float32": "float", "float64": "double", "float16": "c10::Half",
+                         "bfloat16": "c10::BFloat16"}.get(value.dtype.name, value.dtype.name)
+                raise RuntimeError(f"attempting to assign a gradient with dtype '{ctype}' to a tensor with grad_dtype "
+                                   f"'{self.dtype.short}'. The gradient must match the tensor's grad_dtype (defaults "
+                                   "to the tensor's dtype).")
         tracer = _tracer_slot()[0]
         if tracer is not None:  # traced: the tracer restores .grad afterwards and replays the change
             tracer.touch_grad(self)
@@ -506,6 +542,8 @@ class Tensor:
                     break
             else:
                 raise ValueError(f"invalid type: '{dtype}'")
+        elif isinstance(dtype, type) and isinstance(getattr(dtype, "_legacy_dtype", None), D.DType):
+            dtype = dtype._legacy_dtype  # x.type(tracegrad.DoubleTensor)
         return self.to(dtype)
 
     def float(self):
