@@ -248,3 +248,29 @@ def test_numpy_on_the_left(op, left):
         assert ref[:2] == ours[:2] == ("raised", "TypeError"), (ours, ref)
     else:
         same(fn)
+
+
+# ---- dtype arguments ---------------------------------------------------------------------------------
+PY_TYPE_DTYPE = {
+    "tensor": lambda m, T: m.tensor([1, 0], dtype=T), "zeros": lambda m, T: m.zeros(2, dtype=T),
+    "ones": lambda m, T: m.ones(2, dtype=T), "full": lambda m, T: m.full((2,), 1, dtype=T),
+    "arange": lambda m, T: m.arange(3, dtype=T), "eye": lambda m, T: m.eye(2, dtype=T),
+    "empty": lambda m, T: str(m.empty(2, dtype=T).dtype), "zeros_like": lambda m, T: m.zeros_like(m.ones(2), dtype=T),
+    "full_like": lambda m, T: m.full_like(m.ones(2), 1, dtype=T), "to": lambda m, T: m.ones(2).to(T),
+    "to_kw": lambda m, T: m.ones(2).to(dtype=T), "as_tensor": lambda m, T: m.as_tensor([1, 2], dtype=T),
+    "linspace": lambda m, T: m.linspace(0, 1, 3, dtype=T), "logspace": lambda m, T: m.logspace(0, 1, 3, dtype=T),
+    "randint": lambda m, T: str(m.randint(0, 1, (2,), dtype=T).dtype),
+    "rand": lambda m, T: str(m.rand(2, dtype=T).dtype), "randn": lambda m, T: str(m.randn(2, dtype=T).dtype),
+    "normal": lambda m, T: str(m.normal(0.0, 1.0, (2,), dtype=T).dtype),
+    "randperm": lambda m, T: str(m.randperm(3, dtype=T).dtype),
+}
+
+
+@pytest.mark.parametrize("factory", list(PY_TYPE_DTYPE))
+@pytest.mark.parametrize("pytype", [float, int, bool], ids=["float", "int", "bool"])
+def test_python_type_as_dtype(factory, pytype):
+    """torch reads dtype=float as float64, int as int64, bool as bool (we raised AttributeError), and
+    refuses what it has no kernel for (arange/linspace/logspace/randperm in bool, normal in ints)."""
+    same(lambda m: PY_TYPE_DTYPE[factory](m, pytype))
+    tdt = {float: "float64", int: "int64", bool: "bool"}[pytype]
+    same(lambda m: PY_TYPE_DTYPE[factory](m, getattr(m, tdt)))

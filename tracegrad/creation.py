@@ -258,12 +258,13 @@ def tensor(data, *, dtype=None, device=None, requires_grad=False, pin_memory=Fal
     if isinstance(data, range) or isinstance(data, (list, tuple)) and data and isinstance(data[0], range):
         # torch takes any sequence; a range (or rows of ranges) becomes the list it stands for
         data = list(data) if isinstance(data, range) else [list(r) if isinstance(r, range) else r for r in data]
-    dt = dtype or _infer_dtype(data)
+    dt = D.canonical(dtype) or _infer_dtype(data)
     arr = _to_array(data, dt)
     return _finish(to_storage(arr, dt), dt, device, requires_grad)
 
 
 def as_tensor(data, dtype=None, device=None) -> Tensor:
+    dtype = D.canonical(dtype)
     if isinstance(data, Tensor):
         return data if dtype is None or dtype is data.dtype else data.to(dtype)
     if isinstance(data, np.ndarray) and (dtype is None or dtype.np == data.dtype):
@@ -321,12 +322,12 @@ def _rebuild(arr, dtype_name, requires_grad):
 
 # ---- factories -------------------------------------------------------------------------
 def empty(*size, dtype=None, device=None, requires_grad=False, out=None, **_) -> Tensor:
-    dt = dtype or D.get_default_dtype()
+    dt = D.canonical(dtype) or D.get_default_dtype()
     return _finish(np.empty(_size(size), dt.np), dt, device, requires_grad)
 
 
 def zeros(*size, dtype=None, device=None, requires_grad=False, out=None, **_) -> Tensor:
-    dt = dtype or D.get_default_dtype()
+    dt = D.canonical(dtype) or D.get_default_dtype()
     flat = size[0] if len(size) == 1 and isinstance(size[0], (tuple, list)) else size
     if any(isinstance(n, int) and n < 0 for n in flat):  # (zeros words this one differently)
         raise RuntimeError("zeros: Dimension size must be non-negative.")
@@ -335,7 +336,7 @@ def zeros(*size, dtype=None, device=None, requires_grad=False, out=None, **_) ->
 
 
 def ones(*size, dtype=None, device=None, requires_grad=False, out=None, **_) -> Tensor:
-    dt = dtype or D.get_default_dtype()
+    dt = D.canonical(dtype) or D.get_default_dtype()
     r = _finish(to_storage(np.ones(_size(size), D.compute_np(dt)), dt), dt, device, requires_grad)
     return _write_out(out, r)
 
@@ -353,7 +354,7 @@ def full(size, fill_value, *, dtype=None, device=None, requires_grad=False, out=
         fill_value = fill_value.item()
     if not isinstance(fill_value, (int, float, np.number, np.bool_)):  # bool is an int
         raise TypeError(f"full(): argument 'fill_value' (position 2) must be Number, not {type(fill_value).__name__}")
-    dt = dtype or D.scalar_dtype(fill_value)
+    dt = D.canonical(dtype) or D.scalar_dtype(fill_value)
     if dt.category == D._INT and isinstance(fill_value, (int, np.integer)) and not isinstance(fill_value, bool):
         D.check_int_fits(fill_value, dt)  # torch refuses 300 for uint8, but wraps -1 to 255
         fill_value = D.wrap_int(int(fill_value), dt)
@@ -362,7 +363,7 @@ def full(size, fill_value, *, dtype=None, device=None, requires_grad=False, out=
 
 
 def _like(t, dtype):
-    return dtype or t.dtype
+    return D.canonical(dtype) or t.dtype
 
 
 def _like_device(t, device):
@@ -409,7 +410,7 @@ def full_like(input, fill_value, *, dtype=None, device=None, requires_grad=False
 
 
 def eye(n, m=None, *, dtype=None, device=None, requires_grad=False, out=None) -> Tensor:
-    dt = dtype or D.get_default_dtype()
+    dt = D.canonical(dtype) or D.get_default_dtype()
     if n < 0:
         raise RuntimeError(f"n must be greater or equal to 0, got {n}")
     if m is not None and m < 0:
@@ -428,7 +429,9 @@ def arange(start, end=None, step=1, *, dtype=None, device=None, requires_grad=Fa
     if (end - start) * step < 0 and end != start:
         raise RuntimeError("upper bound and lower bound inconsistent with step sign")
     is_int = all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) for v in vals)
-    dt = dtype or (D.int64 if is_int else D.get_default_dtype())
+    dt = D.canonical(dtype) or (D.int64 if is_int else D.get_default_dtype())
+    if dt is D.bool_:  # torch has no bool kernel for it (NumPy would make a bool ramp)
+        raise NotImplementedError('"arange_cpu" not implemented for \'Bool\'')
     n = max(0, math.ceil((end - start) / step))
     if dt.is_floating_point:
         arr = (start + np.arange(n, dtype=np.float64) * step).astype(D.compute_np(dt))
@@ -439,7 +442,7 @@ def arange(start, end=None, step=1, *, dtype=None, device=None, requires_grad=Fa
 
 
 def range_(start, end, step=1, *, dtype=None, device=None, requires_grad=False) -> Tensor:
-    dt = dtype or D.get_default_dtype()
+    dt = D.canonical(dtype) or D.get_default_dtype()
     n = int(math.floor((end - start) / step)) + 1
     arr = (start + np.arange(n, dtype=np.float64) * step).astype(D.compute_np(dt))
     return _finish(to_storage(arr, dt), dt, device, requires_grad)
@@ -447,11 +450,13 @@ def range_(start, end, step=1, *, dtype=None, device=None, requires_grad=False) 
 
 def linspace(start, end, steps, *, dtype=None, device=None, requires_grad=False, out=None) -> Tensor:
     """torch's formula: the first half steps up from start, the second half down from end."""
-    dt = dtype or D.get_default_dtype()
+    dt = D.canonical(dtype) or D.get_default_dtype()
     start = start.item() if isinstance(start, Tensor) else start
     end = end.item() if isinstance(end, Tensor) else end
     if steps < 0:
         raise RuntimeError("number of steps must be non-negative")
+    if dt is D.bool_:  # torch has no bool kernel for it
+        raise NotImplementedError('"linspace_cpu" not implemented for \'Bool\'')
     cdt = np.float64 if dt is D.float64 or not dt.is_floating_point else np.float32
     if steps == 1:
         arr = np.array([start], dtype=cdt)
@@ -467,7 +472,9 @@ def linspace(start, end, steps, *, dtype=None, device=None, requires_grad=False,
 
 def logspace(start, end, steps, base=10.0, *, dtype=None, device=None, requires_grad=False) -> Tensor:
     lin = linspace(start, end, steps, dtype=D.float64)
-    dt = dtype or D.get_default_dtype()
+    dt = D.canonical(dtype) or D.get_default_dtype()
+    if dt is D.bool_:  # torch has no bool kernel for it
+        raise NotImplementedError('"logspace_cpu" not implemented for \'Bool\'')
     return _finish(to_storage((base ** lin._data).astype(D.compute_np(dt)), dt), dt, device, requires_grad)
 
 
@@ -478,7 +485,7 @@ def _float_only(kernel: str, dt: D.DType) -> None:
 
 
 def rand(*size, generator=None, dtype=None, device=None, requires_grad=False, out=None) -> Tensor:
-    dt = dtype or D.get_default_dtype()
+    dt = D.canonical(dtype) or D.get_default_dtype()
     _float_only("check_uniform_bounds", dt)
     if _TRACER[0] is not None and generator is None:  # traced: an op of the graph, drawn at every call
         from .tracer.random_ops import uniform
@@ -493,7 +500,7 @@ def rand(*size, generator=None, dtype=None, device=None, requires_grad=False, ou
 
 
 def randn(*size, generator=None, dtype=None, device=None, requires_grad=False, out=None) -> Tensor:
-    dt = dtype or D.get_default_dtype()
+    dt = D.canonical(dtype) or D.get_default_dtype()
     _float_only("normal_kernel_cpu", dt)
     if _TRACER[0] is not None and generator is None:  # traced: an op of the graph, drawn at every call
         from .tracer.random_ops import normal
@@ -519,13 +526,15 @@ def randint(low=0, high=None, size=None, *, generator=None, dtype=None, device=N
         low, high = 0, low
     if low >= high:
         raise RuntimeError(f"random_ expects 'from' to be less than 'to', but got from={low} >= to={high}")
-    dt = dtype or D.int64
+    dt = D.canonical(dtype) or D.int64
     arr = _rng(generator).integers(low, high, size=_size((tuple(size),))).astype(D.compute_np(dt))
     return _finish(to_storage(arr, dt), dt, device, requires_grad)
 
 
 def randperm(n, *, generator=None, dtype=None, device=None, requires_grad=False) -> Tensor:
-    dt = dtype or D.int64
+    dt = D.canonical(dtype) or D.int64
+    if dt is D.bool_:  # torch has no bool kernel for it
+        raise NotImplementedError('"randperm" not implemented for \'Bool\'')
     return _finish(_rng(generator).permutation(n).astype(dt.np), dt, device, requires_grad)
 
 
@@ -562,7 +571,8 @@ def normal(mean=0.0, std=1.0, size=None, *, generator=None, dtype=None, device=N
     else:
         if std < 0:
             raise RuntimeError(f"normal expects std >= 0.0, but found std {std}")
-        dt = dtype or D.get_default_dtype()
+        dt = D.canonical(dtype) or D.get_default_dtype()
+        _float_only("normal_kernel_cpu", dt)  # (NumPy would truncate the draws to integers)
         arr = (mean + std * rng.standard_normal(_size((tuple(size),)))).astype(D.compute_np(dt))
     return _write_out(out, _finish(to_storage(arr, dt), dt, device, requires_grad))
 

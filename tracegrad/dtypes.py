@@ -258,3 +258,12 @@ class iinfo:
 
     def __repr__(self) -> str:
         return f"iinfo(min={self.min:g}, max={self.max:g}, dtype={self.dtype})"
+
+
+# torch takes Python's number types wherever it takes a dtype: float is float64, int is int64
+_PY_TYPES = {float: float64, int: int64, bool: bool_}
+
+
+def canonical(d):
+    """`d` with Python's float/int/bool read as torch reads them (anything else unchanged)."""
+    return _PY_TYPES.get(d, d) if builtins_type(d) is type else d

@@ -505,9 +505,10 @@ class Tensor:
         dev = kwargs.pop("device", None)
         copy = kwargs.pop("copy", False)
         kwargs.pop("non_blocking", None)
+        dtype = D.canonical(dtype)
         for a in args:
-            if isinstance(a, D.DType):
-                dtype = a
+            if isinstance(a, D.DType) or a in (float, int, bool):  # (x.to(float) is float64 in torch)
+                dtype = D.canonical(a)
             elif isinstance(a, Tensor):
                 dtype, dev = a.dtype, a.device
             elif a is not None:
