@@ -274,3 +274,32 @@ def test_python_type_as_dtype(factory, pytype):
     same(lambda m: PY_TYPE_DTYPE[factory](m, pytype))
     tdt = {float: "float64", int: "int64", bool: "bool"}[pytype]
     same(lambda m: PY_TYPE_DTYPE[factory](m, getattr(m, tdt)))
+
+
+# ---- operators with operands that are not tensors or numbers -------------------------------------------
+FOREIGN = {"None": None, "str": "a", "list": [1.0, 1.0], "object": object()}
+OPERATORS = ["eq", "ne", "lt", "ge", "add", "sub", "mul", "truediv", "floordiv", "mod", "pow"]
+
+
+@pytest.mark.parametrize("op, other", [(op, other) for op in OPERATORS for other in FOREIGN
+                                       # (str and list meet sequence repetition/concatenation in torch)
+                                       if op in ("eq", "ne") or other in ("None", "object")])
+@pytest.mark.parametrize("side", ["right", "left"])
+def test_operator_with_foreign_operand(op, other, side):
+    """torch's operators return NotImplemented for such operands, so Python answers: `x == None` is
+    False (we raised TypeError), `x != None` True, and `x + None` is Python's TypeError."""
+    import operator
+
+    def fn(m):
+        x, o = m.ones(2), FOREIGN[other]
+        return getattr(operator, op)(x, o) if side == "right" else getattr(operator, op)(o, x)
+    if op in ("eq", "ne"):
+        same(fn)
+    else:
+        raises_same(fn, "not supported" if op in ("lt", "ge") else "unsupported operand type(s) for")
+
+
+def test_list_methods_compare_tensors_with_none():
+    same(lambda m: [m.ones(2), None].index(None))
+    same(lambda m: None in [m.ones(2), m.zeros(3)])
+    same(lambda m: [m.ones(2), None].count(None))
