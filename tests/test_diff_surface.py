@@ -303,3 +303,54 @@ def test_list_methods_compare_tensors_with_none():
     same(lambda m: [m.ones(2), None].index(None))
     same(lambda m: None in [m.ones(2), m.zeros(3)])
     same(lambda m: [m.ones(2), None].count(None))
+
+
+# ---- sort / argsort / topk (were missing) ---------------------------------------------------------------
+@pytest.mark.parametrize("name", DTYPES)
+@pytest.mark.parametrize("layout", ["contig", "transposed", "sliced"])
+@pytest.mark.parametrize("dim, descending", [(-1, False), (0, True), (1, False)])
+def test_sort_argsort(name, layout, dim, descending, rng):
+    # distinct values (a permutation), so that every sort order is the same one
+    perm = np.random.default_rng(int(rng.integers(1 << 30))).permutation(12).reshape(3, 4)
+    a, b = make_pair((3, 4), name, layout, rng)
+    with torch.no_grad():
+        b.copy_(torch.from_numpy(perm % 2 == 0 if name == "bool" else perm).to(b.dtype))
+    a.copy_(tracegrad.tensor(perm % 2 == 0 if name == "bool" else perm).to(a.dtype))
+    check_op("sort", lambda L, x: L.sort(x, dim=dim, descending=descending, stable=True), [(a, b)], exact=True)
+    check_op("argsort", lambda L, x: x.argsort(dim=dim, descending=descending, stable=True), [(a, b)])
+    if name != "bool":
+        check_op("topk", lambda L, x: x.topk(2, dim=dim, largest=descending), [(a, b)], exact=True)
+
+
+def test_sort_nan_and_ties():
+    """NaN sorts above every number; a stable sort keeps ties in index order, descending too."""
+    vals = [[1.5, math.nan, 3.0, 1.5], [4.0, -math.inf, 4.0, math.nan]]
+    for descending in (False, True):
+        same(lambda m: m.tensor(vals).sort(descending=descending, stable=True))
+        same(lambda m: m.tensor(vals).argsort(dim=0, descending=descending, stable=True))
+
+
+def test_sort_topk_edges_and_errors():
+    same(lambda m: m.tensor(2.0).sort())
+    same(lambda m: m.tensor(3.0).topk(1))
+    same(lambda m: m.ones(0).sort())
+    same(lambda m: m.tensor([3.0, 1.0, 2.0]).topk(0))
+    same(lambda m: repr(m.tensor([3.0, 1.0]).sort()))
+    same(lambda m: repr(m.tensor([3.0, 1.0, 2.0]).topk(2)))
+    same(lambda m: m.msort(m.tensor([[3.0, 1.0], [0.0, 2.0]])))
+    raises_same(lambda m: m.tensor([3.0, 1.0, 2.0]).topk(4))
+    raises_same(lambda m: m.tensor([3.0, 1.0, 2.0]).topk(-1))
+    raises_same(lambda m: m.ones(3).sort(dim=1))
+
+
+@pytest.mark.parametrize("fn", ["sort", "sort_stable", "topk", "topk_smallest"])
+def test_sort_topk_gradients(fn):
+    """The values carry the gradient back to where each came from, under torch's node names."""
+    def run(m):
+        x = m.tensor([[3.0, 1.0, 2.0, 0.5], [0.0, 5.0, 4.0, -1.0]], requires_grad=True)
+        v = {"sort": lambda: x.sort(descending=True).values,
+             "sort_stable": lambda: x.sort(dim=0, stable=True).values,
+             "topk": lambda: x.topk(2).values, "topk_smallest": lambda: x.topk(1, dim=0, largest=False).values}[fn]()
+        ((v + 1) ** 2).mean().backward()
+        return type(v.grad_fn).__name__, x.grad
+    same(run)

@@ -32,7 +32,7 @@ from .ops.movement import (reshape, flatten, unflatten, permute, transpose, swap
                            movedim, moveaxis, broadcast_to, broadcast_tensors)
 from .ops.shape_util import broadcast_shapes
 from .ops.index import (index_select, gather, scatter, scatter_add, scatter_reduce, masked_fill, masked_select,
-                        nonzero, argwhere, take, index_put, index_fill, index_add)
+                        nonzero, argwhere, take, index_put, index_fill, index_add, sort, argsort, topk, msort)
 from .ops.linalg import mm, bmm, mv, dot, inner, matmul, outer, ger, addmm, einsum
 from .creation import (tensor, as_tensor, asarray, from_numpy, empty, zeros, ones, full, empty_like, zeros_like,
                        ones_like, full_like, eye, arange, linspace, logspace, rand, randn, randint, randperm,

@@ -33,7 +33,7 @@ METHODS = {
     # indexing
     **{n: getattr(I, n) for n in (
         "index_select gather scatter scatter_add scatter_reduce masked_fill masked_select nonzero argwhere take "
-        "index_put index_fill index_add copy_ fill_ zero_").split()},
+        "index_put index_fill index_add copy_ fill_ zero_ sort argsort topk msort").split()},
     # linear algebra
     **{n: getattr(L, n) for n in "mm bmm mv dot inner matmul outer ger addmm".split()},
     # random fills
