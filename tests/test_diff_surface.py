@@ -354,3 +354,27 @@ def test_sort_topk_gradients(fn):
         ((v + 1) ** 2).mean().backward()
         return type(v.grad_fn).__name__, x.grad
     same(run)
+
+
+# ---- copy protocol and small predicates --------------------------------------------------------------------
+def test_copy_shares_storage_and_deepcopy_needs_a_leaf():
+    """copy.copy(x) is a new tensor over x's storage in torch (we copied the data); deepcopy of a
+    non-leaf is torch's RuntimeError (we copied it, history and all)."""
+    import copy
+
+    same(lambda m: (lambda x: (copy.copy(x).add_(1), x)[1])(m.ones(2)))
+    same(lambda m: (lambda y: (y.requires_grad, y.is_leaf))(copy.copy(m.ones(2, requires_grad=True))))
+    same(lambda m: (lambda x: (copy.deepcopy(x).add_(1), x)[1])(m.ones(2)))
+    raises_same(lambda m: copy.deepcopy(m.ones(2, requires_grad=True) * 2), "Only Tensors created explicitly by "
+                "the user (graph leaves) support the deepcopy protocol")
+
+
+@pytest.mark.parametrize("expr", [
+    lambda m: m.ones(2, 3).is_same_size(m.zeros(2, 3)), lambda m: m.ones(2, 3).is_same_size(m.zeros(3, 2)),
+    lambda m: m.tensor([1.0]).is_nonzero(), lambda m: m.tensor([0]).is_nonzero(),
+    lambda m: m.tensor([1.0, 2.0]).is_nonzero(), lambda m: m.tensor([]).is_nonzero(),
+    lambda m: m.ones(2, 3, 4).dim_order(), lambda m: m.ones(2, 3, 4).permute(2, 0, 1).dim_order(),
+    lambda m: m.ones(3, 1).t().dim_order(), lambda m: m.ones(2, 1, 3).dim_order(),
+], ids=lambda f: "")
+def test_tensor_predicates(expr):
+    same(expr)

@@ -194,6 +194,17 @@ class Tensor:
     def is_signed(self) -> bool:
         return self.dtype.is_signed
 
+    def is_same_size(self, other) -> bool:
+        return self.shape == other.shape
+
+    def is_nonzero(self) -> bool:
+        return self.__bool__()
+
+    def dim_order(self) -> tuple:
+        """The dims from outermost to innermost in memory (largest stride first; ties keep dim order)."""
+        st = self.stride()
+        return tuple(sorted(range(self.ndim), key=lambda d: -st[d]))
+
     @property
     def layout(self):
         return "strided"
@@ -488,9 +499,19 @@ class Tensor:
 
         return (_rebuild, (np.array(self._data), self.dtype.name, self._requires_grad))
 
+    def __copy__(self):
+        # torch: copy.copy(x) is a new tensor over the same storage (writes show through), not a copy
+        t = Tensor._make(self._data, self.dtype)
+        t._requires_grad = self._requires_grad
+        t.__class__ = type(self)
+        return t
+
     def __deepcopy__(self, memo):
         if id(self) in memo:
             return memo[id(self)]
+        if self.grad_fn is not None:
+            raise RuntimeError("Only Tensors created explicitly by the user (graph leaves) support the deepcopy "
+                               "protocol at the moment.")
         t = Tensor._make(self._data.copy(), self.dtype)
         t._requires_grad = self._requires_grad
         t.__class__ = type(self)  # keeps nn.Parameter a Parameter
