@@ -110,6 +110,7 @@ CASES = [
     C("max_dim", lambda L, x: L.max(x, -1), [F]),
     C("min_dim", lambda L, x: x.min(0, keepdim=True), [F]),
     C("argmax", lambda L, x: x.argmax(-1) + x.argmin(0).sum(), [F], grad=False),
+    C("sort_topk", lambda L, x: x.sort(-1, descending=True).values * 2 + x.topk(1, dim=-1).values, [F]),
     C("var_std", lambda L, x: x.var(-1, unbiased=False) + x.std(), [F], min_dims=1, shape=None),
     C("norm", lambda L, x: x.norm() + x.norm(1, -1).sum(), [N]),
     C("logsumexp", lambda L, x: x.logsumexp(-1), [F]),

@@ -7,7 +7,7 @@ one table every op is defined in."""
 from __future__ import annotations
 
 from . import dtypes as _D
-from .dtypes import (get_default_dtype, set_default_dtype, promote_types, result_type as _result_type,
+from .dtypes import (get_default_dtype, set_default_dtype, promote_types, result_type as _result_type, finfo, iinfo,
                      bool_ as bool, uint8, int8, int16, int32, int64, float16, bfloat16, float32, float64)
 from .device import device
 from .tensor import Tensor, Size, is_tensor
@@ -23,7 +23,7 @@ from .ops.pointwise import (
     reciprocal, square, frac, clamp, clip, clamp_min, clamp_max, maximum, minimum, fmax, fmin, where, lerp,
     eq, ne, lt, le, gt, ge, greater, greater_equal, less, less_equal, not_equal, logical_and, logical_or,
     logical_xor, logical_not, bitwise_and, bitwise_or, bitwise_xor, bitwise_not, isnan, isinf, isfinite, equal,
-    atan2, arctan2,
+    atan2, arctan2, isclose, allclose,
 )
 from .ops.reduce import (sum, nansum, mean, prod, max, min, amax, amin, argmax, argmin, var, std, var_mean,
                          std_mean, norm, logsumexp, any, all, cumsum, cumprod, return_types)
@@ -33,7 +33,7 @@ from .ops.movement import (reshape, flatten, unflatten, permute, transpose, swap
                            movedim, moveaxis, broadcast_to, broadcast_tensors)
 from .ops.shape_util import broadcast_shapes
 from .ops.index import (index_select, gather, scatter, scatter_add, scatter_reduce, masked_fill, masked_select,
-                        nonzero, argwhere, take, index_put, index_fill, index_add)
+                        nonzero, argwhere, take, index_put, index_fill, index_add, sort, argsort, topk, msort)
 from .ops.linalg import mm, bmm, mv, dot, inner, matmul, outer, ger, addmm, einsum
 from .creation import (tensor, as_tensor, asarray, from_numpy, empty, zeros, ones, full, empty_like, zeros_like,
                        ones_like, full_like, eye, arange, linspace, logspace, rand, randn, randint, randperm,
@@ -83,9 +83,18 @@ def square_(input):
     return input.square_()
 
 
+class _LegacyType(type):
+    """`isinstance(x, tracegrad.FloatTensor)` asks for x's dtype, as torch's legacy types do."""
+
+    def __instancecheck__(cls, obj) -> "builtins.bool":
+        return isinstance(obj, Tensor) and obj.dtype is cls._legacy_dtype
+
+
 def _legacy(dt):
-    class _Typed(Tensor):
+    class _Typed(Tensor, metaclass=_LegacyType):
         """Legacy typed constructors: `FloatTensor([1, 2])`, `LongTensor([0, 2])`."""
+
+        _legacy_dtype = dt
 
         def __new__(cls, *args, **kwargs):
             return Tensor(*args, dtype=dt)

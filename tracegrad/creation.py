@@ -14,7 +14,7 @@ import numpy as np
 from . import dtypes as D
 from .device import check_device
 from .dispatch import quiet_call, to_storage, TRACER as _TRACER
-from .tensor import Tensor
+from .tensor import Size, Tensor
 
 
 # ---- random state --------------------------------------------------------------------
@@ -99,6 +99,8 @@ def _rng(generator):
 # ---- helpers --------------------------------------------------------------------------
 def _size(size) -> tuple:
     if len(size) == 1 and not isinstance(size[0], (int, np.integer)) and not isinstance(size[0], Tensor):
+        if not isinstance(size[0], (tuple, list)):  # zeros(2.0): torch's TypeError, not tuple()'s
+            raise TypeError(f"argument 'size' (position 1) must be tuple of ints, not {type(size[0]).__name__}")
         size = tuple(size[0])
     out = []
     for s in size:
@@ -210,11 +212,37 @@ def _to_array(data, dtype: D.DType) -> np.ndarray:
         _check_ragged(data, dtype)
         if any(isinstance(x, Tensor) for x in _flat(data)):
             data = _untensor(data)
+    if dtype.category == D._INT:
+        _check_int_data(data, dtype)
     try:
         return quiet_call(np.array, data, dtype=D.compute_np(dtype))
     except OverflowError:
-        wide = np.array(data, dtype=np.int64 if dtype.category == D._INT else np.float64)
+        try:
+            wide = np.array(data, dtype=np.int64 if dtype.category == D._INT else np.float64)
+        except OverflowError:  # a Python int past int64: torch's ValueError, not NumPy's OverflowError
+            raise ValueError("Overflow when unpacking long long") from None
         return quiet_call(wide.astype, D.compute_np(dtype))
+
+
+def _check_int_data(data, dtype: D.DType) -> None:
+    """torch refuses Python numbers that do not fit an integer dtype (NumPy would wrap them):
+    an int must fit (a negative one wraps into an unsigned type), a float must lie in range."""
+    try:
+        wide = np.array(data)
+    except (ValueError, TypeError, OverflowError):
+        return  # not numbers: the conversion below raises torch's error
+    if wide.size == 0 or wide.dtype.kind not in "iuf":
+        return  # (ints past int64 are an object array: the conversion below raises torch's ValueError)
+    if wide.dtype == np.uint64:  # a Python int past int64
+        raise ValueError("Overflow when unpacking long long")
+    lo, hi = wide.min(), wide.max()
+    blo, bhi = D._INT_BOUNDS[dtype]
+    if wide.dtype.kind == "f":
+        bad = not (np.isfinite(lo) and np.isfinite(hi) and blo <= lo and hi <= bhi)
+    else:
+        bad = int(hi) > bhi or int(lo) < blo and (blo != 0 or -int(lo) > bhi)
+    if bad:
+        raise RuntimeError(f"value cannot be converted to type {dtype.name} without overflow")
 
 
 def _flat(data):
@@ -227,8 +255,9 @@ def _flat(data):
 
 def _untensor(data):
     if isinstance(data, Tensor):
-        if data.ndim:
-            return data.tolist()
+        # torch reads a tensor inside a list as one number (item() raises for more than one element)
+        if data.numel() != 1:
+            raise ValueError("only one element tensors can be converted to Python scalars")
         return data.item()
     if isinstance(data, (list, tuple)):
         return [_untensor(x) for x in data]
@@ -237,12 +266,16 @@ def _untensor(data):
 
 def tensor(data, *, dtype=None, device=None, requires_grad=False, pin_memory=False) -> Tensor:
     """A new tensor holding a copy of `data` (nested lists, scalars, ndarrays or tensors)."""
-    dt = dtype or _infer_dtype(data)
+    if isinstance(data, range) or isinstance(data, (list, tuple)) and data and isinstance(data[0], range):
+        # torch takes any sequence; a range (or rows of ranges) becomes the list it stands for
+        data = list(data) if isinstance(data, range) else [list(r) if isinstance(r, range) else r for r in data]
+    dt = D.canonical(dtype) or _infer_dtype(data)
     arr = _to_array(data, dt)
     return _finish(to_storage(arr, dt), dt, device, requires_grad)
 
 
 def as_tensor(data, dtype=None, device=None) -> Tensor:
+    dtype = D.canonical(dtype)
     if isinstance(data, Tensor):
         return data if dtype is None or dtype is data.dtype else data.to(dtype)
     if isinstance(data, np.ndarray) and (dtype is None or dtype.np == data.dtype):
@@ -281,9 +314,13 @@ def _legacy_tensor(args, dtype, device):
         if a.dtype == np.float32 and dtype is D.float32:
             return a, D.float32
         return a.astype(np.float32), D.float32
-    if all(isinstance(a, (int, np.integer)) for a in args):
+    if all(isinstance(a, (int, np.integer)) for a in args) and not any(isinstance(a, bool) for a in args):
         return np.zeros(_size(args), dtype.np), dtype
     if len(args) == 1:
+        if isinstance(args[0], Size):  # Tensor(x.shape) is a size, not data
+            return np.zeros(args[0], dtype.np), dtype
+        if isinstance(args[0], (bool, float, np.floating)):  # one number is neither a size nor data
+            raise TypeError(f"new(): data must be a sequence (got {type(args[0]).__name__})")
         return _to_array(args[0], dtype), dtype
     raise TypeError("new(): invalid data type")
 
@@ -296,12 +333,12 @@ def _rebuild(arr, dtype_name, requires_grad):
 
 # ---- factories -------------------------------------------------------------------------
 def empty(*size, dtype=None, device=None, requires_grad=False, out=None, **_) -> Tensor:
-    dt = dtype or D.get_default_dtype()
+    dt = D.canonical(dtype) or D.get_default_dtype()
     return _finish(np.empty(_size(size), dt.np), dt, device, requires_grad)
 
 
 def zeros(*size, dtype=None, device=None, requires_grad=False, out=None, **_) -> Tensor:
-    dt = dtype or D.get_default_dtype()
+    dt = D.canonical(dtype) or D.get_default_dtype()
     flat = size[0] if len(size) == 1 and isinstance(size[0], (tuple, list)) else size
     if any(isinstance(n, int) and n < 0 for n in flat):  # (zeros words this one differently)
         raise RuntimeError("zeros: Dimension size must be non-negative.")
@@ -310,7 +347,7 @@ def zeros(*size, dtype=None, device=None, requires_grad=False, out=None, **_) ->
 
 
 def ones(*size, dtype=None, device=None, requires_grad=False, out=None, **_) -> Tensor:
-    dt = dtype or D.get_default_dtype()
+    dt = D.canonical(dtype) or D.get_default_dtype()
     r = _finish(to_storage(np.ones(_size(size), D.compute_np(dt)), dt), dt, device, requires_grad)
     return _write_out(out, r)
 
@@ -324,9 +361,11 @@ def _write_out(out, r):
 
 
 def full(size, fill_value, *, dtype=None, device=None, requires_grad=False, out=None, **_) -> Tensor:
-    if isinstance(fill_value, Tensor):
+    if isinstance(fill_value, Tensor) and fill_value.ndim == 0:  # (a 0-d tensor counts as its number)
         fill_value = fill_value.item()
-    dt = dtype or D.scalar_dtype(fill_value)
+    if not isinstance(fill_value, (int, float, np.number, np.bool_)):  # bool is an int
+        raise TypeError(f"full(): argument 'fill_value' (position 2) must be Number, not {type(fill_value).__name__}")
+    dt = D.canonical(dtype) or D.scalar_dtype(fill_value)
     shape = _size((size,) if isinstance(size, int) else (tuple(size),))
     D.check_scalar_fits(fill_value, dt, int(np.prod(shape)))  # torch refuses 300 or inf for uint8, but wraps -1 to 255
     if dt.category == D._INT and isinstance(fill_value, (int, np.integer)) and not isinstance(fill_value, bool):
@@ -336,7 +375,7 @@ def full(size, fill_value, *, dtype=None, device=None, requires_grad=False, out=
 
 
 def _like(t, dtype):
-    return dtype or t.dtype
+    return D.canonical(dtype) or t.dtype
 
 
 def _like_device(t, device):
@@ -383,7 +422,7 @@ def full_like(input, fill_value, *, dtype=None, device=None, requires_grad=False
 
 
 def eye(n, m=None, *, dtype=None, device=None, requires_grad=False, out=None) -> Tensor:
-    dt = dtype or D.get_default_dtype()
+    dt = D.canonical(dtype) or D.get_default_dtype()
     if n < 0:
         raise RuntimeError(f"n must be greater or equal to 0, got {n}")
     if m is not None and m < 0:
@@ -402,7 +441,9 @@ def arange(start, end=None, step=1, *, dtype=None, device=None, requires_grad=Fa
     if (end - start) * step < 0 and end != start:
         raise RuntimeError("upper bound and lower bound inconsistent with step sign")
     is_int = all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) for v in vals)
-    dt = dtype or (D.int64 if is_int else D.get_default_dtype())
+    dt = D.canonical(dtype) or (D.int64 if is_int else D.get_default_dtype())
+    if dt is D.bool_:  # torch has no bool kernel for it (NumPy would make a bool ramp)
+        raise NotImplementedError('"arange_cpu" not implemented for \'Bool\'')
     n = max(0, math.ceil((end - start) / step))
     if dt.is_floating_point:
         arr = (start + np.arange(n, dtype=np.float64) * step).astype(D.compute_np(dt))
@@ -413,7 +454,7 @@ def arange(start, end=None, step=1, *, dtype=None, device=None, requires_grad=Fa
 
 
 def range_(start, end, step=1, *, dtype=None, device=None, requires_grad=False) -> Tensor:
-    dt = dtype or D.get_default_dtype()
+    dt = D.canonical(dtype) or D.get_default_dtype()
     n = int(math.floor((end - start) / step)) + 1
     arr = (start + np.arange(n, dtype=np.float64) * step).astype(D.compute_np(dt))
     return _finish(to_storage(arr, dt), dt, device, requires_grad)
@@ -421,11 +462,13 @@ def range_(start, end, step=1, *, dtype=None, device=None, requires_grad=False) 
 
 def linspace(start, end, steps, *, dtype=None, device=None, requires_grad=False, out=None) -> Tensor:
     """torch's formula: the first half steps up from start, the second half down from end."""
-    dt = dtype or D.get_default_dtype()
+    dt = D.canonical(dtype) or D.get_default_dtype()
     start = start.item() if isinstance(start, Tensor) else start
     end = end.item() if isinstance(end, Tensor) else end
     if steps < 0:
         raise RuntimeError("number of steps must be non-negative")
+    if dt is D.bool_:  # torch has no bool kernel for it
+        raise NotImplementedError('"linspace_cpu" not implemented for \'Bool\'')
     cdt = np.float64 if dt is D.float64 or not dt.is_floating_point else np.float32
     if steps == 1:
         arr = np.array([start], dtype=cdt)
@@ -441,7 +484,9 @@ def linspace(start, end, steps, *, dtype=None, device=None, requires_grad=False,
 
 def logspace(start, end, steps, base=10.0, *, dtype=None, device=None, requires_grad=False) -> Tensor:
     lin = linspace(start, end, steps, dtype=D.float64)
-    dt = dtype or D.get_default_dtype()
+    dt = D.canonical(dtype) or D.get_default_dtype()
+    if dt is D.bool_:  # torch has no bool kernel for it
+        raise NotImplementedError('"logspace_cpu" not implemented for \'Bool\'')
     return _finish(to_storage((base ** lin._data).astype(D.compute_np(dt)), dt), dt, device, requires_grad)
 
 
@@ -452,7 +497,7 @@ def _float_only(kernel: str, dt: D.DType) -> None:
 
 
 def rand(*size, generator=None, dtype=None, device=None, requires_grad=False, out=None) -> Tensor:
-    dt = dtype or D.get_default_dtype()
+    dt = D.canonical(dtype) or D.get_default_dtype()
     _float_only("check_uniform_bounds", dt)
     if _TRACER[0] is not None and generator is None:  # traced: an op of the graph, drawn at every call
         from .tracer.random_ops import uniform
@@ -467,7 +512,7 @@ def rand(*size, generator=None, dtype=None, device=None, requires_grad=False, ou
 
 
 def randn(*size, generator=None, dtype=None, device=None, requires_grad=False, out=None) -> Tensor:
-    dt = dtype or D.get_default_dtype()
+    dt = D.canonical(dtype) or D.get_default_dtype()
     _float_only("normal_kernel_cpu", dt)
     if _TRACER[0] is not None and generator is None:  # traced: an op of the graph, drawn at every call
         from .tracer.random_ops import normal
@@ -493,13 +538,15 @@ def randint(low=0, high=None, size=None, *, generator=None, dtype=None, device=N
         low, high = 0, low
     if low >= high:
         raise RuntimeError(f"random_ expects 'from' to be less than 'to', but got from={low} >= to={high}")
-    dt = dtype or D.int64
+    dt = D.canonical(dtype) or D.int64
     arr = _rng(generator).integers(low, high, size=_size((tuple(size),))).astype(D.compute_np(dt))
     return _finish(to_storage(arr, dt), dt, device, requires_grad)
 
 
 def randperm(n, *, generator=None, dtype=None, device=None, requires_grad=False) -> Tensor:
-    dt = dtype or D.int64
+    dt = D.canonical(dtype) or D.int64
+    if dt is D.bool_:  # torch has no bool kernel for it
+        raise NotImplementedError('"randperm" not implemented for \'Bool\'')
     return _finish(_rng(generator).permutation(n).astype(dt.np), dt, device, requires_grad)
 
 
@@ -536,7 +583,8 @@ def normal(mean=0.0, std=1.0, size=None, *, generator=None, dtype=None, device=N
     else:
         if std < 0:
             raise RuntimeError(f"normal expects std >= 0.0, but found std {std}")
-        dt = dtype or D.get_default_dtype()
+        dt = D.canonical(dtype) or D.get_default_dtype()
+        _float_only("normal_kernel_cpu", dt)  # (NumPy would truncate the draws to integers)
         arr = (mean + std * rng.standard_normal(_size((tuple(size),)))).astype(D.compute_np(dt))
     return _write_out(out, _finish(to_storage(arr, dt), dt, device, requires_grad))
 

@@ -10,6 +10,8 @@ a higher category that only a scalar (or 0-dim) brings promotes to that
 category's default (float -> the default dtype, int -> int64)."""
 from __future__ import annotations
 
+from builtins import type as builtins_type
+
 import numpy as np
 
 _BOOL, _INT, _FLOAT = 0, 1, 2
@@ -218,3 +220,67 @@ def check_scalar_fits(value, dt: DType, numel: int | None = None) -> None:
         return
     if bad:
         raise RuntimeError(f"value cannot be converted to type {_CTYPE[dt]} without overflow")
+
+
+# --- finfo / iinfo: the numeric limits of a dtype, as torch.finfo / torch.iinfo give them ---
+# bfloat16 has no NumPy type: its limits are float32's exponent range with an 8-bit significand
+_BF16_INFO = {"bits": 16, "eps": 0.0078125, "max": 3.3895313892515355e+38, "tiny": 1.1754943508222875e-38,
+              "resolution": 0.01}
+
+
+class finfo:
+    """Limits of a floating dtype (the default dtype when none is given)."""
+
+    def __init__(self, *args):
+        if len(args) > 1:
+            raise TypeError(f"finfo() takes at most 1 argument ({len(args)} given)")
+        type = args[0] if args else get_default_dtype()  # finfo() is the default dtype's; finfo(None) refused
+        if not isinstance(type, DType):
+            raise TypeError(f"finfo(): argument 'type' (position 1) must be torch.dtype, not "
+                            f"{builtins_type(type).__name__}")
+        if not type.is_floating_point:
+            raise TypeError("torch.finfo() requires a floating point input type. Use torch.iinfo to handle "
+                            "'torch.finfo'")
+        if type is bfloat16:
+            info = _BF16_INFO
+        else:
+            f = np.finfo(type.np)
+            info = {"bits": int(f.bits), "eps": float(f.eps), "max": float(f.max),
+                    "tiny": float(f.smallest_normal), "resolution": 10.0 ** -int(f.precision)}  # (exact, as torch has it)
+        self.bits = info["bits"]
+        self.eps = info["eps"]
+        self.max = info["max"]
+        self.min = -info["max"]
+        self.tiny = self.smallest_normal = info["tiny"]
+        self.resolution = info["resolution"]
+        self.dtype = type.name  # torch gives the name as a str
+
+    def __repr__(self) -> str:
+        return (f"finfo(resolution={self.resolution:g}, min={self.min:g}, max={self.max:g}, eps={self.eps:g}, "
+                f"smallest_normal={self.smallest_normal:g}, tiny={self.tiny:g}, dtype={self.dtype})")
+
+
+class iinfo:
+    """Limits of an integer dtype."""
+
+    def __init__(self, type: DType):
+        if type is bool_:
+            raise TypeError("torch.bool is not supported by torch.iinfo")
+        if not isinstance(type, DType) or type.category != _INT:
+            raise TypeError("torch.iinfo() requires an integer input type. Use torch.finfo to handle "
+                            "'torch.iinfo'")
+        self.bits = type.itemsize * 8
+        self.min, self.max = _INT_BOUNDS[type]
+        self.dtype = type.name
+
+    def __repr__(self) -> str:
+        return f"iinfo(min={self.min:g}, max={self.max:g}, dtype={self.dtype})"
+
+
+# torch takes Python's number types wherever it takes a dtype: float is float64, int is int64
+_PY_TYPES = {float: float64, int: int64, bool: bool_}
+
+
+def canonical(d):
+    """`d` with Python's float/int/bool read as torch reads them (anything else unchanged)."""
+    return _PY_TYPES.get(d, d) if builtins_type(d) is type else d

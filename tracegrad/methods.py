@@ -20,7 +20,7 @@ METHODS = {
         "arcsin arccos arctan erf relu sign floor ceil trunc fix round reciprocal square frac clamp clip clamp_min "
         "clamp_max maximum minimum fmax fmin lerp eq ne lt le gt ge greater greater_equal less less_equal not_equal "
         "logical_and logical_or logical_xor logical_not bitwise_and bitwise_or bitwise_xor bitwise_not isnan isinf "
-        "isfinite equal atan2 arctan2 rsub").split()},
+        "isfinite equal isclose allclose atan2 arctan2 rsub").split()},
     "where": lambda self, condition, other: P.where(condition, self, other),
     "softmax": lambda self, dim, dtype=None: softmax(self, dim, dtype),
     "log_softmax": lambda self, dim, dtype=None: log_softmax(self, dim, dtype),
@@ -35,7 +35,7 @@ METHODS = {
     # indexing
     **{n: getattr(I, n) for n in (
         "index_select gather scatter scatter_add scatter_reduce masked_fill masked_select nonzero argwhere take "
-        "index_put index_fill index_add copy_ fill_ zero_").split()},
+        "index_put index_fill index_add copy_ fill_ zero_ sort argsort topk msort").split()},
     # linear algebra
     **{n: getattr(L, n) for n in "mm bmm mv dot inner matmul outer ger addmm".split()},
     # random fills
@@ -125,6 +125,28 @@ def _meta_inplace(self, r):
     return self
 
 
+def _operator(fn):
+    """A binary operator over `fn` that returns NotImplemented for an operand that is neither a tensor,
+    an ndarray nor a number, as torch's operators do: Python then answers (`x == None` is False,
+    `x + None` is its "unsupported operand type(s) for +" TypeError). Only the failing path pays."""
+    def method(self, other):
+        try:
+            return fn(self, other)
+        except TypeError:
+            if isinstance(other, (Tensor, M.np.ndarray)) or P._scalar_ok(other):
+                raise
+            return NotImplemented
+
+    return method
+
+
+def _fast(op, fallback=None):
+    """The dispatcher's fast operator for op, its fallback (where foreign operands fail) wrapped."""
+    if fallback is None:
+        fallback = P._sub_checked if op is P.SUB else (lambda a, b: P.binary(op, a, b))
+    return P.fast_binary_method(op, _operator(fallback))
+
+
 def _binop(fn, reverse=False):
     if reverse:
         return lambda self, other: fn(other, self)
@@ -146,6 +168,8 @@ def _rpow(self, other):
 
 
 def _rmatmul(self, other):
+    if not isinstance(other, Tensor):  # torch: `number @ x` is Python's TypeError for @, not matmul's 0-d error
+        return NotImplemented
     return L.matmul(other, self)
 
 
@@ -225,25 +249,27 @@ def install() -> None:
     Tensor.T = property(_T)
     Tensor.mT = property(lambda self: M.transpose(self, -2, -1))
     Tensor.ravel = _ravel
+    Tensor.mH = Tensor.mT  # (no complex dtypes: the conjugate transpose is the transpose)
     Tensor.__getitem__ = _getitem
     Tensor.__setitem__ = _setitem
     ops = {
-        "__add__": P.fast_binary_method(P.ADD), "__radd__": P.fast_binary_method(P.ADD),
+        "__add__": _fast(P.ADD), "__radd__": _fast(P.ADD),
         "__iadd__": inplace(P.add, promotes=True),
-        "__sub__": P.fast_binary_method(P.SUB), "__rsub__": _rsub, "__isub__": inplace(P.sub),
-        "__mul__": P.fast_binary_method(P.MUL), "__rmul__": P.fast_binary_method(P.MUL),
+        "__sub__": _fast(P.SUB), "__rsub__": _operator(_rsub), "__isub__": inplace(P.sub),
+        "__mul__": _fast(P.MUL), "__rmul__": _fast(P.MUL),
         "__imul__": inplace(P.mul, promotes=True),
-        "__truediv__": P.fast_binary_method(P.DIV, P.div), "__rtruediv__": _rtruediv, "__itruediv__": inplace(P.div),
-        "__floordiv__": P.floor_divide, "__rfloordiv__": _binop(P.floor_divide, True),
+        "__truediv__": _fast(P.DIV, P.div), "__rtruediv__": _operator(_rtruediv), "__itruediv__": inplace(P.div),
+        "__floordiv__": _operator(P.floor_divide), "__rfloordiv__": _operator(_binop(P.floor_divide, True)),
         "__ifloordiv__": inplace(P.floor_divide, promotes=True),
-        "__mod__": P.remainder, "__rmod__": _binop(P.remainder, True), "__imod__": inplace(P.remainder, promotes=True),
-        "__pow__": P.pow, "__rpow__": _rpow, "__ipow__": inplace(P.pow),
+        "__mod__": _operator(P.remainder), "__rmod__": _operator(_binop(P.remainder, True)),
+        "__imod__": inplace(P.remainder, promotes=True),
+        "__pow__": _operator(P.pow), "__rpow__": _operator(_rpow), "__ipow__": inplace(P.pow),
         "__matmul__": L.matmul, "__rmatmul__": _rmatmul,
         "__neg__": P.neg, "__pos__": lambda self: self, "__abs__": P.abs, "__invert__": _invert,
         "__and__": P.bitwise_and, "__rand__": _binop(P.bitwise_and, True), "__iand__": inplace(P.bitwise_and, promotes=True),
         "__or__": P.bitwise_or, "__ror__": _binop(P.bitwise_or, True), "__ior__": inplace(P.bitwise_or, promotes=True),
         "__xor__": P.bitwise_xor, "__rxor__": _binop(P.bitwise_xor, True), "__ixor__": inplace(P.bitwise_xor, promotes=True),
-        **{f"__{n}__": P.fast_binary_method(P._CMP[n], getattr(P, n)) for n in ("eq", "ne", "lt", "le", "gt", "ge")},
+        **{f"__{n}__": _fast(P._CMP[n], getattr(P, n)) for n in ("eq", "ne", "lt", "le", "gt", "ge")},
     }
     for name, fn in ops.items():
         setattr(Tensor, name, fn)

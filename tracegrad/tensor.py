@@ -24,6 +24,20 @@ _grad = grad_mode._state
 class Size(tuple):
     """A tuple of dims that prints as `tracegrad.Size([5, 3])`."""
 
+    def __new__(cls, seq=()):
+        items = tuple(seq)
+        if all(type(s) is int for s in items):
+            return tuple.__new__(cls, items)
+        dims = []
+        for i, s in enumerate(items):  # torch takes ints and one-element integer tensors, nothing else
+            if isinstance(s, (bool, int, np.integer)):
+                dims.append(int(s))
+            elif isinstance(s, Tensor) and s.numel() == 1 and not s.dtype.is_floating_point:
+                dims.append(int(s))
+            else:
+                raise TypeError(f"torch.Size() takes an iterable of 'int' (item {i} is '{type(s).__name__}')")
+        return tuple.__new__(cls, dims)
+
     def __repr__(self) -> str:
         return f"tracegrad.Size([{', '.join(str(int(s)) for s in self)}])"
 
@@ -37,10 +51,23 @@ class Size(tuple):
 
     def __getitem__(self, i):
         r = tuple.__getitem__(self, i)
-        return Size(r) if isinstance(i, slice) else r
+        return tuple.__new__(Size, r) if isinstance(i, slice) else r
 
+    # tuple arithmetic keeps the Size type, as torch.Size's does (`(1,) + x.shape`, `x.shape * 2`)
     def __add__(self, other):
-        return Size(tuple.__add__(self, tuple(other)))
+        if not isinstance(other, tuple):
+            raise TypeError(f"can only concatenate tuple (not {type(other).__name__}) to torch.Size")
+        return Size(tuple.__add__(self, other))
+
+    def __radd__(self, other):
+        if not isinstance(other, tuple):
+            return NotImplemented
+        return Size(tuple.__add__(other, self))
+
+    def __mul__(self, n):
+        return tuple.__new__(Size, tuple.__mul__(self, n))
+
+    __rmul__ = __mul__
 
 
 _TRACER_SLOT: list = []
@@ -74,6 +101,9 @@ class Tensor:
     _hooks = None
     _retains_grad = False
     _sym = None  # the tracer's node, while tracing
+    # NumPy defers binary operators to ours (as torch's 1000 makes it): `np.float64(2) * x` is a
+    # tensor of x's dtype, not a float64 ndarray
+    __array_priority__ = 1000
 
     # ---- construction -------------------------------------------------------
     def __new__(cls, *args, **kwargs):
@@ -112,11 +142,11 @@ class Tensor:
     # ---- metadata -------------------------------------------------------------
     @property
     def shape(self) -> Size:
-        return Size(self._data.shape)
+        return tuple.__new__(Size, self._data.shape)
 
     def size(self, dim: int | None = None):
         if dim is None:
-            return Size(self._data.shape)
+            return tuple.__new__(Size, self._data.shape)
         return self._data.shape[_wrap_dim(dim, self._data.ndim)]
 
     @property
@@ -165,6 +195,20 @@ class Tensor:
 
     def is_complex(self) -> bool:
         return False
+
+    def is_signed(self) -> bool:
+        return self.dtype.is_signed
+
+    def is_same_size(self, other) -> bool:
+        return self.shape == other.shape
+
+    def is_nonzero(self) -> bool:
+        return self.__bool__()
+
+    def dim_order(self) -> tuple:
+        """The dims from outermost to innermost in memory (largest stride first; ties keep dim order)."""
+        st = self.stride()
+        return tuple(sorted(range(self.ndim), key=lambda d: -st[d]))
 
     @property
     def layout(self):
@@ -413,9 +457,19 @@ class Tensor:
             from .tracer.symbolic import data_dependent
 
             data_dependent(self, "bool()")
+        if self._data.size == 0:  # torch words the empty case apart from the many-values case
+            raise RuntimeError("Boolean value of Tensor with no values is ambiguous")
         if self._data.size != 1:
-            raise RuntimeError(f"Boolean value of Tensor with more than one value is ambiguous")
+            raise RuntimeError("Boolean value of Tensor with more than one value is ambiguous")
         return bool(self._values().reshape(()))
+
+    def __contains__(self, element) -> bool:
+        # torch: `element in t` is (element == t).any(); without this Python falls back to iterating
+        # and calling bool() on each row, which raises for any tensor of 2+ dims
+        if isinstance(element, (Tensor, int, float, bool)):
+            return bool((self == element).any().item())
+        raise RuntimeError(f"Tensor.__contains__ only supports Tensor or scalar, but you passed in a "
+                           f"{type(element)}.")
 
     def __float__(self) -> float:
         if self._data.size != 1:
@@ -457,9 +511,19 @@ class Tensor:
 
         return (_rebuild, (np.array(self._data), self.dtype.name, self._requires_grad))
 
+    def __copy__(self):
+        # torch: copy.copy(x) is a new tensor over the same storage (writes show through), not a copy
+        t = Tensor._make(self._data, self.dtype)
+        t._requires_grad = self._requires_grad
+        t.__class__ = type(self)
+        return t
+
     def __deepcopy__(self, memo):
         if id(self) in memo:
             return memo[id(self)]
+        if self.grad_fn is not None:
+            raise RuntimeError("Only Tensors created explicitly by the user (graph leaves) support the deepcopy "
+                               "protocol at the moment.")
         t = Tensor._make(self._data.copy(), self.dtype)
         t._requires_grad = self._requires_grad
         t.__class__ = type(self)  # keeps nn.Parameter a Parameter
@@ -474,9 +538,10 @@ class Tensor:
         dev = kwargs.pop("device", None)
         copy = kwargs.pop("copy", False)
         kwargs.pop("non_blocking", None)
+        dtype = D.canonical(dtype)
         for a in args:
-            if isinstance(a, D.DType):
-                dtype = a
+            if isinstance(a, D.DType) or a in (float, int, bool):  # (x.to(float) is float64 in torch)
+                dtype = D.canonical(a)
             elif isinstance(a, Tensor):
                 dtype, dev = a.dtype, a.device
             elif a is not None:
@@ -511,6 +576,8 @@ class Tensor:
                     break
             else:
                 raise ValueError(f"invalid type: '{dtype}'")
+        elif isinstance(dtype, type) and isinstance(getattr(dtype, "_legacy_dtype", None), D.DType):
+            dtype = dtype._legacy_dtype  # x.type(tracegrad.DoubleTensor)
         return self.to(dtype)
 
     def float(self):

@@ -7,6 +7,7 @@ copies; its vjp is `index_put` with accumulation, and vice versa."""
 from __future__ import annotations
 
 import math
+from builtins import max as builtins_max
 
 import numpy as np
 
@@ -1065,3 +1066,74 @@ SCATTER_ADD.edges = (0, 2)
 MASKED_FILL.edges = lambda args, attrs: (0, 2) if isinstance(args[2], Tensor) else (0,)
 MASKED_FILL.grad_name = name_by_args(lambda attrs, args: "MaskedFillBackward1" if isinstance(args[2], Tensor)
                                      else "MaskedFillBackward0")
+
+
+# ---- sort / argsort / topk -------------------------------------------------------------------------
+def _np_argsort(x, dim, descending):
+    """Stable sort order along dim, NaN ordered above every number (as torch orders it).
+    Descending keeps ties in index order: the stable ascending order of the reversed row, reversed."""
+    if x.ndim == 0:
+        return np.zeros((), np.int64)
+    out = np.empty_like(x, dtype=np.int64)  # (torch's results keep a permuted input's layout)
+    if not descending:
+        out[...] = np.argsort(x, axis=dim, kind="stable")
+        return out
+    n = x.shape[dim]
+    out[...] = n - 1 - np.flip(np.argsort(np.flip(x, dim), axis=dim, kind="stable"), dim)
+    return out
+
+
+ARGSORT = defop("argsort", "index", _np_argsort, dtype=lambda args, attrs: D.int64)  # (indices: no gradient)
+
+
+def _sort_order(input, dim, descending):
+    d = wrap_dim(dim, builtins_max(input.ndim, 1))
+    return d, apply(ARGSORT, (input,), {"dim": d if input.ndim else 0, "descending": bool(descending)})
+
+
+def _take_sorted(name, input, d, idx):
+    """input's values at idx along d, presented as torch's one backward node (SortBackward0...)."""
+    from ..autograd.composite import composite
+
+    def take(t):
+        v = gather(t, d, idx)
+        if idx.is_contiguous():
+            return v
+        # the values in the indices' (the input's permuted) layout: a copy in that dim order, viewed back
+        order = sorted(range(idx.ndim), key=lambda k: -idx.stride(k))
+        back = sorted(range(idx.ndim), key=lambda k: order[k])
+        return M.permute(M.permute(v, order).contiguous(), back)
+
+    return composite(name, take, input, torch_args=(0,))
+
+
+def argsort(input, dim=-1, descending=False, stable=False):
+    return _sort_order(input, dim, descending)[1]
+
+
+def sort(input, dim=-1, descending=False, stable=False, *, out=None):
+    """(values, indices) along dim; the indices are a stable order (torch's stable=True order, which
+    its default order matches for distinct values)."""
+    from .reduce import return_types
+
+    d, idx = _sort_order(input, dim, descending)
+    values = _take_sorted("SortBackward1" if stable else "SortBackward0", input, d, idx)
+    return return_types.sort(values, idx)
+
+
+def topk(input, k, dim=-1, largest=True, sorted=True, *, out=None):
+    from .reduce import return_types
+
+    d = wrap_dim(dim, builtins_max(input.ndim, 1))
+    n = input.shape[d] if input.ndim else 1
+    if not 0 <= k <= n:
+        raise RuntimeError("selected index k out of range")
+    d, idx = _sort_order(input, d, largest)
+    if input.ndim:
+        idx = M.narrow(idx, d, 0, k).contiguous()
+    values = _take_sorted("TopkBackward0", input, d, idx)
+    return return_types.topk(values, idx)
+
+
+def msort(input, *, out=None):
+    return sort(input, 0).values

@@ -762,6 +762,33 @@ def equal(input, other) -> bool:
     return input.shape == other.shape and bool(eq(input, other).all())
 
 
+def isclose(input, other, rtol=1e-05, atol=1e-08, equal_nan=False):
+    """|input - other| <= atol + rtol * |other|, elementwise; composite over primitives, as torch
+    writes it: equal values (infinities included) are close."""
+    _tensor_arg("isclose", other)
+    if input.dtype is not other.dtype:
+        raise RuntimeError(f"{input.dtype.short} did not match {other.dtype.short}")
+    if rtol < 0:
+        raise RuntimeError(f"rtol must be greater than or equal to zero, but got {rtol:g}")
+    if atol < 0:
+        raise RuntimeError(f"atol must be greater than or equal to zero, but got {atol:g}")
+    close = eq(input, other)
+    if equal_nan and input.dtype.is_floating_point:
+        close = logical_or(close, logical_and(isnan(input), isnan(other)))
+    if rtol == 0 and atol == 0:
+        return close
+    # integer and bool inputs compare in the dtype of rtol * other (the default float): an unsigned
+    # difference must not wrap around (uint8 1 - 2 is 255 in the input dtype)
+    a, b = (x if x.dtype.is_floating_point else x.to(D.get_default_dtype()) for x in (input, other))
+    allowed = add(abs(mul(b, rtol)), atol)
+    actual = abs(sub(a, b))
+    return logical_or(close, logical_and(isfinite(actual), le(actual, allowed)))
+
+
+def allclose(input, other, rtol=1e-05, atol=1e-08, equal_nan=False) -> bool:
+    return bool(isclose(input, other, rtol, atol, equal_nan).all())
+
+
 def _refuse_bool(kernel):
     def check(dt):
         if dt is D.bool_:
