@@ -289,6 +289,15 @@ def _dot(precision: str):
     return call
 
 
+def _sort_rows(x, *_, **__):
+    """The `_tg_sort_rows` helper (tl.sort along the last axis) on NumPy."""
+    import triton.language as tl
+    from triton.runtime.interpreter import TensorHandle
+
+    out = np.sort(x.handle.data, axis=-1)
+    return tl.tensor(TensorHandle(out, x.dtype), x.type)
+
+
 # the tree reductions of generated kernels, as NumPy reductions (np.max/np.min propagate NaN,
 # as torch's max does; np.sum sums pairwise, close to the GPU's tree)
 REDUCERS = {
@@ -296,6 +305,7 @@ REDUCERS = {
     "_tg_reduce_mul": _reducer(np.prod),
     "_tg_reduce_max": _reducer(np.max),
     "_tg_reduce_min": _reducer(np.min),
+    "_tg_sort_rows": _sort_rows,
     "_tg_dot": _dot("ieee"),
     "_tg_dot_ieee": _dot("ieee"),
     "_tg_dot_tf32": _dot("tf32"),

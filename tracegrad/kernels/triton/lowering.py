@@ -290,6 +290,8 @@ def _tg_philox(seed, c0, c1, c2, c3):
         k1 = k1 + tl.full(k1.shape, 0xBB67AE85, tl.uint32)
     return c0, c1, c2, c3
 """
+# the row template's sort (a helper, so that the interpreter can run NumPy's sort instead)
+HELPERS["sort_rows"] = "@triton.jit\ndef _tg_sort_rows(x):\n    return tl.sort(x, 1)\n"
 HELPERS["dot"] = "@triton.jit\ndef _tg_dot(a, b, acc):\n    return tl.dot(a, b, acc)\n"
 for _p in ("ieee", "tf32"):
     HELPERS[f"dot_{_p}"] = (f"@triton.jit\ndef _tg_dot_{_p}(a, b, acc):\n"

@@ -204,7 +204,8 @@ class ReductionRenderer(Renderer):
             lines = [f"{u} = {xf}.to(tl.uint32, bitcast=True)",
                      # negative floats: every bit flipped; others: the sign bit set; NaN as one positive NaN
                      f"{key} = tl.where(({u} >> 31) != 0, ~{u}, {u} | 0x80000000)",
-                     f"{key} = tl.where({xf} != {xf}, 0xFFC00000, {key})"]
+                     f"{key} = tl.where({xf} != {xf}, 0xFFC00000, {key})",
+                     f"{key} = tl.where({xf} == 0, 0x80000000, {key})"]  # -0.0 ties with 0.0, as in torch
         elif dt.category != D._FLOAT and dt.itemsize <= 4:
             lines = [f"{key} = ({x}.to(tl.int64) + 2147483648).to(tl.uint32)"]
         else:
@@ -214,7 +215,8 @@ class ReductionRenderer(Renderer):
         if self.cmask:  # padding sorts after everything, NaN included
             lines.append(f"{key} = tl.where(cmask, {key}, 0xFFFFFFFF)")
         lines.append(f"{k64} = ({key}.to(tl.uint64) << 32) | cols.to(tl.uint64)")
-        return lines + [f"{out} = (tl.sort({k64}, 1) & 0xFFFFFFFF).to(tl.int64)"]
+        self.helpers.add("sort_rows")
+        return lines + [f"{out} = (_tg_sort_rows({k64}) & 0xFFFFFFFF).to(tl.int64)"]
 
     # scan -> (combine helper, operator, identity); tl.associative_scan with our own combine
     # function, rather than tl.cumsum, so that the interpreter runs it as well

@@ -303,9 +303,9 @@ def validate(spec: KernelSpec) -> None:
                 raise TypeError(f"step {st.out!r}: argument {a!r} is neither a value name nor a number")
         if st.out in names:
             raise ValueError(f"value {st.out!r} defined twice")
-        kind = st.primitive.kind
+        kind = "scan" if is_row_op(st) else st.primitive.kind
         if kind == "scan" and spec.reduce_ndim != 1:
-            raise ValueError(f"scan {st.out!r} needs a kernel that reduces exactly one trailing axis (its rows)")
+            raise ValueError(f"{st.op} {st.out!r} needs a kernel that reduces exactly one trailing axis (its rows)")
         if kind not in ("pointwise", "reduce", "random", "scan"):
             raise ValueError(f"op {st.op!r} ({kind}) cannot be fused into a kernel body")
         if kind == "random" and (spec.reduce_ndim or spec.matmul is not None):
