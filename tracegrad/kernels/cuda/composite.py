@@ -519,6 +519,17 @@ def mse_loss(args, attrs, dtype, compute):
 
 
 # ---- layer_norm -------------------------------------------------------------------------------------
+def _standardize(k: Kernel, red: tuple, eps: float, ct: D.DType) -> None:
+    """The statistics layer_norm and batch_norm share, over the dims `red` of the load "x":
+    mu = mean(x), xc = x - mu, rstd = 1 / sqrt(mean(xc * xc) + eps) (the biased variance)."""
+    k.step("mu", "mean", "x", dims=red, keepdim=True, dtype=ct)
+    k.step("xc", "sub", "x", "mu", dtype=ct, compute=ct)
+    k.step("sq", "mul", "xc", "xc", dtype=ct, compute=ct)
+    k.step("var", "mean", "sq", dims=red, keepdim=True, dtype=ct)
+    k.step("ve", "add", "var", eps, dtype=ct, compute=ct)
+    k.step("rstd", "rsqrt", "ve", dtype=ct, compute=ct)
+
+
 def layer_norm(args, attrs, dtype, compute):
     """Over the last attrs['ndims'] dims: y = (x - mean) * rsqrt(var + eps) * w + b, with mean and rstd
     (keepdim shapes) as the second and third outputs, all from one row kernel."""
@@ -541,12 +552,7 @@ def layer_norm(args, attrs, dtype, compute):
     k = Kernel("layer_norm", x.shape, nred)
     k.load("x", x)
     red = tuple(range(nd - nred, nd))
-    k.step("mu", "mean", "x", dims=red, keepdim=True, dtype=ct)
-    k.step("xc", "sub", "x", "mu", dtype=ct, compute=ct)
-    k.step("sq", "mul", "xc", "xc", dtype=ct, compute=ct)
-    k.step("var", "mean", "sq", dims=red, keepdim=True, dtype=ct)
-    k.step("ve", "add", "var", eps, dtype=ct, compute=ct)
-    k.step("rstd", "rsqrt", "ve", dtype=ct, compute=ct)
+    _standardize(k, red, eps, ct)
     v = k.step("xh", "mul", "xc", "rstd", dtype=ct, compute=ct)
     if w is not None:
         k.load("w", w)
@@ -989,12 +995,7 @@ def batch_norm(args, attrs, dtype, compute):
         k = Kernel("batch_norm", _channel_first(x, other)[0], len(other))
         k.load("x", x, *_channel_first(x, other))
         red = tuple(range(1, x.ndim))
-        k.step("mu", "mean", "x", dims=red, keepdim=True, dtype=ct)
-        k.step("xc", "sub", "x", "mu", dtype=ct, compute=ct)
-        k.step("sq", "mul", "xc", "xc", dtype=ct, compute=ct)
-        k.step("var", "mean", "sq", dims=red, keepdim=True, dtype=ct)
-        k.step("ve", "add", "var", eps, dtype=ct, compute=ct)
-        k.step("rstd", "rsqrt", "ve", dtype=ct, compute=ct)
+        _standardize(k, red, eps, ct)
         k.store("mu", mean, chan, (1,) + (0,) * len(other))
         k.store("rstd", invstd, chan, (1,) + (0,) * len(other))
         store_y = lambda v: k.store(v, y, *_channel_first(y, other))  # noqa: E731
