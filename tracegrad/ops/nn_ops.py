@@ -220,7 +220,10 @@ def _sum_keep(w: np.ndarray, dim: int) -> np.ndarray:
 
 def _np_softmax(x, dim):
     w = _wide(x)
-    e = np.exp(w - _amax_keep(w, dim)) if w.size else w.copy()
+    if not w.size:
+        return w.copy()
+    e = w - _amax_keep(w, dim)  # (one new array, exponentiated and scaled in place: fresh pages are slow)
+    np.exp(e, out=e)
     e /= _sum_keep(e, dim)
     return e
 
