@@ -913,3 +913,69 @@ def unfold(self, dimension, size, step):
     if size > self.shape[d]:
         raise RuntimeError(f"maximum size for tensor at dimension {d} is {self.shape[d]} but size is {size}")
     return apply(UNFOLD, (self,), {"dim": d, "size": size, "step": step})
+
+
+# ---- tril / triu / roll: compositions of primitives, shown as torch's one node ---------------------
+def _triangle(name: str, input: Tensor, diagonal: int, lower: bool) -> Tensor:
+    """input with the elements above (tril) or below (triu) the `diagonal`-th diagonal of its last
+    two dims zeroed: a where() against an (M, N) mask of column - row offsets."""
+    from ..autograd.composite import composite
+    from ..creation import arange, zeros
+    from .pointwise import where
+
+    if input.ndim < 2:
+        raise RuntimeError(f"{name}: input tensor must have at least 2 dimensions")
+    m, n = input.shape[-2:]
+
+    def run(x):
+        offset = arange(n, device=x.device).unsqueeze(0) - arange(m, device=x.device).unsqueeze(1)
+        keep = offset <= diagonal if lower else offset >= diagonal
+        return where(keep, x, zeros((), dtype=x.dtype, device=x.device))
+
+    return composite(f"{name.capitalize()}Backward0", run, input)
+
+
+def _into(out, r: Tensor) -> Tensor:
+    if out is None:
+        return r
+    from .inplace import write_out
+
+    return write_out(out, r)
+
+
+def tril(input: Tensor, diagonal: int = 0, *, out=None) -> Tensor:
+    return _into(out, _triangle("tril", input, int(diagonal), True))
+
+
+def triu(input: Tensor, diagonal: int = 0, *, out=None) -> Tensor:
+    return _into(out, _triangle("triu", input, int(diagonal), False))
+
+
+def roll(input: Tensor, shifts, dims=None) -> Tensor:
+    """Elements shifted along dims, those pushed off one end coming back at the other: per dim,
+    the last `shift` elements cut off and put first (two narrows and a cat). Without dims, the
+    flattened tensor is rolled and given its shape back."""
+    from ..autograd.composite import composite
+
+    shifts = (shifts,) if isinstance(shifts, int) else tuple(shifts)
+    if dims is None:
+        if len(shifts) != 1:
+            raise RuntimeError("`shifts` required" if not shifts else
+                               f"shifts and dimensions must align. shifts: {len(shifts)}, dims:0")
+        return composite("RollBackward0", lambda x: roll(x.flatten(), shifts, 0).view(x.shape), input)
+    dims = (dims,) if isinstance(dims, int) else tuple(dims)
+    if not shifts:
+        raise RuntimeError("`shifts` required")
+    if len(shifts) != len(dims):
+        raise RuntimeError(f"shifts and dimensions must align. shifts: {len(shifts)}, dims:{len(dims)}")
+    dims = tuple(wrap_dim(d, max(input.ndim, 1)) for d in dims)
+
+    def run(x):
+        for s, d in zip(shifts, dims):
+            size = x.shape[d] if x.ndim else 1
+            k = s % size if size else 0
+            if k and x.ndim:
+                x = cat([narrow(x, d, size - k, k), narrow(x, d, 0, size - k)], d)
+        return x if x is not input else clone(x)
+
+    return composite("RollBackward0", run, input)
