@@ -321,6 +321,8 @@ def test_layer_norm_and_embedding():
                          grad_args=(0, 1, 2)))
     same(lambda m: grads(m, lambda x: F(m).layer_norm(x, [6]), X4))
     raises_same(lambda m: F(m).layer_norm(m.tensor(X4), [5]))
+    raises_same(lambda m: F(m).layer_norm(m.tensor(X4), 6))  # an int shape: the function wants a sequence
+    same(lambda m: m.nn.LayerNorm(6)(m.tensor(X4).float()).shape)  # (the module takes one)
     e = RNG.standard_normal((6, 3))
     i = np.array([[0, 2, 5], [2, 2, 1]])
     for pad in (None, 2, -1):

@@ -530,7 +530,9 @@ def adaptive_avg_pool2d(input: Tensor, output_size) -> Tensor:
 # ---- normalisation --------------------------------------------------------------------------------
 def layer_norm(input: Tensor, normalized_shape, weight: Optional[Tensor] = None, bias: Optional[Tensor] = None,
                eps: float = 1e-5) -> Tensor:
-    shape = (normalized_shape,) if isinstance(normalized_shape, int) else tuple(normalized_shape)
+    if isinstance(normalized_shape, int):  # (nn.LayerNorm takes one; the function wants a sequence, as torch's)
+        raise TypeError("layer_norm(): argument 'normalized_shape' (position 2) must be tuple of ints, not int")
+    shape = tuple(normalized_shape)
     nd = len(shape)
     if nd == 0:
         raise RuntimeError("Expected normalized_shape to be at least 1-dimensional, i.e., containing at least one "
