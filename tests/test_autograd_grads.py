@@ -575,3 +575,16 @@ def test_cumprod_gradient_with_zeros_first_and_second_order(dim):
     (h,) = tracegrad.autograd.grad((g * g).sum(), x)
     (th,) = torch.autograd.grad((tg * tg).sum(), tx)
     np.testing.assert_allclose(h.numpy(), th.numpy(), rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize("vals", [[0.0, 2, 3], [1.0, 0, 3, 0.5], [1.0, 2, 0, 0, 4]])
+def test_cumprod_second_derivative_through_a_zero(vals):
+    """Past a row's first zero the gradient is 0 in value but not in its derivative with respect to
+    that zero: create_graph must differentiate a formula that is smooth in x."""
+    res = []
+    for L in (tracegrad, torch):
+        x = L.tensor(vals, dtype=L.float64, requires_grad=True)
+        (g,) = L.autograd.grad(L.cumprod(x, 0).sum(), x, create_graph=True)
+        (h,) = L.autograd.grad((g * L.arange(1.0, len(vals) + 1, dtype=L.float64)).sum(), x)
+        res.append(h.numpy())
+    np.testing.assert_allclose(res[0], res[1], rtol=1e-12)

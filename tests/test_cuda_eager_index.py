@@ -223,16 +223,32 @@ def test_view_backwards_stay_on_the_device(cuda, rng):
 
 @pytest.mark.parametrize("dtype", ["float32", "bfloat16"])
 def test_backward_of_overlapping_views_adds_on_the_device(cuda, rng, dtype):
-    """unfold and as_strided windows share elements: their gradients add there (an atomic store;
-    bfloat16 through a float32 scratch copy)."""
+    """unfold's windows share elements: their gradients add there (an atomic store; bfloat16
+    through a float32 scratch copy)."""
     a = rng.standard_normal((5, 7)).astype(np.float32)
     x, tx = pair(a, dtype)
     tol = dict(atol=2e-2, rtol=2e-2) if dtype == "bfloat16" else {}
-    views = (lambda t: t.unfold(1, 3, 2), lambda t: t.as_strided((4, 4), (1, 2), 1),
+    views = (lambda t: t.unfold(1, 3, 2), lambda t: t.t().unfold(0, 3, 1),
              lambda t: t.unfold(0, 2, 1).unfold(1, 3, 1))
     for f in views:
         x.grad, tx.grad = None, None
         check(f, f, [x], [tx], rng, **tol)
+
+
+def test_as_strided_backward_reads_the_inputs_own_layout(rng):
+    """as_strided is defined on the input's storage (its strides and offset), so its backward stays
+    on the host, which places the gradient by that layout, as torch does."""
+    import warnings
+
+    from cuda_device import cuda_device
+
+    a = np.arange(12.0, dtype=np.float32).reshape(4, 3)
+    with cuda_device(), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for f in (lambda t: t.t().as_strided((3, 3), (1, 1)), lambda t: t.reshape(-1)[2:].as_strided((2,), (1,), 0),
+                  lambda t: t.as_strided((4, 4), (1, 2), 1)):
+            x, tx = pair(a)
+            check(f, f, [x], [tx], rng)
 
 
 # ---- torch's errors, checked before any kernel reads through an index -----------------------------------

@@ -318,6 +318,21 @@ def test_zero_dim_gather_and_scatter_are_one_node_named_as_in_torch():
                 results.append(([type(o.grad_fn).__name__ for o in outs], [o.tolist() for o in outs],
                                 x.grad.tolist(), v.grad.tolist()))
             assert results[0] == results[1], dev
+    for L in (tracegrad, torch):  # a 0-d input with a longer index, and a 0-d src under a 1-d index
+        results = []
+        x, s = L.tensor(5.0, requires_grad=True), L.tensor(7.0, requires_grad=True)
+        results.append([t.item() for t in L.autograd.grad(L.scatter_add(x, 0, L.tensor([0]), s), [x, s])])
+        results.append(L.scatter_add(L.tensor(5.0), 0, L.tensor([0, 0]), L.tensor([7.0, 8.0])).item())
+        results.append(L.scatter(L.tensor(5.0), 0, L.tensor([0, 0]), L.tensor([7.0, 8.0])).item())
+        with pytest.raises(RuntimeError, match="Index tensor must have the same number of dimensions"):
+            L.gather(L.tensor(5.0), 0, L.tensor([[0]]))
+        if L is tracegrad:
+            ours = results
+    assert ours == results
+    # only src[0] is scattered: its gradient is [1, 0] (torch itself refuses this backward)
+    x, s = tracegrad.tensor(5.0, requires_grad=True), tracegrad.tensor([7.0, 8.0], requires_grad=True)
+    assert [t.tolist() for t in tracegrad.autograd.grad(tracegrad.scatter_add(x, 0, tracegrad.tensor(0), s),
+                                                         [x, s])] == [1.0, [1.0, 0.0]]
     o, to = tracegrad.zeros(2), torch.zeros(2)
     r = tracegrad.gather(tracegrad.tensor([1.0, 2.0]), 0, tracegrad.tensor([1, 0]), out=o)
     torch.gather(torch.tensor([1.0, 2.0]), 0, torch.tensor([1, 0]), out=to)

@@ -648,6 +648,8 @@ def gather(input, dim, index, *, sparse_grad=False, out=None):
         # an empty result that is still on input's graph (torch's has a GatherBackward0 too)
         return input.reshape(-1)[:0].reshape(index.shape).clone()
     d = wrap_dim(dim, input.ndim)
+    if index.ndim > 1 and input.ndim != index.ndim:
+        raise RuntimeError("Index tensor must have the same number of dimensions as input tensor")
     if input.ndim == 0 or index.ndim != input.ndim and index.ndim <= 1 and input.ndim <= 1:
         # a 0-d input (or index) gathers like a vector (the kernels reshape; one GatherBackward0 node)
         return _gathered(out, apply(GATHER, (input, index), {"dim": 0}))
@@ -679,7 +681,7 @@ def _np_scatter(a, idx, src, dim, reduce=None):
     if a.ndim == 0:  # 0-d tensors scatter as one-element vectors
         if isinstance(src, np.ndarray):
             src = src.reshape(-1)
-        return _np_scatter(a.reshape(1), idx.reshape(1), src, 0, reduce).reshape(())
+        return _np_scatter(a.reshape(1), idx.reshape(-1), src, 0, reduce).reshape(())
     out = a.copy()
     _check_bounds(idx, dim, a.shape[dim])
     pos = _scatter_positions(a.shape, idx, dim)
@@ -714,6 +716,12 @@ def _vjp_scatter_add(ctx, saved, g):
 
 
 def _pad_to(t, shape):
+    """The gradient of src: `t` (the gathered gradient, index-shaped) in src's first positions, zeros
+    elsewhere. A 0-d t or src (0-d scatters run as vectors) takes src's rank first."""
+    if tuple(t.shape) == tuple(shape):
+        return t
+    if t.ndim != len(shape):
+        t = t.reshape(-1) if len(shape) == 1 else t.reshape(()) if not shape and t.numel() == 1 else t
     if tuple(t.shape) == tuple(shape):
         return t
     from ..creation import zeros

@@ -670,7 +670,8 @@ def _vjp_cumprod(ctx, saved, g):
       i < z   x_i != 0, so the product is out_k / x_i: grad_i = revcumsum(g * out)_i / x_i
       i = z   the product is c_k = cumprod of x with that zero replaced by 1: revcumsum(g * c)_z
       i > z   every product holds x_z = 0: grad_i = 0
-    O(n) and exact with zeros; built from ops, so it runs on any device and differentiates again."""
+    O(n) and exact with zeros. Under create_graph the table formula runs instead: the split at z
+    is right in value but not in its derivative (grad_i for i > z depends on x_z)."""
     from .pointwise import where
 
     x, out = saved
@@ -678,6 +679,10 @@ def _vjp_cumprod(ctx, saved, g):
     n = x.shape[d] if x.ndim else 1
     if n <= 1 or x.ndim == 0:
         return (g,)
+    from ..autograd import grad_mode
+
+    if grad_mode._state["enabled"]:  # create_graph: the formula above is piecewise in x, so not its derivative
+        return (_cumprod_grad_table(x, g, d),)
     zero = x == 0
     seen = zero.cumsum(d)  # zeros at or before each position
     before, first = seen == 0, zero & (seen == 1)
@@ -688,6 +693,21 @@ def _vjp_cumprod(ctx, saved, g):
 
     at_first = where(first, revcumsum(g * c), 0.0)
     return (where(before, revcumsum(g * out) / where(before, x, 1.0), at_first),)
+
+
+def _cumprod_grad_table(x, g, d):
+    """The same gradient from an (n, n) table per row, products with x_i left out computed directly
+    (its diagonal is 1): O(n^2) memory, but smooth in x, so that it differentiates again."""
+    from ..creation import arange
+    from .pointwise import where
+
+    n = x.shape[d]
+    xm, gm = x.movedim(d, -1), g.movedim(d, -1)
+    i = arange(n, device=x.device).unsqueeze(1)
+    k = arange(n, device=x.device).unsqueeze(0)
+    table = where(i == k, 1.0, xm.unsqueeze(-2).expand(tuple(xm.shape[:-1]) + (n, n)))
+    partial = table.cumprod(-1)  # [.., i, k] = prod of x_j for j <= k, j != i
+    return (where(k >= i, partial, 0.0) * gm.unsqueeze(-2)).sum(-1).movedim(-1, d)
 
 
 def _np_cumprod(x, dim, dtype=None):

@@ -28,8 +28,8 @@ kernels use (kernels/triton), and launched by the runtime on device pointers:
     everything else copies its inputs to the host, runs the op's NumPy code, and copies
                     the results back, with a one-time warning naming the op
                     (`host_fallbacks()` lists those seen): today scatter with
-                    reduce='multiply' (and accumulating bool values), argsort of rows longer
-                    than one block or of 64-bit values
+                    reduce='multiply' (and accumulating bool values), as_strided's backward,
+                    argsort of rows longer than one block or of 64-bit values
 
 Autograd needs nothing from here: results are recorded exactly as `apply`
 records CPU results, and vjp rules are tracegrad ops, so they come back here.

@@ -28,11 +28,11 @@ raise a device-side assert instead). The kernels themselves never check.
 Atomic adds exist for float16/32/64 and int32/64; bfloat16 and small integers
 accumulate in a float32/int32 scratch copy that is cast back afterwards.
 
-The backward of a view whose elements may overlap (as_strided, unfold) adds the
-gradient through the view with the same atomic store.
+The backward of unfold, whose windows may overlap, adds the gradient through the
+view with the same atomic store.
 
 Left on the host: scatter with reduce='multiply' (no atomic multiply), bool values
-accumulated.
+accumulated, and as_strided's backward (its view is defined on the input's storage).
 """
 from __future__ import annotations
 
@@ -420,7 +420,9 @@ def view_scatter(args, attrs, dtype, compute):
     out = eager.empty(tuple(attrs["shape"]), g.tdtype)
     if out.size:
         eager.write(out, 0)
-    overlapping = name in ("as_strided", "unfold")  # elements of these views may share a position
+    if name == "as_strided":  # its strides and offset are the input's storage's, not a fresh buffer's
+        raise LoweringError("the backward of as_strided, whose view is defined on the input's storage")
+    overlapping = name == "unfold"  # its windows may share elements
     acc = _accumulator(out) if overlapping else out
     views = eager.view(OPS[name], acc, (), attrs.get("attrs", {}))
     if views is None:

@@ -7,8 +7,9 @@ The result is row-major, as torch's (and the CPU's) is. Integer and bool inputs
 accumulate in int64 (the op's dtype rule); float16/bfloat16 in float32.
 
 argsort is the same row kernel with one sort step (a tl.sort of value-and-column keys,
-see reduction.py): rows of up to one block, values of at most 32 bits; longer rows and
-64-bit values go to the host. Its result keeps the input's memory order, as torch's.
+see reduction.py): rows of up to one block, values of at most 32 bits (int64 ones when
+their min and max, read back first, fit int32); longer rows and other 64-bit values go
+to the host. Its result keeps the input's memory order, as torch's.
 """
 from __future__ import annotations
 
@@ -56,7 +57,13 @@ def argsort(args, attrs, dtype, compute):
         return [out]
     dim = attrs["dim"]
     shape = _last(x.shape, dim)
-    step = Step("i", "argsort", ("x",), {"dim": len(shape) - 1, "descending": attrs["descending"]}, D.int64)
+    sattrs = {"dim": len(shape) - 1, "descending": attrs["descending"]}
+    if x.tdtype is D.int64:  # (the default integer dtype) 32-bit keys do when every value fits: one sync to know
+        from .gather import index_range
+
+        lo, hi = index_range(x)
+        sattrs["fits32"] = -2 ** 31 <= lo and hi < 2 ** 31
+    step = Step("i", "argsort", ("x",), sattrs, D.int64)
     spec = KernelSpec("argsort", shape, (Load("x", x.tdtype, shape, _last(x.estrides, dim), x.offset),), (step,),
                       (Store("out", "i", D.int64, shape, _last(out.estrides, dim), out.offset),), 1)
     eager._launch(spec, {"x": x, "out": out})

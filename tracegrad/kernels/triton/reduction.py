@@ -188,7 +188,8 @@ class ReductionRenderer(Renderer):
         Each element becomes a 64-bit key: 32 bits that order as its value does, then its
         column. Sorting the keys sorts by value, ties by column (stable; also when descending,
         as torch keeps ties in index order then); the low 32 bits of the sorted keys are the
-        order. Only values of at most 32 bits fit; the row must fit one block."""
+        order. Only values of at most 32 bits fit (int64 ones when the caller checked that they
+        lie in int32's range: attrs["fits32"]); the row must fit one block."""
         if not self._persistent_rows:
             raise LoweringError("argsort of a row longer than one block")
         src_name = st.args[0]
@@ -206,7 +207,7 @@ class ReductionRenderer(Renderer):
                      f"{key} = tl.where(({u} >> 31) != 0, ~{u}, {u} | 0x80000000)",
                      f"{key} = tl.where({xf} != {xf}, 0xFFC00000, {key})",
                      f"{key} = tl.where({xf} == 0, 0x80000000, {key})"]  # -0.0 ties with 0.0, as in torch
-        elif dt.category != D._FLOAT and dt.itemsize <= 4:
+        elif dt.category != D._FLOAT and (dt.itemsize <= 4 or st.attrs.get("fits32")):
             lines = [f"{key} = ({x}.to(tl.int64) + 2147483648).to(tl.uint32)"]
         else:
             raise LoweringError(f"argsort of {dt.name}: keys of more than 32 bits")
