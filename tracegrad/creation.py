@@ -15,6 +15,7 @@ from . import dtypes as D
 from .device import check_device
 from .dispatch import quiet_call, to_storage, TRACER as _TRACER
 from .tensor import Size, Tensor
+from .ops.inplace import with_out as _write_out
 
 
 # ---- random state --------------------------------------------------------------------
@@ -350,14 +351,6 @@ def ones(*size, dtype=None, device=None, requires_grad=False, out=None, **_) -> 
     dt = D.canonical(dtype) or D.get_default_dtype()
     r = _finish(to_storage(np.ones(_size(size), D.compute_np(dt)), dt), dt, device, requires_grad)
     return _write_out(out, r)
-
-
-def _write_out(out, r):
-    if out is None:
-        return r
-    from .ops.inplace import write_out
-
-    return write_out(out, r)
 
 
 def full(size, fill_value, *, dtype=None, device=None, requires_grad=False, out=None, **_) -> Tensor:

@@ -21,6 +21,7 @@ from .table import defop
 from ..autograd.record import name_by_args
 from ..autograd.grad_mode import _state as _grad_state
 from ..dispatch import TRACER as _TRACER
+from .inplace import with_out
 
 
 # ---- turning a Python index into parts --------------------------------------------------
@@ -652,7 +653,7 @@ def gather(input, dim, index, *, sparse_grad=False, out=None):
         raise RuntimeError("Index tensor must have the same number of dimensions as input tensor")
     if input.ndim == 0 or index.ndim != input.ndim and index.ndim <= 1 and input.ndim <= 1:
         # a 0-d input (or index) gathers like a vector (the kernels reshape; one GatherBackward0 node)
-        return _gathered(out, apply(GATHER, (input, index), {"dim": 0}))
+        return with_out(out, apply(GATHER, (input, index), {"dim": 0}))
     if index.ndim != input.ndim and not (index.ndim <= 1 and input.ndim <= 1):
         raise RuntimeError("Index tensor must have the same number of dimensions as input tensor")
     for k in range(index.ndim):
@@ -660,15 +661,7 @@ def gather(input, dim, index, *, sparse_grad=False, out=None):
             raise RuntimeError(
                 f"Size does not match at dimension {k} expected index {list(index.shape)} to be no larger than "
                 f"self {list(input.shape)} apart from dimension {d}")
-    return _gathered(out, apply(GATHER, (input, index), {"dim": d}))
-
-
-def _gathered(out, r):
-    if out is None:
-        return r
-    from .inplace import write_out
-
-    return write_out(out, r)
+    return with_out(out, apply(GATHER, (input, index), {"dim": d}))
 
 
 def _scatter_positions(shape, idx, dim):

@@ -256,6 +256,11 @@ def inplace(fn, promotes: bool = False):
     return method
 
 
+def with_out(out: Tensor | None, r: Tensor) -> Tensor:
+    """What an op with an `out=` argument returns: its result r, or r written into `out`."""
+    return r if out is None else write_out(out, r)
+
+
 def write_out(out: Tensor, r: Tensor) -> Tensor:
     """The `out=` argument: resize if needed, cast, write, and return `out`."""
     if _grad["enabled"] and (r._requires_grad or out._requires_grad):

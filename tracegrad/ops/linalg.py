@@ -14,7 +14,7 @@ from ..autograd.record import save_if, record as _record_grad
 from ..autograd.grad_mode import _state as _grad_state
 from ..dispatch import TRACER as _TRACER, quiet_run as _quiet_run
 from ..tensor import Tensor
-
+from .inplace import with_out as _out
 
 
 def _vjp_matmul(ctx, saved, g):
@@ -303,14 +303,6 @@ def addmm(input, mat1, mat2, *, beta=1, alpha=1, out=None):
     from .nn_ops import ADDMM  # the primitive lives with Linear, its main user
 
     return _out(out, apply(ADDMM, (input, mat1, mat2), {"beta": beta, "alpha": alpha}))
-
-
-def _out(out, r):
-    if out is None:
-        return r
-    from .inplace import write_out
-
-    return write_out(out, r)
 
 
 def _einsum_differentiable(equation, operands):

@@ -29,6 +29,7 @@ def _prod(xs):
 # it here instead of through apply() (view, reshape, t, transpose, unsqueeze run inside every vjp).
 from ..dispatch import TRACER as _TRACER, _record_grad  # noqa: E402
 from ..autograd.grad_mode import _state as _grad_state  # noqa: E402
+from .inplace import with_out  # noqa: E402
 
 _new = object.__new__
 _EMPTY: dict = {}
@@ -935,20 +936,12 @@ def _triangle(name: str, input: Tensor, diagonal: int, lower: bool) -> Tensor:
     return composite(f"{name.capitalize()}Backward0", run, input)
 
 
-def _into(out, r: Tensor) -> Tensor:
-    if out is None:
-        return r
-    from .inplace import write_out
-
-    return write_out(out, r)
-
-
 def tril(input: Tensor, diagonal: int = 0, *, out=None) -> Tensor:
-    return _into(out, _triangle("tril", input, int(diagonal), True))
+    return with_out(out, _triangle("tril", input, int(diagonal), True))
 
 
 def triu(input: Tensor, diagonal: int = 0, *, out=None) -> Tensor:
-    return _into(out, _triangle("triu", input, int(diagonal), False))
+    return with_out(out, _triangle("triu", input, int(diagonal), False))
 
 
 def roll(input: Tensor, shifts, dims=None) -> Tensor:

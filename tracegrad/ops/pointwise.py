@@ -19,6 +19,7 @@ from .shape_util import broadcast_shapes, sum_to
 from .table import defop
 from ..autograd.record import name_by_args, save_if
 from ..autograd.composite import composite
+from .inplace import with_out as _out
 
 _DEFAULT = D.get_default_dtype
 
@@ -538,14 +539,6 @@ def _as_tensor(x):
     from ..creation import tensor
 
     return tensor(x)
-
-
-def _out(out, r):
-    if out is None:
-        return r
-    from .inplace import write_out
-
-    return write_out(out, r)
 
 
 def _with_alpha(op, input, other, alpha):

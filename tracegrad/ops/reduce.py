@@ -21,6 +21,7 @@ from . import movement as _movement  # the vjps build views directly
 from .. import dispatch as _dispatch
 from ..autograd.grad_mode import _state as _grad_state
 from ..device import OnDevice
+from .inplace import with_out as _out
 
 
 def _return_type(name, fields=("values", "indices")):
@@ -724,9 +725,3 @@ def cumprod(input, dim, *, dtype=None, out=None):
     return _out(out, apply(CUMPROD, (input,), {"dim": d, "dtype": dt if dt is not input.dtype else None}, dtype=dt))
 
 
-def _out(out, r):
-    if out is None:
-        return r
-    from .inplace import write_out
-
-    return write_out(out, r)
