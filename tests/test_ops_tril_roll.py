@@ -1,5 +1,5 @@
-"""tril, triu and roll against torch: values, dtypes, gradients, node names, errors; on the CPU,
-on the (simulated) device and compiled."""
+"""tril, triu, roll, diag, repeat_interleave and meshgrid against torch: values, dtypes, gradients,
+node names, errors; on the CPU, on the (simulated) device and compiled."""
 from __future__ import annotations
 
 import numpy as np
@@ -19,6 +19,15 @@ CASES = {
     "roll_dim": lambda L, x: L.roll(x, -1, 1),
     "roll_dims": lambda L, x: x.roll((1, 7), (0, -1)),
     "roll_zero": lambda L, x: x.roll(0, 0),
+    "diag_of_matrix": lambda L, x: L.diag(x.reshape(-1, x.shape[-1])[:3]),
+    "diag_k": lambda L, x: x.reshape(-1, x.shape[-1]).diag(-1),
+    "diag_embed": lambda L, x: L.diag(x.reshape(-1)[:4], 1),
+    "diag_embed_neg": lambda L, x: x.reshape(-1)[:3].diag(-2),
+    "repeat_interleave_flat": lambda L, x: x.repeat_interleave(2),
+    "repeat_interleave_dim": lambda L, x: L.repeat_interleave(x, 3, dim=-1),
+    "repeat_interleave_counts": lambda L, x: L.repeat_interleave(x, L.tensor(([2, 0, 1] * 2)[:x.shape[0]]), dim=0),
+    "meshgrid_ij": lambda L, x: L.meshgrid(x.reshape(-1)[:3], x.reshape(-1)[3:5], indexing="ij")[1],
+    "meshgrid_xy": lambda L, x: L.meshgrid(x.reshape(-1)[:3], x.reshape(-1)[3:5], x[0, 0], indexing="xy")[0],
 }
 
 
@@ -40,7 +49,8 @@ def test_matches_torch_on_the_cpu(name, shape):
     np.testing.assert_array_equal(ours[2], theirs[2])
 
 
-@pytest.mark.parametrize("name", ["tril_k", "triu", "roll_dims", "roll_flat"])
+@pytest.mark.parametrize("name", ["tril_k", "triu", "roll_dims", "roll_flat", "diag_k", "diag_embed",
+                                  "repeat_interleave_counts", "meshgrid_xy"])
 def test_matches_torch_on_the_device(cuda, name):
     a = np.random.default_rng(1).standard_normal((3, 4, 5)).astype(np.float32)
     ours, theirs = _run(tracegrad, CASES[name], a, "cuda"), _run(torch, CASES[name], a)
@@ -75,6 +85,10 @@ def test_dtypes_empty_inputs_out_and_compile():
     lambda L: L.roll(L.ones(3), (1, 2), 0),
     lambda L: L.roll(L.ones(3), ()),
     lambda L: L.roll(L.ones(3), 1, 5),
+    lambda L: L.diag(L.ones(2, 2, 2)),
+    lambda L: L.repeat_interleave(L.ones(3), L.tensor([1, 2])),
+    lambda L: L.repeat_interleave(L.ones(3), -1),
+    lambda L: L.meshgrid(L.ones(2), indexing="foo"),
 ])
 def test_errors_are_torchs(call):
     with pytest.raises(Exception) as theirs:
@@ -82,3 +96,12 @@ def test_errors_are_torchs(call):
     with pytest.raises(type(theirs.value)) as ours:
         call(tracegrad)
     assert str(ours.value) == str(theirs.value)
+
+
+def test_meshgrid_without_indexing_warns_and_counts_repeat():
+    with pytest.warns(UserWarning, match="it will be required to pass the indexing"):
+        a, b = tracegrad.meshgrid(tracegrad.arange(3), tracegrad.arange(2))
+    ta, tb = torch.meshgrid(torch.arange(3), torch.arange(2), indexing="ij")
+    assert a.tolist() == ta.tolist() and b.tolist() == tb.tolist() and a.stride() == ta.stride()
+    assert tracegrad.repeat_interleave(tracegrad.tensor([1, 0, 2])).tolist() == \
+        torch.repeat_interleave(torch.tensor([1, 0, 2])).tolist()

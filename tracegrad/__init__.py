@@ -30,7 +30,8 @@ from .ops.reduce import (sum, nansum, mean, prod, max, min, amax, amin, argmax, 
 from .ops.movement import (reshape, flatten, unflatten, permute, transpose, swapaxes, swapdims, t, squeeze,
                            unsqueeze, select, narrow, as_strided, diagonal, split, chunk, tensor_split, unbind,
                            clone, flip, fliplr, flipud, tile, cat, concat, concatenate, stack, hstack, vstack,
-                           movedim, moveaxis, broadcast_to, broadcast_tensors, tril, triu, roll)
+                           movedim, moveaxis, broadcast_to, broadcast_tensors, tril, triu, roll, diag,
+                           repeat_interleave, meshgrid)
 from .ops.shape_util import broadcast_shapes
 from .ops.index import (index_select, gather, scatter, scatter_add, scatter_reduce, masked_fill, masked_select,
                         nonzero, argwhere, take, index_put, index_fill, index_add, sort, argsort, topk, msort)

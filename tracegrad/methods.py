@@ -31,7 +31,7 @@ METHODS = {
     **{n: getattr(M, n) for n in (
         "view view_as reshape reshape_as flatten unflatten permute transpose swapaxes swapdims t expand expand_as "
         "broadcast_to unsqueeze squeeze select narrow as_strided diagonal split chunk tensor_split unbind clone "
-        "contiguous flip fliplr flipud repeat tile movedim moveaxis unfold tril triu roll").split()},
+        "contiguous flip fliplr flipud repeat tile movedim moveaxis unfold tril triu roll diag repeat_interleave").split()},
     # indexing
     **{n: getattr(I, n) for n in (
         "index_select gather scatter scatter_add scatter_reduce masked_fill masked_select nonzero argwhere take "

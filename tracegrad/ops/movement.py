@@ -972,3 +972,88 @@ def roll(input: Tensor, shifts, dims=None) -> Tensor:
         return x if x is not input else clone(x)
 
     return composite("RollBackward0", run, input)
+
+
+# ---- diag / repeat_interleave / meshgrid --------------------------------------------------------------
+_diagonal = diagonal  # (diag's own argument is called `diagonal`, as torch's is)
+
+
+def diag(input: Tensor, diagonal: int = 0, *, out=None) -> Tensor:
+    """A 1-d input becomes the `diagonal`-th diagonal of a square matrix (zeros elsewhere); a 2-d one
+    gives that diagonal back, copied."""
+    from ..autograd.composite import composite
+    from ..creation import arange, zeros
+    from .index import index_put
+
+    k = int(diagonal)
+    if input.ndim == 2:
+        return with_out(out, composite("DiagonalBackward0_copy", lambda x: clone(_diagonal(x, k)), input))
+    if input.ndim != 1:
+        raise RuntimeError(f"diag(): Supports 1D or 2D tensors. Got {input.ndim}D")
+    n = input.shape[0] + abs(k)
+
+    def embed(x):
+        # element i of x lands at flat position i * (n + 1) plus the diagonal's start
+        pos = arange(x.shape[0], device=x.device) * (n + 1) + (k if k >= 0 else -k * n)
+        return index_put(zeros((n * n,), dtype=x.dtype, device=x.device), (pos,), x).view(n, n)
+
+    return with_out(out, composite("DiagEmbedBackward0", embed, input))
+
+
+
+def repeat_interleave(input: Tensor, repeats=None, dim=None, *, output_size=None) -> Tensor:
+    """Each element (or each slice along `dim`) repeated `repeats` times in place: an index_select
+    with the repeated positions (worked out on the host, as torch reads a repeats tensor)."""
+    from ..creation import arange, tensor
+    from .index import index_select
+
+    if repeats is None:  # repeat_interleave(counts): each position repeated counts[i] times
+        counts = input
+        return repeat_interleave(arange(counts.shape[0], device=counts.device), counts, 0)
+    x = input.reshape(-1) if dim is None else input
+    d = 0 if dim is None else wrap_dim(dim, max(x.ndim, 1))
+    n = x.shape[d] if x.ndim else 1
+    reps = np.asarray(repeats.tolist() if isinstance(repeats, Tensor) else repeats, dtype=np.int64).reshape(-1)
+    if (reps < 0).any():
+        raise RuntimeError("Repeats must be non-negative")
+    if reps.size == 1:
+        reps = np.full(n, int(reps[0]), np.int64)
+    elif reps.size != n:
+        raise RuntimeError(f"repeats must have the same size as input along dim, but got repeats.size(0) = "
+                           f"{reps.size} and input.size({d}) = {n}")
+    idx = tensor(np.repeat(np.arange(n, dtype=np.int64), reps), device=x.device)
+    r = index_select(x, d, idx)
+    if isinstance(repeats, Tensor) and repeats.numel() != 1:
+        return r
+    return r.view(r.shape)  # (torch's int-repeats path ends in a view: ViewBackward0)
+
+
+def meshgrid(*tensors, indexing: str | None = None) -> tuple:
+    """Coordinate grids: output i is tensor i laid along its own dim of the grid and expanded over the
+    others (a view, no copy). indexing='ij' puts tensor i on dim i; 'xy' swaps the first two dims."""
+    import warnings
+
+    if len(tensors) == 1 and isinstance(tensors[0], (list, tuple)):
+        tensors = tuple(tensors[0])
+    if indexing is None:
+        warnings.warn("torch.meshgrid: in an upcoming release, it will be required to pass the indexing "
+                      "argument.", UserWarning, stacklevel=2)
+        indexing = "ij"
+    if indexing not in ("ij", "xy"):
+        raise RuntimeError(f'torch.meshgrid: indexing must be one of "xy" or "ij", but received: {indexing}')
+    for t in tensors:
+        if t.ndim > 1:
+            raise RuntimeError("torch.meshgrid: Expected 0D or 1D tensor in the tensor list")
+    sizes = [t.numel() for t in tensors]
+    place = list(range(len(tensors)))
+    if indexing == "xy" and len(tensors) >= 2:
+        place[0], place[1] = 1, 0
+    shape = [0] * len(tensors)
+    for i, p in enumerate(place):
+        shape[p] = sizes[i]
+    outs = []
+    for i, t in enumerate(tensors):
+        view_shape = [1] * len(tensors)
+        view_shape[place[i]] = sizes[i]
+        outs.append(t.reshape(view_shape).expand(shape))
+    return tuple(outs)
