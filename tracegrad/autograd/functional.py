@@ -45,6 +45,18 @@ def _grads(outputs, inputs, grad_outputs, create_graph: bool):
     return tuple(r if r is not None else zeros_like(t) for r, t in zip(res, inputs))
 
 
+def _input_vectors(ins, v, fn_name: str) -> tuple:
+    """The vectors v (one per input) of jvp/hvp/vhp; None only for a single one-element input."""
+    from ..creation import ones_like
+
+    if v is not None:
+        return _as_tuple(v, "v", fn_name)[1]
+    if len(ins) != 1 or ins[0].numel() != 1:
+        raise RuntimeError("The vector v can only be None if the input to the user-provided function is a "
+                           "single Tensor with a single element.")
+    return (ones_like(ins[0]),)
+
+
 def _single(out_tuple, outs, fn_name):
     if out_tuple:
         raise RuntimeError(f"The function given to {fn_name} should return a single Tensor")
@@ -88,31 +100,17 @@ def vjp(func: Callable, inputs, v=None, create_graph: bool = False, strict: bool
 
 def jvp(func: Callable, inputs, v=None, create_graph: bool = False, strict: bool = False):
     """(func(inputs), J v), by differentiating a vjp with respect to its vector."""
-    from ..creation import ones_like, zeros_like
+    from ..creation import zeros_like
     from . import grad_mode
 
     in_tuple, ins = _as_tuple(inputs, "inputs", "jvp")
-    if v is None:
-        if len(ins) != 1 or ins[0].numel() != 1:
-            raise RuntimeError("The vector v can only be None if the input to the user-provided function is a "
-                               "single Tensor with a single element.")
-        vs = (ones_like(ins[0]),)
-    else:
-        _, vs = _as_tuple(v, "v", "jvp")
+    vs = _input_vectors(ins, v, "jvp")
     with grad_mode.enable_grad():
         leaves = _leaves(ins, create_graph)
         out_tuple, outs = _call(func, leaves, "jvp")
         us = tuple(zeros_like(o).requires_grad_(True) for o in outs)
         g = _grads(outs, leaves, us, True)
-        live = [(gi, vi) for gi, vi in zip(g, vs) if gi.requires_grad]
-        if live:
-            from . import grad
-
-            res = grad([gi for gi, _ in live], list(us), [vi for _, vi in live], create_graph=create_graph,
-                       allow_unused=True)
-            res = tuple(r if r is not None else zeros_like(u) for r, u in zip(res, us))
-        else:
-            res = tuple(zeros_like(u) for u in us)
+        res = _grads(g, us, vs, create_graph)  # (the parts of g that do not depend on us give zeros)
     outs, res = _finish(outs, create_graph), _finish(res, create_graph)
     return (outs if out_tuple else outs[0]), (res if out_tuple else res[0])
 
@@ -185,24 +183,12 @@ def _hvp(name, func, inputs, v, create_graph):
     from . import grad_mode
 
     in_tuple, ins = _as_tuple(inputs, "inputs", name)
-    if v is None:
-        if len(ins) != 1 or ins[0].numel() != 1:
-            raise RuntimeError("The vector v can only be None if the input to the user-provided function is a "
-                               "single Tensor with a single element.")
-        vs = (ones_like(ins[0]),)
-    else:
-        _, vs = _as_tuple(v, "v", name)
+    vs = _input_vectors(ins, v, name)
     with grad_mode.enable_grad():
         leaves = _leaves(ins, create_graph)
         out_tuple, outs = _call(func, leaves, name)
         _single(out_tuple, outs, name)
         g = _grads(outs, leaves, (ones_like(outs[0]),), True)
-        live = [(gi, vi) for gi, vi in zip(g, vs) if gi.requires_grad]
-        from ..creation import zeros_like
-
-        if live:
-            res = _grads(tuple(gi for gi, _ in live), leaves, tuple(vi for _, vi in live), create_graph)
-        else:
-            res = tuple(zeros_like(t) for t in leaves)
+        res = _grads(g, leaves, vs, create_graph)
     outs, res = _finish(outs, create_graph), _finish(res, create_graph)
     return outs[0], (res if in_tuple else res[0])
